@@ -1,0 +1,65 @@
+/* The one interface both devices implement. The CLI, the trainer and the tests drive a backend only
+ * through these calls, so the CPU reference and the CUDA backend can be swapped and compared.
+ *
+ * A backend owns the parameters, gradients, optimizer moments, activations and the carried hidden
+ * state, on its own device, allocated once at create time for batches of up to max_T x max_B.
+ * Host buffers passed in and out use the layouts of model.h. Every call returns 0 on success or -1
+ * with a message in *e. */
+#ifndef CHARRNN_BACKEND_H
+#define CHARRNN_BACKEND_H
+
+#include "model.h"
+#include "optim.h"
+#include "util.h"
+#include "vocab.h"
+
+typedef struct {
+    const token_t *x; /* [T, B] time-major inputs */
+    const token_t *y; /* [T, B] targets; only timesteps >= loss_from_t are read */
+    int T, B;         /* T <= max_T, B <= max_B */
+    int loss_from_t;  /* first counted timestep: 0 in seq mode, T-1 in window mode */
+    int carry_in;     /* 1: h_0 is the carried state from the last call with carry_out; 0: zeros */
+    int carry_out;    /* 1: keep h_T of every layer as the carried state (stateful streams) */
+} Batch;
+
+typedef struct BackendOps {
+    const char *name; /* "cpu", "cuda" */
+    void *(*create)(const ModelConfig *cfg, int max_T, int max_B, Err *e);
+    void (*destroy)(void *ctx);
+
+    /* Whole-buffer transfers, model_num_params floats each. */
+    int (*set_params)(void *ctx, const float *params, Err *e);
+    int (*get_params)(void *ctx, float *params, Err *e);
+    int (*get_grads)(void *ctx, float *grads, Err *e);
+    /* Optimizer moments (Adam m and v; SGD keeps its velocity in m and ignores v). */
+    int (*set_moments)(void *ctx, const float *m, const float *v, Err *e);
+    int (*get_moments)(void *ctx, float *m, float *v, Err *e);
+    /* The carried hidden state, [L, max_B, H]. */
+    int (*set_carry)(void *ctx, const float *h, Err *e);
+    int (*get_carry)(void *ctx, float *h, Err *e);
+
+    /* Mean cross-entropy (nats) over the counted positions, without touching the gradients. */
+    int (*forward)(void *ctx, const Batch *b, float *loss, Err *e);
+    /* Forward, then the gradient of that mean loss into the gradient buffer (overwriting it). */
+    int (*forward_backward)(void *ctx, const Batch *b, float *loss, Err *e);
+    /* L2 norm of the whole gradient buffer. */
+    int (*grad_norm)(void *ctx, float *norm, Err *e);
+    /* One optimizer update with gradients scaled by grad_scale (clipping); step counts updates from 1. */
+    int (*update)(void *ctx, const OptimConfig *o, float lr, long step, float grad_scale, Err *e);
+
+    /* Generation, one token at a time on a private batch-of-one state. */
+    int (*sample_reset)(void *ctx, Err *e);
+    int (*sample_step)(void *ctx, int token, float *logits /* [V] */, Err *e);
+} BackendOps;
+
+typedef struct {
+    const BackendOps *ops;
+    void *ctx;
+    ModelConfig cfg;
+    int max_T, max_B;
+} Backend;
+
+int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B, Err *e);
+void backend_destroy(Backend *be);
+
+#endif

@@ -1,0 +1,62 @@
+/* A text file as tokens, its train/validation split, and the batches drawn from it. */
+#ifndef CHARRNN_DATA_H
+#define CHARRNN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+#include "vocab.h"
+
+typedef struct {
+    Vocab vocab;       /* built from the whole text */
+    token_t *tokens;   /* [n]: the whole text */
+    size_t n;
+    size_t n_train;    /* tokens[0, n_train) train, tokens[n_train, n) validation */
+    uint64_t file_bytes;
+    uint32_t file_crc; /* CRC-32 of the file's bytes: identifies the data a checkpoint was trained on */
+} Dataset;
+
+/* The first (1 - val_fraction) of the characters train, the rest validate. */
+int dataset_load(Dataset *d, const char *path, float val_fraction, Err *e);
+int dataset_from_text(Dataset *d, const uint8_t *text, size_t n, float val_fraction, const char *name, Err *e);
+void dataset_free(Dataset *d);
+/* Reads a file as tokens of an existing vocabulary (e.g. a checkpoint's), into a fresh buffer. */
+int tokens_load(const char *path, const Vocab *v, token_t **tokens, size_t *n, Err *e);
+
+typedef enum {
+    MODE_SEQ = 0,    /* B sequences of T+1 tokens; loss at every timestep */
+    MODE_WINDOW = 1, /* each position a target with its T previous tokens as context; loss at the last step */
+} BatchMode;
+
+/* Draws training batches from one split. Batches are time-major: x[t * B + b], y likewise. */
+typedef struct {
+    BatchMode mode;
+    int stateful;         /* seq mode only: B contiguous streams whose hidden state carries over */
+    int T, B;
+    const token_t *tokens;
+    size_t n;
+    Rng rng;              /* random offsets (seq) or positions (window) */
+    uint64_t stream_pos;  /* stateful: offset of the next batch inside every stream */
+} Batcher;
+
+/* Checks that the split is long enough for the shape and prepares the batcher. */
+int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const token_t *tokens, size_t n,
+                 uint64_t seed, Err *e);
+/* Fills x and y ([T, B] each). Returns 1 when the hidden state carries into this batch from the last
+ * one (stateful streams that did not just wrap around), else 0. */
+int batcher_next(Batcher *bt, token_t *x, token_t *y);
+
+/* Window mode: the context of the target tokens[p] is tokens[p-T .. p-1], with positions before the
+ * start of the split reading as token 0. Fills column b of x ([T, B]) and y[(T-1) * B + b]. */
+void window_example(const token_t *tokens, size_t p, int T, int B, int b, token_t *x, token_t *y);
+
+/* Evaluation walks a split deterministically: seq mode uses its non-overlapping (T+1)-token chunks
+ * starting every T tokens, window mode every position. eval_examples says how many there are. */
+size_t eval_examples(BatchMode mode, size_t n, int T);
+/* Fills a batch of `count` examples: numbers first .. first+count-1 of `used` examples spread evenly
+ * over the `total` a split has (used <= total). */
+void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first,
+                int count, token_t *x, token_t *y);
+
+#endif
