@@ -1,0 +1,324 @@
+/* The CPU backend's context: a handful of buffers sized once at create, and the backend calls that
+ * run one training step through the functions of rnn.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "matmul.h"
+
+typedef struct {
+    ModelConfig cfg;
+    int max_T, max_B;
+    size_t n_params;
+    int n_tensors;
+    ParamTensor tensors[MODEL_MAX_TENSORS];
+
+    float *params, *grads, *m, *v; /* [n_params] each */
+    ParamViews p, g;
+
+    /* Activations, all in one allocation: */
+    float *emb_out;                /* [T, B, E]: input of layer 0 */
+    float *h[MODEL_MAX_LAYERS];    /* [T+1, B, H] per layer, h[l][0] = h_0 */
+    float *logits;                 /* [T, B, V], overwritten by dlogits */
+    float *dh;                     /* [T, B, H]: gradient arriving at a layer's outputs */
+    float *da;                     /* [T, B, H]: gradient at a layer's pre-activations */
+    float *du;                     /* [T, B, max(E, H)]: gradient for the layer below */
+    float *scratch;                /* [B, H]: the backward carry */
+    float *carry;                  /* [L, max_B, H]: hidden state carried between stateful batches */
+    float *acts;
+
+    /* Generation state for one sequence. */
+    float *sample_h;               /* [L, H] */
+    float *sample_x;               /* [max(E, H)] */
+} CpuModel;
+
+static void cpu_destroy(void *ctx)
+{
+    CpuModel *c = ctx;
+    if (!c)
+        return;
+    free(c->params);
+    free(c->grads);
+    free(c->m);
+    free(c->v);
+    free(c->acts);
+    free(c);
+}
+
+static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, Err *e)
+{
+    CpuModel *c = calloc(1, sizeof *c);
+    if (!c) {
+        err_set(e, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    c->max_T = max_T;
+    c->max_B = max_B;
+    c->n_tensors = model_tensors(cfg, c->tensors);
+    c->n_params = model_num_params(cfg);
+
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
+    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
+    const size_t W = E > H ? E : H;
+    const size_t sizes[] = {
+        T * B * E,           /* emb_out */
+        L * (T + 1) * B * H, /* h */
+        T * B * V,           /* logits */
+        T * B * H,           /* dh */
+        T * B * H,           /* da */
+        T * B * W,           /* du */
+        B * H,               /* scratch */
+        L * B * H,           /* carry */
+        L * H + W,           /* sample_h, sample_x */
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        total += sizes[i];
+
+    c->params = calloc(c->n_params, sizeof(float));
+    c->grads = calloc(c->n_params, sizeof(float));
+    c->m = calloc(c->n_params, sizeof(float));
+    c->v = calloc(c->n_params, sizeof(float));
+    c->acts = calloc(total, sizeof(float));
+    if (!c->params || !c->grads || !c->m || !c->v || !c->acts) {
+        err_set(e, "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
+                   "try a smaller --hidden, --batch or --seq-len",
+                (4.0 * (double)c->n_params + (double)total) * sizeof(float) / 1048576.0, c->n_params, total);
+        cpu_destroy(c);
+        return NULL;
+    }
+    c->p = model_views(cfg, c->params);
+    c->g = model_views(cfg, c->grads);
+
+    float *a = c->acts;
+    c->emb_out = a, a += sizes[0];
+    for (size_t l = 0; l < L; l++)
+        c->h[l] = a, a += (T + 1) * B * H;
+    c->logits = a, a += sizes[2];
+    c->dh = a, a += sizes[3];
+    c->da = a, a += sizes[4];
+    c->du = a, a += sizes[5];
+    c->scratch = a, a += sizes[6];
+    c->carry = a, a += sizes[7];
+    c->sample_h = a, a += L * H;
+    c->sample_x = a;
+    return c;
+}
+
+static int cpu_set_params(void *ctx, const float *params, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(c->params, params, sizeof(float) * c->n_params);
+    return 0;
+}
+
+static int cpu_get_params(void *ctx, float *params, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(params, c->params, sizeof(float) * c->n_params);
+    return 0;
+}
+
+static int cpu_get_grads(void *ctx, float *grads, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(grads, c->grads, sizeof(float) * c->n_params);
+    return 0;
+}
+
+static int cpu_set_moments(void *ctx, const float *m, const float *v, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(c->m, m, sizeof(float) * c->n_params);
+    memcpy(c->v, v, sizeof(float) * c->n_params);
+    return 0;
+}
+
+static int cpu_get_moments(void *ctx, float *m, float *v, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(m, c->m, sizeof(float) * c->n_params);
+    memcpy(v, c->v, sizeof(float) * c->n_params);
+    return 0;
+}
+
+static size_t carry_floats(const CpuModel *c) { return (size_t)c->cfg.layers * c->max_B * c->cfg.hidden; }
+
+static int cpu_set_carry(void *ctx, const float *h, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(c->carry, h, sizeof(float) * carry_floats(c));
+    return 0;
+}
+
+static int cpu_get_carry(void *ctx, float *h, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memcpy(h, c->carry, sizeof(float) * carry_floats(c));
+    return 0;
+}
+
+static int check_batch(const CpuModel *c, const Batch *b, Err *e)
+{
+    if (b->T < 1 || b->T > c->max_T || b->B < 1 || b->B > c->max_B)
+        return err_set(e, "batch of %d x %d does not fit the %d x %d the model was created for", b->T, b->B,
+                       c->max_T, c->max_B);
+    if (b->loss_from_t < 0 || b->loss_from_t >= b->T)
+        return err_set(e, "loss_from_t %d is outside 0..%d", b->loss_from_t, b->T - 1);
+    return 0;
+}
+
+/* Embedding, every layer's recurrence and the logits of the counted timesteps. Returns the number of
+ * counted rows; their logits start at c->logits. */
+static int forward_to_logits(CpuModel *c, const Batch *b)
+{
+    const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab;
+    const size_t state = (size_t)B * H;
+    embedding_forward(c->emb_out, b->x, c->p.embedding, T * B, c->cfg.embed);
+    const float *u = c->emb_out;
+    for (int l = 0; l < c->cfg.layers; l++) {
+        if (b->carry_in)
+            memcpy(c->h[l], c->carry + (size_t)l * c->max_B * H, sizeof(float) * state);
+        else
+            memset(c->h[l], 0, sizeof(float) * state);
+        rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], T, B, layer_inputs(&c->cfg, l), H);
+        if (b->carry_out)
+            memcpy(c->carry + (size_t)l * c->max_B * H, c->h[l] + (size_t)T * state, sizeof(float) * state);
+        u = c->h[l] + state;
+    }
+    /* Only the counted timesteps need logits: all of them in seq mode, the last one in window mode. */
+    const int rows = (T - b->loss_from_t) * B;
+    const float *top = c->h[c->cfg.layers - 1] + (size_t)(b->loss_from_t + 1) * state;
+    output_forward(c->logits, top, c->p.w_hy, c->p.b_y, rows, H, V);
+    return rows;
+}
+
+static int cpu_forward(void *ctx, const Batch *b, float *loss, Err *e)
+{
+    CpuModel *c = ctx;
+    if (check_batch(c, b, e) != 0)
+        return -1;
+    int rows = forward_to_logits(c, b);
+    const token_t *y = b->y + (size_t)b->loss_from_t * b->B;
+    *loss = (float)(softmax_xent_forward(c->logits, y, rows, c->cfg.vocab) / rows);
+    return 0;
+}
+
+static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
+{
+    CpuModel *c = ctx;
+    if (check_batch(c, b, e) != 0)
+        return -1;
+    const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
+    const size_t state = (size_t)B * H;
+    int rows = forward_to_logits(c, b);
+    const token_t *y = b->y + (size_t)b->loss_from_t * B;
+    *loss = (float)(softmax_xent_forward_backward(c->logits, y, rows, V, 1.0f / (float)rows) / rows);
+
+    memset(c->grads, 0, sizeof(float) * c->n_params);
+    /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
+    const size_t uncounted = (size_t)b->loss_from_t * state;
+    memset(c->dh, 0, sizeof(float) * uncounted);
+    const float *top = c->h[L - 1] + (size_t)(b->loss_from_t + 1) * state;
+    output_backward(c->dh + uncounted, c->g.w_hy, c->g.b_y, c->logits, top, c->p.w_hy, rows, H, V);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const int I = layer_inputs(&c->cfg, l);
+        const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
+        rnn_backward(c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l], u,
+                     c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
+        if (l > 0)
+            memcpy(c->dh, c->du, sizeof(float) * (size_t)T * state); /* becomes dh of the layer below */
+    }
+    embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
+    return 0;
+}
+
+static int cpu_grad_norm(void *ctx, float *norm, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    double sum = 0.0;
+    for (size_t i = 0; i < c->n_params; i++)
+        sum += (double)c->grads[i] * c->grads[i];
+    *norm = (float)sqrt(sum);
+    return 0;
+}
+
+static int cpu_update(void *ctx, const OptimConfig *o, float lr, long step, float grad_scale, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    for (int k = 0; k < c->n_tensors; k++) {
+        const ParamTensor *t = &c->tensors[k];
+        const size_t off = t->offset, n = t->rows * t->cols;
+        if (o->kind == OPT_SGD) {
+            sgd_update(c->params + off, c->grads + off, c->m + off, n, lr, o->momentum, grad_scale);
+        } else {
+            float wd = o->kind == OPT_ADAMW && t->is_matrix ? o->weight_decay : 0.0f;
+            adam_update(c->params + off, c->grads + off, c->m + off, c->v + off, n, lr, o->beta1, o->beta2,
+                        o->eps, wd, grad_scale, step);
+        }
+    }
+    return 0;
+}
+
+static int cpu_sample_reset(void *ctx, Err *e)
+{
+    (void)e;
+    CpuModel *c = ctx;
+    memset(c->sample_h, 0, sizeof(float) * (size_t)c->cfg.layers * c->cfg.hidden);
+    return 0;
+}
+
+static int cpu_sample_step(void *ctx, int token, float *logits, Err *e)
+{
+    CpuModel *c = ctx;
+    const int H = c->cfg.hidden;
+    if (token < 0 || token >= c->cfg.vocab)
+        return err_set(e, "token %d is outside the vocabulary of %d", token, c->cfg.vocab);
+    token_t x = (token_t)token;
+    embedding_forward(c->sample_x, &x, c->p.embedding, 1, c->cfg.embed);
+    const float *u = c->sample_x;
+    for (int l = 0; l < c->cfg.layers; l++) {
+        float *h = c->sample_h + (size_t)l * H;
+        /* h = tanh(b + u W_xh + h W_hh); the old h is read whole before it is overwritten */
+        float *pre = c->scratch;
+        memcpy(pre, c->p.b_h[l], sizeof(float) * (size_t)H);
+        matmul_nn(pre, u, c->p.w_xh[l], 1, H, layer_inputs(&c->cfg, l), 1);
+        matmul_nn(pre, h, c->p.w_hh[l], 1, H, H, 1);
+        for (int j = 0; j < H; j++)
+            h[j] = tanhf(pre[j]);
+        u = h;
+    }
+    output_forward(logits, u, c->p.w_hy, c->p.b_y, 1, H, c->cfg.vocab);
+    return 0;
+}
+
+const BackendOps cpu_backend_ops = {
+    .name = "cpu",
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .set_params = cpu_set_params,
+    .get_params = cpu_get_params,
+    .get_grads = cpu_get_grads,
+    .set_moments = cpu_set_moments,
+    .get_moments = cpu_get_moments,
+    .set_carry = cpu_set_carry,
+    .get_carry = cpu_get_carry,
+    .forward = cpu_forward,
+    .forward_backward = cpu_forward_backward,
+    .grad_norm = cpu_grad_norm,
+    .update = cpu_update,
+    .sample_reset = cpu_sample_reset,
+    .sample_step = cpu_sample_step,
+};

@@ -1,0 +1,154 @@
+/* The model's math on the CPU, one forward/backward pair per layer kind. See DESIGN.md for the
+ * equations; every buffer is row-major and time-major ([T, B, ...]). */
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "matmul.h"
+
+void embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E)
+{
+    for (int i = 0; i < rows; i++)
+        memcpy(out + (size_t)i * E, embedding + (size_t)x[i] * E, sizeof(float) * (size_t)E);
+}
+
+void embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int E)
+{
+    for (int i = 0; i < rows; i++) {
+        float *d = dembedding + (size_t)x[i] * E;
+        const float *g = dout + (size_t)i * E;
+        for (int j = 0; j < E; j++)
+            d[j] += g[j];
+    }
+}
+
+static void broadcast_rows(float *out, const float *row, int rows, int cols)
+{
+    for (int i = 0; i < rows; i++)
+        memcpy(out + (size_t)i * cols, row, sizeof(float) * (size_t)cols);
+}
+
+static void add_column_sums(float *sums, const float *m, int rows, int cols)
+{
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            sums[j] += m[(size_t)i * cols + j];
+}
+
+void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T,
+                 int B, int I, int H)
+{
+    const size_t step = (size_t)B * H;
+    /* The input projections of all timesteps in one product, written straight into h_1..h_T. */
+    float *p = h + step;
+    broadcast_rows(p, b_h, T * B, H);
+    matmul_nn(p, u, w_xh, T * B, H, I, 1);
+    /* The recurrence is the only sequential part: h_t = tanh(p_t + h_{t-1} W_hh). */
+    for (int t = 1; t <= T; t++) {
+        float *ht = h + (size_t)t * step;
+        matmul_nn(ht, ht - step, w_hh, B, H, H, 1);
+        for (size_t i = 0; i < step; i++)
+            ht[i] = tanhf(ht[i]);
+    }
+}
+
+void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry,
+                  const float *dh, const float *h, const float *u, const float *w_xh, const float *w_hh,
+                  int T, int B, int I, int H)
+{
+    const size_t step = (size_t)B * H;
+    /* Backward through time: the gradient reaching h_t is what comes from above plus what the next
+     * step sends back through W_hh; tanh' = 1 - h^2. Nothing flows in past h_T (truncated BPTT). */
+    memset(carry, 0, sizeof(float) * step);
+    for (int t = T; t >= 1; t--) {
+        const float *ht = h + (size_t)t * step;
+        const float *dht = dh + (size_t)(t - 1) * step;
+        float *dat = da + (size_t)(t - 1) * step;
+        for (size_t i = 0; i < step; i++)
+            dat[i] = (dht[i] + carry[i]) * (1.0f - ht[i] * ht[i]);
+        if (t > 1)
+            matmul_nt(carry, dat, w_hh, B, H, H, 0);
+    }
+    /* Weight gradients over all timesteps at once: dW_hh = [h_0..h_{T-1}]^T da, dW_xh = u^T da. */
+    matmul_tn(dw_hh, h, da, H, H, T * B, 1);
+    matmul_tn(dw_xh, u, da, I, H, T * B, 1);
+    add_column_sums(db_h, da, T * B, H);
+    if (du)
+        matmul_nt(du, da, w_xh, T * B, I, H, 0);
+}
+
+void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H,
+                    int V)
+{
+    broadcast_rows(logits, b_y, rows, V);
+    matmul_nn(logits, h, w_hy, rows, V, H, 1);
+}
+
+void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits, const float *h,
+                     const float *w_hy, int rows, int H, int V)
+{
+    matmul_tn(dw_hy, h, dlogits, H, V, rows, 1);
+    add_column_sums(db_y, dlogits, rows, V);
+    matmul_nt(dh, dlogits, w_hy, rows, H, V, 0);
+}
+
+/* log(sum(exp(z))) with the maximum subtracted first so that nothing overflows. */
+static float log_sum_exp(const float *z, int V, float *max_out)
+{
+    float max = z[0];
+    for (int j = 1; j < V; j++)
+        max = z[j] > max ? z[j] : max;
+    float sum = 0.0f;
+    for (int j = 0; j < V; j++)
+        sum += expf(z[j] - max);
+    *max_out = max;
+    return max + logf(sum);
+}
+
+double softmax_xent_forward(const float *logits, const token_t *y, int rows, int V)
+{
+    double loss = 0.0;
+    for (int i = 0; i < rows; i++) {
+        const float *z = logits + (size_t)i * V;
+        float max;
+        loss += (double)(log_sum_exp(z, V, &max) - z[y[i]]);
+    }
+    return loss;
+}
+
+double softmax_xent_forward_backward(float *logits, const token_t *y, int rows, int V, float scale)
+{
+    double loss = 0.0;
+    for (int i = 0; i < rows; i++) {
+        float *z = logits + (size_t)i * V;
+        float max;
+        float lse = log_sum_exp(z, V, &max);
+        loss += (double)(lse - z[y[i]]);
+        for (int j = 0; j < V; j++)
+            z[j] = expf(z[j] - lse) * scale;
+        z[y[i]] -= scale;
+    }
+    return loss;
+}
+
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                 float eps, float weight_decay, float grad_scale, long step)
+{
+    const float c1 = 1.0f - powf(beta1, (float)step); /* bias corrections for zero-initialised moments */
+    const float c2 = 1.0f - powf(beta2, (float)step);
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale;
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        float mhat = m[i] / c1, vhat = v[i] / c2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p[i]);
+    }
+}
+
+void sgd_update(float *p, const float *g, float *v, size_t n, float lr, float momentum, float grad_scale)
+{
+    for (size_t i = 0; i < n; i++) {
+        v[i] = momentum * v[i] + g[i] * grad_scale;
+        p[i] -= lr * v[i];
+    }
+}
