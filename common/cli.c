@@ -1,0 +1,61 @@
+#include "cli.h"
+
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vocab.h"
+
+int cli_fail(int status, const char *msg)
+{
+    fprintf(stderr, "charrnn: %s\n", msg);
+    return status;
+}
+
+const char *fmt_count(uint64_t n, char *buf, size_t len)
+{
+    char digits[32];
+    int k = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
+    size_t o = 0;
+    for (int i = 0; i < k && o + 2 < len; i++) {
+        if (i > 0 && (k - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+const char *fmt_duration(double seconds, char *buf, size_t len)
+{
+    if (!(seconds >= 0.0) || seconds > 1e8) {
+        snprintf(buf, len, "--:--");
+        return buf;
+    }
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600)
+        snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
+    return buf;
+}
+
+void print_codepoint(FILE *f, uint32_t cp)
+{
+    char buf[4];
+    fwrite(buf, 1, (size_t)utf8_encode(cp, buf), f);
+}
+
+/* Loads a checkpoint for use; a missing default checkpoint gets a hint on how to make one. */
+int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e)
+{
+    if (checkpoint_load(path, ck, e) != 0) {
+        if (strcmp(path, DEFAULT_CHECKPOINT) == 0 && access(path, F_OK) != 0)
+            snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
+                     " (train a model first with `charrnn train`, or pass --checkpoint FILE)");
+        return -1;
+    }
+    return 0;
+}
+

@@ -1,0 +1,30 @@
+/* The charrnn commands. Each parses its own options and returns the process exit status. */
+#ifndef CHARRNN_CLI_H
+#define CHARRNN_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "checkpoint.h"
+#include "device.h"
+
+#define DEFAULT_CHECKPOINT "checkpoints/charrnn.ckpt"
+#define DEFAULT_DATA "data/tinyshakespeare/input.txt"
+
+enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2 };
+
+int cmd_train(int argc, char **argv, DeviceChoice device);
+int cmd_sample(int argc, char **argv, DeviceChoice device);
+int cmd_eval(int argc, char **argv, DeviceChoice device);
+int cmd_info(int argc, char **argv, DeviceChoice device);
+
+/* Shared by the commands. */
+int cli_fail(int status, const char *msg);                  /* prints "charrnn: msg", returns status */
+const char *fmt_count(uint64_t n, char *buf, size_t len);   /* 1234567 -> "1,234,567" */
+const char *fmt_duration(double seconds, char *buf, size_t len); /* "1:02:03" or "2:03" */
+void print_codepoint(FILE *f, uint32_t cp);                 /* as UTF-8 */
+/* checkpoint_load, with a hint on how to make the default checkpoint when it is missing. */
+int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e);
+
+#endif

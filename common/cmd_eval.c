@@ -1,0 +1,100 @@
+/* charrnn eval: a checkpoint's loss on its validation split, or on any text of its vocabulary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+#include "train.h"
+
+#define LN2 0.69314718055994530942 /* nats per bit */
+
+int cmd_eval(int argc, char **argv, DeviceChoice device)
+{
+    const char *path = DEFAULT_CHECKPOINT, *data = NULL;
+    long batches = 0;
+    int dev = (int)device;
+    Option opts[] = {
+        {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to evaluate"},
+        {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
+         "evaluate on all of FILE (default: the validation split of the training text)"},
+        {"--batches", ARG_LONG, &batches, 0, 1e12, NULL, "N", "at most N batches spread over the text; 0: all"},
+        {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    Err e;
+    int help;
+    if (options_parse(opts, n_opts, argc, argv, "eval", &help, &e) != 0)
+        return cli_fail(EXIT_USAGE, e.msg);
+    if (help) {
+        options_print_help(stdout, "charrnn [--device DEVICE] eval [options]",
+                           "Prints a checkpoint's mean cross-entropy in nats and bits per character, with the\n"
+                           "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
+                           "zero state; window: every position with its --seq-len context).",
+                           opts, n_opts);
+        return EXIT_OK;
+    }
+    Checkpoint ck;
+    if (cli_load_checkpoint(path, &ck, &e) != 0)
+        return cli_fail(EXIT_USAGE, e.msg);
+
+    int status = EXIT_USAGE;
+    Backend be;
+    Dataset d;
+    token_t *file_tokens = NULL;
+    const token_t *tokens;
+    size_t n;
+    memset(&be, 0, sizeof be);
+    memset(&d, 0, sizeof d);
+    if (data) {
+        if (tokens_load(data, &ck.vocab, &file_tokens, &n, &e) != 0)
+            goto done;
+        tokens = file_tokens;
+    } else {
+        if (!ck.data_path[0]) {
+            err_set(&e, "eval: %s does not record its training text; pass --data FILE", path);
+            goto done;
+        }
+        data = ck.data_path;
+        if (dataset_load(&d, data, ck.cfg.val_fraction, &e) != 0)
+            goto done;
+        if (d.file_bytes != ck.data_bytes || d.file_crc != ck.data_crc || !vocab_equal(&d.vocab, &ck.vocab)) {
+            err_set(&e, "eval: %s has changed since %s was trained on it, so its validation split is not the one "
+                        "the run held out; pass --data FILE to evaluate on a file as a whole",
+                    data, path);
+            goto done;
+        }
+        tokens = d.tokens + d.n_train;
+        n = d.n - d.n_train;
+    }
+    const BackendOps *ops;
+    if (device_select((DeviceChoice)dev, &ops, &e) != 0)
+        goto done;
+    const TrainConfig *c = &ck.cfg;
+    if (eval_examples(c->mode, n, c->seq_len) == 0) {
+        err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
+        goto done;
+    }
+    status = EXIT_ERROR;
+    double loss;
+    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &e) != 0 ||
+        ops->set_params(be.ctx, ck.params, &e) != 0 ||
+        evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
+        goto done;
+    char count[32];
+    size_t examples = eval_examples(c->mode, n, c->seq_len);
+    if (batches > 0 && (size_t)batches * (size_t)c->batch < examples)
+        examples = (size_t)batches * (size_t)c->batch;
+    size_t predictions = c->mode == MODE_WINDOW ? examples : examples * (size_t)c->seq_len;
+    printf("%.4f nats/char  %.4f bits/char  (%s predictions on %s%s, step %ld)\n", loss, loss / LN2,
+           fmt_count(predictions, count, sizeof count), file_tokens ? "" : "the validation split of ", data, ck.step);
+    status = EXIT_OK;
+done:
+    if (status != EXIT_OK)
+        cli_fail(status, e.msg);
+    backend_destroy(&be);
+    dataset_free(&d);
+    free(file_tokens);
+    checkpoint_free(&ck);
+    return status;
+}
