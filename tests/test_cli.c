@@ -1,0 +1,240 @@
+/* The charrnn program as a user meets it: every bad input gets one clear line and exit status 2, and
+ * train -> info -> sample -> eval -> resume works end to end. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char out[1 << 16], err[1 << 16];
+static char dir[64];
+
+static int run(char *const args[]) { return run_charrnn(dir, args, out, sizeof out, err, sizeof err); }
+
+#define RUN(...) run((char *[]){__VA_ARGS__, NULL})
+
+/* Exit status 2 and a single line on stderr that contains `needle`. */
+#define EXPECT_USAGE_ERROR(needle, ...)                                                                    \
+    do {                                                                                                    \
+        int rc_ = RUN(__VA_ARGS__);                                                                         \
+        cr_expect_eq(rc_, 2, "exit status %d, stderr: %s", rc_, err);                                      \
+        cr_expect(strstr(err, needle) != NULL, "stderr should contain '%s', got: %s", needle, err);        \
+        cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                               \
+    } while (0)
+
+static const char *TEXT = "It is a truth universally acknowledged, that a single man in possession\n"
+                          "of a good fortune, must be in want of a wife.\n";
+
+static void setup(void)
+{
+    make_temp_dir(dir, sizeof dir);
+    char path[128];
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 40; i++)
+        fputs(TEXT, f);
+    fclose(f);
+}
+
+/* A few quick steps of a tiny model; extra arguments are appended. */
+#define TRAIN_TINY(...)                                                                                   \
+    RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "12", "--layers", "2", "--embed", "5", \
+        "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--eval-batches", "2", "--sample-length", "20", \
+        __VA_ARGS__)
+
+Test(cli, help_on_every_command, .init = setup)
+{
+    const char *commands[] = {"train", "sample", "eval", "info"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(RUN((char *)commands[i], "--help"), 0, "%s --help", commands[i]);
+        cr_assert(strstr(out, "usage: charrnn"), "%s --help printed: %s", commands[i], out);
+        cr_assert_eq(RUN("help", (char *)commands[i]), 0);
+        cr_assert(strstr(out, "usage: charrnn"));
+    }
+    cr_assert_eq(RUN("--help"), 0);
+    cr_assert(strstr(out, "commands:"));
+    cr_assert_eq(RUN("--version"), 0);
+    cr_assert(strstr(out, "charrnn "));
+}
+
+Test(cli, bad_arguments_are_one_line_errors_with_status_2, .init = setup)
+{
+    EXPECT_USAGE_ERROR("unknown command 'trian'", "trian");
+    EXPECT_USAGE_ERROR("unknown option '--hiden'", "train", "--hiden", "12");
+    EXPECT_USAGE_ERROR("--hidden needs a value", "train", "--hidden");
+    EXPECT_USAGE_ERROR("--hidden: expected a whole number from 1 to 8192, got '0'", "train", "--hidden", "0");
+    EXPECT_USAGE_ERROR("--hidden: expected a whole number from 1 to 8192, got '12x'", "train", "--hidden", "12x");
+    EXPECT_USAGE_ERROR("--lr: expected a number", "train", "--lr", "fast");
+    EXPECT_USAGE_ERROR("--lr: expected a number", "train", "--lr", "nan");
+    EXPECT_USAGE_ERROR("--optimizer: expected one of adam, adamw, sgd, got 'rmsprop'", "train", "--optimizer",
+                       "rmsprop");
+    EXPECT_USAGE_ERROR("--seed: expected a non-negative whole number", "train", "--seed", "-1");
+    EXPECT_USAGE_ERROR("--batch given more than once", "train", "--batch", "2", "--batch", "3");
+    EXPECT_USAGE_ERROR("unexpected argument 'extra'", "sample", "extra");
+    EXPECT_USAGE_ERROR("--argmax takes no value", "sample", "--argmax=1");
+    EXPECT_USAGE_ERROR("--temperature: expected a number", "sample", "--temperature", "0");
+    EXPECT_USAGE_ERROR("--device: expected one of auto, cpu, cuda, got 'gpu'", "--device", "gpu", "train");
+    EXPECT_USAGE_ERROR("unknown global option '--verbose'", "--verbose", "train");
+    EXPECT_USAGE_ERROR("--weight-decay applies to --optimizer adamw only", "train", "--weight-decay", "0.1");
+    EXPECT_USAGE_ERROR("--stateful works with --mode seq only", "train", "--mode", "window", "--stateful");
+}
+
+Test(cli, cuda_without_a_cuda_build_says_why, .init = setup)
+{
+    EXPECT_USAGE_ERROR("built without CUDA", "--device", "cuda", "train", "--data", "text.txt");
+    EXPECT_USAGE_ERROR("built without CUDA", "train", "--device", "cuda", "--data", "text.txt");
+}
+
+Test(cli, bad_data_files_are_named, .init = setup)
+{
+    EXPECT_USAGE_ERROR("missing.txt: cannot open", "--device", "cpu", "train", "--data", "missing.txt");
+    EXPECT_USAGE_ERROR("is a directory", "--device", "cpu", "train", "--data", ".");
+    write_text_file("/dev/null", "", 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/empty.txt", dir);
+    write_text_file(path, "", 0);
+    EXPECT_USAGE_ERROR("empty.txt: is empty", "--device", "cpu", "train", "--data", "empty.txt");
+    snprintf(path, sizeof path, "%s/bin.dat", dir);
+    write_text_file(path, "abc\xff\xfe\x00\x01", 7);
+    EXPECT_USAGE_ERROR("bin.dat: invalid UTF-8 at byte offset 3", "--device", "cpu", "train", "--data", "bin.dat");
+    snprintf(path, sizeof path, "%s/same.txt", dir);
+    write_text_file(path, "zzzzzzzz", 8);
+    EXPECT_USAGE_ERROR("only one distinct character", "--device", "cpu", "train", "--data", "same.txt");
+    EXPECT_USAGE_ERROR("--seq-len 5000", "--device", "cpu", "train", "--data", "text.txt", "--seq-len", "5000");
+}
+
+Test(cli, bad_checkpoints_are_refused, .init = setup)
+{
+    EXPECT_USAGE_ERROR("nothere.ckpt: cannot open", "--device", "cpu", "sample", "--checkpoint", "nothere.ckpt");
+    EXPECT_USAGE_ERROR("train a model first", "--device", "cpu", "sample");
+    char path[128];
+    snprintf(path, sizeof path, "%s/junk.ckpt", dir);
+    write_text_file(path, "not a checkpoint", 16);
+    EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "--device", "cpu", "sample", "--checkpoint",
+                       "junk.ckpt");
+    EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "info", "--checkpoint", "junk.ckpt");
+    EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "eval", "--checkpoint", "junk.ckpt");
+    EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "train", "--resume", "junk.ckpt");
+}
+
+static long file_size(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+Test(cli, train_info_sample_eval_resume_end_to_end, .init = setup)
+{
+    int rc = TRAIN_TINY("--steps", "10", "--out", "m.ckpt", "--log", "run.csv");
+    cr_assert_eq(rc, 0, "train failed: %s", err);
+    cr_assert(strstr(err, "saved checkpoint m.ckpt"), "%s", err);
+    cr_assert(strstr(err, "--- sample ---"), "an evaluation prints a sample: %s", err);
+    cr_assert_gt(file_size("m.ckpt"), 0);
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/run.csv", dir);
+    FILE *f = fopen(path, "r");
+    char line[256];
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert_str_eq(line, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
+    int rows = 0;
+    while (fgets(line, sizeof line, f))
+        rows++;
+    fclose(f);
+    cr_assert_eq(rows, 10);
+
+    cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0, "%s", err);
+    cr_assert(strstr(out, "hidden 12, layers 2"), "%s", out);
+    cr_assert(strstr(out, "step 10 of 10"), "%s", out);
+
+    cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", "50", "--prime", "It is"), 0,
+                 "%s", err);
+    cr_assert_eq(strncmp(out, "It is", 5), 0, "the prime comes first: %s", out);
+    char first[sizeof out];
+    strcpy(first, out);
+    cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", "50", "--prime", "It is"), 0);
+    cr_assert_str_eq(out, first, "the same seed gives the same text");
+    cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", "30", "--top-k", "3",
+                     "--temperature", "0.5", "--seed", "9"),
+                 0);
+    cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", "30", "--argmax"), 0);
+    EXPECT_USAGE_ERROR("--prime: character 'Q'", "--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--prime",
+                       "Quite");
+
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "m.ckpt"), 0, "%s", err);
+    cr_assert(strstr(out, "nats/char") && strstr(out, "bits/char") && strstr(out, "validation split"), "%s", out);
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "m.ckpt", "--data", "text.txt"), 0, "%s", err);
+
+    /* resume: extends the run to 15 steps and appends to the log */
+    rc = RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "15", "--log", "run.csv");
+    cr_assert_eq(rc, 0, "resume failed: %s", err);
+    cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0);
+    cr_assert(strstr(out, "step 15 of 15"), "%s", out);
+    EXPECT_USAGE_ERROR("already at step 15", "--device", "cpu", "train", "--resume", "m.ckpt");
+    EXPECT_USAGE_ERROR("--hidden differs from the run in the checkpoint", "--device", "cpu", "train", "--resume",
+                       "m.ckpt", "--steps", "20", "--hidden", "13");
+    /* the same value as the checkpoint's is fine */
+    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "16", "--hidden", "12",
+                     "--eval-every", "0"),
+                 0, "%s", err);
+    snprintf(path, sizeof path, "%s/other.txt", dir);
+    f = fopen(path, "w");
+    for (int i = 0; i < 40; i++)
+        fputs(TEXT, f);
+    fputs("extra\n", f);
+    fclose(f);
+    EXPECT_USAGE_ERROR("differs from the data the run was trained on", "--device", "cpu", "train", "--resume",
+                       "m.ckpt", "--steps", "20", "--data", "other.txt");
+}
+
+Test(cli, default_paths_train_then_sample_as_typed, .init = setup)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/data", dir);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/data/tinyshakespeare", dir);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/data/tinyshakespeare/input.txt", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 40; i++)
+        fputs(TEXT, f);
+    fclose(f);
+    int rc = RUN("--device", "cpu", "train", "--hidden", "8", "--layers", "1", "--seq-len", "8", "--batch", "2",
+                 "--steps", "3");
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(err, "checkpoints/charrnn.ckpt"), "the default checkpoint path is printed: %s", err);
+    cr_assert_gt(file_size("checkpoints/charrnn.ckpt"), 0);
+    cr_assert_eq(RUN("--device", "cpu", "sample", "--length", "20"), 0, "%s", err);
+    cr_assert_geq(strlen(out), 20u);
+    cr_assert_eq(RUN("--device", "auto", "sample", "--length", "5"), 0, "%s", err);
+    cr_assert(strstr(err, "using cpu"), "auto says which device it picked: %s", err);
+}
+
+Test(cli, window_mode_and_stateful_runs_train, .init = setup)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "6", "--mode", "window", "--out", "w.ckpt"), 0, "%s", err);
+    cr_assert_eq(TRAIN_TINY("--steps", "6", "--stateful", "--optimizer", "sgd", "--lr", "0.1", "--out", "s.ckpt"), 0,
+                 "%s", err);
+    cr_assert_eq(TRAIN_TINY("--steps", "6", "--optimizer", "adamw", "--lr-schedule", "cosine", "--warmup", "2",
+                            "--out", "c.ckpt"),
+                 0, "%s", err);
+    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "s.ckpt", "--steps", "9"), 0, "%s", err);
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "w.ckpt"), 0, "%s", err);
+}
+
+Test(cli, failed_checkpoint_write_is_an_error_and_keeps_nothing_half_written, .init = setup)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/taken", dir);
+    write_text_file(path, "x", 1);
+    /* the parent of the checkpoint is a file, so the directory cannot be created */
+    int rc = TRAIN_TINY("--steps", "2", "--out", "taken/m.ckpt");
+    cr_assert_eq(rc, 1, "status %d: %s", rc, err);
+    cr_assert(strstr(err, "taken"), "%s", err);
+}

@@ -1,0 +1,268 @@
+/* The CPU backend's gradients against central finite differences of a naive double-precision forward
+ * pass written here, independently of cpu/ (it shares only the documented parameter layout). Every
+ * entry of every parameter tensor is checked, on small odd shapes with E != H. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../cpu/cpu.h"
+#include "backend.h"
+#include "model.h"
+
+/* Float32 gradients against double-precision differences: float rounding in sums of a few hundred
+ * terms stays far below 1e-6 absolute here, while an indexing or math mistake is off by far more. */
+#define GRAD_RTOL 1e-3
+#define GRAD_ATOL 1e-6
+#define FD_STEP 1e-5 /* central differences: truncation error ~ step^2, rounding ~ 1e-16 / step */
+
+typedef struct {
+    ModelConfig cfg;
+    int T, B, loss_from_t, carry_in;
+    token_t *x, *y;
+    double *h0; /* [L, B, H] carried-in state, or NULL */
+} Problem;
+
+/* Mean cross-entropy over the counted positions, straight from the equations, one timestep, one
+ * sequence and one unit at a time. Writes the final hidden states to hT ([L, B, H]) when not NULL. */
+static double naive_loss(const Problem *pr, const double *p, double *hT)
+{
+    const ModelConfig *c = &pr->cfg;
+    const int V = c->vocab, E = c->embed, H = c->hidden, L = c->layers, B = pr->B;
+    ParamTensor t[MODEL_MAX_TENSORS];
+    int nt = model_tensors(c, t);
+    double *h = calloc((size_t)L * B * H, sizeof(double));
+    double *in = malloc(sizeof(double) * (size_t)(E > H ? E : H));
+    double *next = malloc(sizeof(double) * (size_t)H);
+    double *z = malloc(sizeof(double) * (size_t)V);
+    if (pr->h0)
+        memcpy(h, pr->h0, sizeof(double) * (size_t)L * B * H);
+    double loss = 0.0;
+    int counted = 0;
+    for (int s = 0; s < pr->T; s++) {
+        for (int b = 0; b < B; b++) {
+            const double *emb = p + t[0].offset + (size_t)pr->x[s * B + b] * E;
+            for (int i = 0; i < E; i++)
+                in[i] = emb[i];
+            int width = E;
+            for (int l = 0; l < L; l++) {
+                const double *wxh = p + t[1 + 3 * l].offset, *whh = p + t[2 + 3 * l].offset;
+                const double *bh = p + t[3 + 3 * l].offset;
+                double *hl = h + ((size_t)l * B + b) * H;
+                for (int j = 0; j < H; j++) {
+                    double a = bh[j];
+                    for (int i = 0; i < width; i++)
+                        a += in[i] * wxh[i * H + j];
+                    for (int k = 0; k < H; k++)
+                        a += hl[k] * whh[k * H + j];
+                    next[j] = tanh(a);
+                }
+                memcpy(hl, next, sizeof(double) * (size_t)H);
+                memcpy(in, next, sizeof(double) * (size_t)H);
+                width = H;
+            }
+            if (s < pr->loss_from_t)
+                continue;
+            const double *why = p + t[nt - 2].offset, *by = p + t[nt - 1].offset;
+            double max = -INFINITY;
+            for (int v = 0; v < V; v++) {
+                z[v] = by[v];
+                for (int j = 0; j < H; j++)
+                    z[v] += in[j] * why[j * V + v];
+                max = fmax(max, z[v]);
+            }
+            double sum = 0.0;
+            for (int v = 0; v < V; v++)
+                sum += exp(z[v] - max);
+            loss += max + log(sum) - z[pr->y[s * B + b]];
+            counted++;
+        }
+    }
+    if (hT)
+        memcpy(hT, h, sizeof(double) * (size_t)L * B * H);
+    free(h);
+    free(in);
+    free(next);
+    free(z);
+    return loss / counted;
+}
+
+static Problem make_problem(int layers, int window, int carry_in, uint64_t seed)
+{
+    Problem pr = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers}, .T = 5, .B = 3};
+    pr.loss_from_t = window ? pr.T - 1 : 0;
+    pr.carry_in = carry_in;
+    size_t n = (size_t)pr.T * pr.B;
+    pr.x = malloc(sizeof(token_t) * n);
+    pr.y = malloc(sizeof(token_t) * n);
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) {
+        pr.x[i] = (token_t)rng_below(&rng, (uint64_t)pr.cfg.vocab);
+        pr.y[i] = (token_t)rng_below(&rng, (uint64_t)pr.cfg.vocab);
+    }
+    if (carry_in) {
+        size_t nh = (size_t)layers * pr.B * pr.cfg.hidden;
+        pr.h0 = malloc(sizeof(double) * nh);
+        for (size_t i = 0; i < nh; i++)
+            pr.h0[i] = (double)(float)(1.8 * rng_uniform(&rng) - 0.9); /* representable in float */
+    }
+    return pr;
+}
+
+static void free_problem(Problem *pr)
+{
+    free(pr->x);
+    free(pr->y);
+    free(pr->h0);
+}
+
+typedef struct {
+    size_t worst_index;
+    double worst_excess; /* max over entries of |g - fd| - (atol + rtol |fd|); > 0 means a mismatch */
+    double max_abs_fd;
+} Comparison;
+
+static Comparison compare(const float *g, const double *fd, size_t n)
+{
+    Comparison c = {0, -INFINITY, 0.0};
+    for (size_t i = 0; i < n; i++) {
+        double excess = fabs((double)g[i] - fd[i]) - (GRAD_ATOL + GRAD_RTOL * fabs(fd[i]));
+        if (excess > c.worst_excess) {
+            c.worst_excess = excess;
+            c.worst_index = i;
+        }
+        c.max_abs_fd = fmax(c.max_abs_fd, fabs(fd[i]));
+    }
+    return c;
+}
+
+/* Runs the backend on the problem and returns its loss, gradients ([P], malloc'd) and the finite
+ * differences of the naive loss ([P], malloc'd). */
+static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, float **carry_out, double **hT_out)
+{
+    const ModelConfig *c = &pr->cfg;
+    size_t P = model_num_params(c);
+    float *params = malloc(sizeof(float) * P);
+    model_init_params(c, params, 42);
+    Backend be;
+    Err e;
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, c, pr->T, pr->B, &e), 0, "%s", e.msg);
+    cr_assert_eq(be.ops->set_params(be.ctx, params, &e), 0);
+    size_t nh = (size_t)c->layers * pr->B * c->hidden;
+    float *h0 = calloc(nh, sizeof(float));
+    for (size_t i = 0; pr->h0 && i < nh; i++)
+        h0[i] = (float)pr->h0[i];
+    cr_assert_eq(be.ops->set_carry(be.ctx, h0, &e), 0);
+    Batch b = {.x = pr->x, .y = pr->y, .T = pr->T, .B = pr->B, .loss_from_t = pr->loss_from_t,
+               .carry_in = pr->carry_in, .carry_out = 1};
+    float loss;
+    cr_assert_eq(be.ops->forward_backward(be.ctx, &b, &loss, &e), 0, "%s", e.msg);
+    float *grads = malloc(sizeof(float) * P);
+    cr_assert_eq(be.ops->get_grads(be.ctx, grads, &e), 0);
+    float *carry = malloc(sizeof(float) * nh);
+    cr_assert_eq(be.ops->get_carry(be.ctx, carry, &e), 0);
+    backend_destroy(&be);
+
+    double *p = malloc(sizeof(double) * P);
+    for (size_t i = 0; i < P; i++)
+        p[i] = params[i];
+    double *fd = malloc(sizeof(double) * P);
+    for (size_t i = 0; i < P; i++) {
+        double keep = p[i];
+        p[i] = keep + FD_STEP;
+        double up = naive_loss(pr, p, NULL);
+        p[i] = keep - FD_STEP;
+        double down = naive_loss(pr, p, NULL);
+        p[i] = keep;
+        fd[i] = (up - down) / (2.0 * FD_STEP);
+    }
+    double *hT = malloc(sizeof(double) * nh);
+    double ref_loss = naive_loss(pr, p, hT);
+    cr_assert(fabs(loss - ref_loss) <= 1e-5 * fabs(ref_loss), "loss %.8f vs naive %.8f", loss, ref_loss);
+    free(p);
+    free(params);
+    free(h0);
+    *grads_out = grads;
+    *fd_out = fd;
+    *carry_out = carry;
+    *hT_out = hT;
+    return loss;
+}
+
+static void check_gradients(int layers, int window, int carry_in)
+{
+    Problem pr = make_problem(layers, window, carry_in, 7 + (uint64_t)layers * 3 + (uint64_t)window * 5);
+    float *g, *carry;
+    double *fd, *hT;
+    backend_and_fd(&pr, &g, &fd, &carry, &hT);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    int nt = model_tensors(&pr.cfg, t);
+    for (int k = 0; k < nt; k++) {
+        size_t n = t[k].rows * t[k].cols;
+        Comparison c = compare(g + t[k].offset, fd + t[k].offset, n);
+        cr_expect(c.worst_excess <= 0.0, "%s[%zu]: backend %.9g, finite difference %.9g", t[k].name, c.worst_index,
+                  (double)g[t[k].offset + c.worst_index], fd[t[k].offset + c.worst_index]);
+        /* A tensor whose gradient is identically zero would pass vacuously; every tensor here must matter
+         * (in window mode too: the last step depends on every earlier one through the recurrence). */
+        cr_expect(c.max_abs_fd > 1e-4, "%s: finite differences are all ~0, the check would be vacuous", t[k].name);
+    }
+    size_t nh = (size_t)layers * pr.B * pr.cfg.hidden;
+    for (size_t i = 0; i < nh; i++)
+        cr_expect(fabs(carry[i] - hT[i]) <= 1e-5, "carried h_T[%zu]: backend %.7f, naive %.7f", i, carry[i], hT[i]);
+    free(g);
+    free(fd);
+    free(carry);
+    free(hT);
+    free_problem(&pr);
+}
+
+Test(gradcheck, one_layer_seq_mode) { check_gradients(1, 0, 0); }
+Test(gradcheck, three_layers_seq_mode) { check_gradients(3, 0, 0); }
+Test(gradcheck, one_layer_window_mode) { check_gradients(1, 1, 0); }
+Test(gradcheck, three_layers_window_mode) { check_gradients(3, 1, 0); }
+Test(gradcheck, one_layer_stateful_carry_in) { check_gradients(1, 0, 1); }
+Test(gradcheck, three_layers_stateful_carry_in) { check_gradients(3, 0, 1); }
+
+/* The comparison must be able to fail: a gradient that is wrong in one entry by 1% is caught. */
+Test(gradcheck, detects_a_wrong_gradient_entry)
+{
+    Problem pr = make_problem(3, 0, 0, 99);
+    float *g, *carry;
+    double *fd, *hT;
+    backend_and_fd(&pr, &g, &fd, &carry, &hT);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    model_tensors(&pr.cfg, t);
+    const ParamTensor *whh = &t[2 + 3 * 1]; /* W_hh of the middle layer */
+    size_t n = whh->rows * whh->cols;
+    cr_assert_leq(compare(g + whh->offset, fd + whh->offset, n).worst_excess, 0.0);
+    size_t biggest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(fd[whh->offset + i]) > fabs(fd[whh->offset + biggest]))
+            biggest = i;
+    g[whh->offset + biggest] *= 1.01f;
+    cr_assert_gt(compare(g + whh->offset, fd + whh->offset, n).worst_excess, 0.0);
+    free(g);
+    free(fd);
+    free(carry);
+    free(hT);
+    free_problem(&pr);
+}
+
+/* Carrying the state in must change the gradients: otherwise the carry-in cases test nothing new. */
+Test(gradcheck, carried_state_changes_the_gradient)
+{
+    Problem with = make_problem(1, 0, 1, 5), without = make_problem(1, 0, 0, 5);
+    float *g1, *g2, *c1, *c2;
+    double *fd1, *fd2, *h1, *h2;
+    backend_and_fd(&with, &g1, &fd1, &c1, &h1);
+    backend_and_fd(&without, &g2, &fd2, &c2, &h2);
+    size_t P = model_num_params(&with.cfg);
+    double diff = 0.0;
+    for (size_t i = 0; i < P; i++)
+        diff = fmax(diff, fabs((double)g1[i] - g2[i]));
+    cr_assert_gt(diff, 1e-4);
+    free(g1), free(g2), free(c1), free(c2), free(fd1), free(fd2), free(h1), free(h2);
+    free_problem(&with);
+    free_problem(&without);
+}

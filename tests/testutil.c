@@ -1,0 +1,104 @@
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int have_shakespeare(void) { return access(CHARRNN_TEST_DATA, R_OK) == 0; }
+
+/* Reads what is available; keeps what fits in buf. Returns 0 at end of file. */
+static int drain(int fd, char *buf, size_t cap, size_t *used)
+{
+    char tmp[4096];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r <= 0)
+        return 0;
+    size_t room = cap - 1 - *used;
+    size_t take = (size_t)r < room ? (size_t)r : room;
+    memcpy(buf + *used, tmp, take);
+    *used += take;
+    buf[*used] = 0;
+    return 1;
+}
+
+int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap)
+{
+    int po[2], pe[2];
+    if (pipe(po) != 0 || pipe(pe) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (cwd && chdir(cwd) != 0)
+            _exit(127);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        char *argv[64];
+        int n = 0;
+        argv[n++] = (char *)CHARRNN_BIN;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(CHARRNN_BIN, argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    size_t no = 0, ne = 0;
+    out[0] = err[0] = 0;
+    int open_o = 1, open_e = 1;
+    while (open_o || open_e) {
+        fd_set fds;
+        FD_ZERO(&fds);
+        if (open_o)
+            FD_SET(po[0], &fds);
+        if (open_e)
+            FD_SET(pe[0], &fds);
+        int maxfd = po[0] > pe[0] ? po[0] : pe[0];
+        if (select(maxfd + 1, &fds, NULL, NULL, NULL) < 0)
+            break;
+        if (open_o && FD_ISSET(po[0], &fds))
+            open_o = drain(po[0], out, out_cap, &no);
+        if (open_e && FD_ISSET(pe[0], &fds))
+            open_e = drain(pe[0], err, err_cap, &ne);
+    }
+    close(po[0]);
+    close(pe[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+void make_temp_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/charrnn-test-XXXXXX");
+    if (!mkdtemp(buf))
+        buf[0] = 0;
+}
+
+void write_text_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return;
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}

@@ -1,0 +1,25 @@
+/* Helpers shared by the tests: small datasets in memory, running the charrnn binary, temp dirs. */
+#ifndef CHARRNN_TESTUTIL_H
+#define CHARRNN_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The 65 characters of tiny shakespeare, in vocabulary order. */
+#define SHAKESPEARE_CHARS "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/* Returns 1 when the tiny shakespeare file is installed (tests that need it skip otherwise). */
+int have_shakespeare(void);
+
+/* Runs the charrnn binary with the NULL-terminated argv (without argv[0]) in directory cwd (NULL: the
+ * current one), with stdin from /dev/null; captures stdout and stderr (each truncated to cap bytes,
+ * NUL-terminated). Returns the exit status, or 128+signal. */
+int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap);
+
+/* A fresh directory under /tmp; the returned string is static per call site's buffer. */
+void make_temp_dir(char *buf, size_t len);
+void write_text_file(const char *path, const void *data, size_t len);
+/* Number of lines in s. */
+int count_lines(const char *s);
+
+#endif
