@@ -14,13 +14,13 @@
 typedef struct {
     TrainConfig cfg;
     Vocab vocab;
-    long step;          /* optimizer updates done */
-    float train_loss;   /* NaN when not measured */
+    long step;        /* optimizer updates done */
+    float train_loss; /* NaN when not measured */
     float val_loss;
     uint64_t data_bytes; /* identity of the training text */
     uint32_t data_crc;
-    char *data_path;     /* as given to train; may be empty */
-    float *params;       /* [model_num_params] */
+    char *data_path; /* as given to train; may be empty */
+    float *params;   /* [model_num_params] */
     /* Optional: optimizer moments (both NULL when absent). */
     float *m, *v;
     /* Optional resume state. */

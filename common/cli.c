@@ -7,6 +7,23 @@
 
 #include "vocab.h"
 
+int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *command, const char *usage,
+              const char *about, int *status)
+{
+    Err e;
+    int help;
+    if (options_parse(opts, n_opts, argc, argv, command, &help, &e) != 0) {
+        *status = cli_fail(EXIT_USAGE, e.msg);
+        return 0;
+    }
+    if (help) {
+        options_print_help(stdout, usage, about, opts, n_opts);
+        *status = EXIT_OK;
+        return 0;
+    }
+    return 1;
+}
+
 int cli_fail(int status, const char *msg)
 {
     fprintf(stderr, "charrnn: %s\n", msg);
@@ -58,4 +75,3 @@ int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e)
     }
     return 0;
 }
-

@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "device.h"
+#include "options.h"
 
 #define DEFAULT_CHECKPOINT "checkpoints/charrnn.ckpt"
 #define DEFAULT_DATA "data/tinyshakespeare/input.txt"
@@ -20,10 +21,15 @@ int cmd_eval(int argc, char **argv, DeviceChoice device);
 int cmd_info(int argc, char **argv, DeviceChoice device);
 
 /* Shared by the commands. */
-int cli_fail(int status, const char *msg);                  /* prints "charrnn: msg", returns status */
-const char *fmt_count(uint64_t n, char *buf, size_t len);   /* 1234567 -> "1,234,567" */
+
+/* Parses a command's options. Returns 1 when the command should go on; 0 after printing --help
+ * (*status = EXIT_OK) or an error (*status = EXIT_USAGE). */
+int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *command, const char *usage,
+              const char *about, int *status);
+int cli_fail(int status, const char *msg);                       /* prints "charrnn: msg", returns status */
+const char *fmt_count(uint64_t n, char *buf, size_t len);        /* 1234567 -> "1,234,567" */
 const char *fmt_duration(double seconds, char *buf, size_t len); /* "1:02:03" or "2:03" */
-void print_codepoint(FILE *f, uint32_t cp);                 /* as UTF-8 */
+void print_codepoint(FILE *f, uint32_t cp);                      /* as UTF-8 */
 /* checkpoint_load, with a hint on how to make the default checkpoint when it is missing. */
 int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e);
 

@@ -22,23 +22,19 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int status;
+    if (!cli_parse(opts, n_opts, argc, argv, "eval", "charrnn [--device DEVICE] eval [options]",
+                   "Prints a checkpoint's mean cross-entropy in nats and bits per character, with the\n"
+                   "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
+                   "zero state; window: every position with its --seq-len context).",
+                   &status))
+        return status;
     Err e;
-    int help;
-    if (options_parse(opts, n_opts, argc, argv, "eval", &help, &e) != 0)
-        return cli_fail(EXIT_USAGE, e.msg);
-    if (help) {
-        options_print_help(stdout, "charrnn [--device DEVICE] eval [options]",
-                           "Prints a checkpoint's mean cross-entropy in nats and bits per character, with the\n"
-                           "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
-                           "zero state; window: every position with its --seq-len context).",
-                           opts, n_opts);
-        return EXIT_OK;
-    }
     Checkpoint ck;
     if (cli_load_checkpoint(path, &ck, &e) != 0)
         return cli_fail(EXIT_USAGE, e.msg);
 
-    int status = EXIT_USAGE;
+    status = EXIT_USAGE;
     Backend be;
     Dataset d;
     token_t *file_tokens = NULL;
@@ -59,8 +55,9 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         if (dataset_load(&d, data, ck.cfg.val_fraction, &e) != 0)
             goto done;
         if (d.file_bytes != ck.data_bytes || d.file_crc != ck.data_crc || !vocab_equal(&d.vocab, &ck.vocab)) {
-            err_set(&e, "eval: %s has changed since %s was trained on it, so its validation split is not the one "
-                        "the run held out; pass --data FILE to evaluate on a file as a whole",
+            err_set(&e,
+                    "eval: %s has changed since %s was trained on it, so its validation split is not the one "
+                    "the run held out; pass --data FILE to evaluate on a file as a whole",
                     data, path);
             goto done;
         }

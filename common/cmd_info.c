@@ -22,16 +22,11 @@ int cmd_info(int argc, char **argv, DeviceChoice device)
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to describe"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int status;
+    if (!cli_parse(opts, n_opts, argc, argv, "info", "charrnn info [options]",
+                   "Describes a checkpoint: model, training settings, progress, losses and vocabulary.", &status))
+        return status;
     Err e;
-    int help;
-    if (options_parse(opts, n_opts, argc, argv, "info", &help, &e) != 0)
-        return cli_fail(EXIT_USAGE, e.msg);
-    if (help) {
-        options_print_help(stdout, "charrnn info [options]",
-                           "Describes a checkpoint: model, training settings, progress, losses and vocabulary.",
-                           opts, n_opts);
-        return EXIT_OK;
-    }
     Checkpoint ck;
     if (cli_load_checkpoint(path, &ck, &e) != 0)
         return cli_fail(EXIT_USAGE, e.msg);
@@ -39,8 +34,8 @@ int cmd_info(int argc, char **argv, DeviceChoice device)
     const OptimConfig *o = &c->optim;
     char n1[32], n2[32];
     printf("%s (checkpoint format %d)\n", path, CHECKPOINT_VERSION);
-    printf("  %-14s vocab %d, embed %d, hidden %d, layers %d: %s parameters\n", "model", c->model.vocab,
-           c->model.embed, c->model.hidden, c->model.layers, fmt_count(model_num_params(&c->model), n1, sizeof n1));
+    printf("  %-14s vocab %d, embed %d, hidden %d, layers %d: %s parameters\n", "model", c->model.vocab, c->model.embed,
+           c->model.hidden, c->model.layers, fmt_count(model_num_params(&c->model), n1, sizeof n1));
     printf("  %-14s step %ld of %ld\n", "progress", ck.step, c->steps);
     print_loss("train loss", ck.train_loss);
     print_loss("val loss", ck.val_loss);

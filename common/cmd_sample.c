@@ -36,20 +36,16 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int status;
+    if (!cli_parse(opts, n_opts, argc, argv, "sample", "charrnn [--device DEVICE] sample [options]",
+                   "Generates text from a checkpoint, streaming it to standard output.", &status))
+        return status;
     Err e;
-    int help;
-    if (options_parse(opts, n_opts, argc, argv, "sample", &help, &e) != 0)
-        return cli_fail(EXIT_USAGE, e.msg);
-    if (help) {
-        options_print_help(stdout, "charrnn [--device DEVICE] sample [options]",
-                           "Generates text from a checkpoint, streaming it to standard output.", opts, n_opts);
-        return EXIT_OK;
-    }
     Checkpoint ck;
     if (cli_load_checkpoint(path, &ck, &e) != 0)
         return cli_fail(EXIT_USAGE, e.msg);
 
-    int status = EXIT_USAGE;
+    status = EXIT_USAGE;
     size_t n_prime = 0;
     token_t *prime_tokens = NULL;
     Backend be;
@@ -57,8 +53,8 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
     if (prime) {
         size_t len = strlen(prime);
         prime_tokens = malloc(sizeof(token_t) * (len ? len : 1));
-        if (!prime_tokens || vocab_encode(&ck.vocab, (const uint8_t *)prime, len, prime_tokens, &n_prime, "sample: --prime",
-                                          &e) != 0) {
+        if (!prime_tokens ||
+            vocab_encode(&ck.vocab, (const uint8_t *)prime, len, prime_tokens, &n_prime, "sample: --prime", &e) != 0) {
             if (!prime_tokens)
                 err_set(&e, "out of memory");
             goto done;

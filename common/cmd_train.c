@@ -31,10 +31,10 @@ typedef struct {
 typedef struct {
     int tty;
     double start, last_draw;
-    long first_step;     /* step the run (or resume) started from */
-    double loss_sum;     /* train loss since the last evaluation */
+    long first_step; /* step the run (or resume) started from */
+    double loss_sum; /* train loss since the last evaluation */
     long loss_count;
-    float last_train;    /* the mean of the previous interval, until this one has a step */
+    float last_train; /* the mean of the previous interval, until this one has a step */
     float val_loss;
 } Progress;
 
@@ -59,9 +59,9 @@ static void progress_draw(Progress *p, long step, long total, double tokens_per_
     else
         snprintf(val, sizeof val, "%.4f", (double)p->val_loss);
     fprintf(stderr, "%sstep %ld/%ld %5.1f%% | %s elapsed, ETA %s | %.0f tok/s | train %.4f | val %s%s",
-            p->tty ? "\r" : "", step, total, 100.0 * (double)step / (double)total,
-            fmt_duration(elapsed, el, sizeof el), fmt_duration(eta, et, sizeof et), tokens_per_s,
-            (double)recent_train_loss(p), val, p->tty ? "\033[K" : "\n");
+            p->tty ? "\r" : "", step, total, 100.0 * (double)step / (double)total, fmt_duration(elapsed, el, sizeof el),
+            fmt_duration(eta, et, sizeof et), tokens_per_s, (double)recent_train_loss(p), val,
+            p->tty ? "\033[K" : "\n");
     fflush(stderr);
 }
 
@@ -90,8 +90,7 @@ static int save(const Trainer *tr, const char *path, float train_loss, float val
 /* Refuses run-defining options that differ from the resumed run's: a resumed run keeps its settings.
  * Every such option's target lies inside `given_cfg`, so the same offset in the checkpoint's config
  * holds the value it must equal. */
-static int check_resume_options(const Option *opts, int n, const TrainConfig *given_cfg, const TrainConfig *ck,
-                                Err *e)
+static int check_resume_options(const Option *opts, int n, const TrainConfig *given_cfg, const TrainConfig *ck, Err *e)
 {
     for (int i = 0; i < n; i++) {
         const Option *o = &opts[i];
@@ -100,14 +99,18 @@ static int check_resume_options(const Option *opts, int n, const TrainConfig *gi
             continue;
         size_t size = o->type == ARG_U64 ? sizeof(uint64_t) : o->type == ARG_LONG ? sizeof(long) : sizeof(int);
         if (memcmp(t, (const char *)ck + (t - base), size) != 0)
-            return err_set(e, "train: %s differs from the run in the checkpoint; a resumed run keeps its settings "
-                              "(see charrnn info), so drop %s or start a new run",
+            return err_set(e,
+                           "train: %s differs from the run in the checkpoint; a resumed run keeps its settings "
+                           "(see charrnn info), so drop %s or start a new run",
                            o->name, o->name);
     }
     return 0;
 }
 
-static int fail_with(int status, Err *e) { return cli_fail(status, e->msg); }
+static int fail_with(int status, Err *e)
+{
+    return cli_fail(status, e->msg);
+}
 
 static int load_data(Dataset *d, const char *path, float val_fraction, Err *e)
 {
@@ -132,8 +135,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         .seed = 1337,
         .val_fraction = 0.1f,
     };
-    RunOptions r = {.data = DEFAULT_DATA, .eval_every = 250, .eval_batches = 16, .save_every = 1000,
-                    .sample_length = 200};
+    RunOptions r = {
+        .data = DEFAULT_DATA, .eval_every = 250, .eval_batches = 16, .save_every = 1000, .sample_length = 200};
     int dev = (int)device, opt = (int)c.optim.kind, sched = (int)c.optim.schedule, mode = (int)c.mode;
     Option opts[] = {
         {"--data", ARG_STRING, &r.data, 0, 0, NULL, "FILE", "UTF-8 text to train on"},
@@ -166,7 +169,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         {"--eval-batches", ARG_INT, &r.eval_batches, 0, 1e9, NULL, "N",
          "validation batches per evaluation, spread over the split; 0: all"},
         {"--sample-length", ARG_INT, &r.sample_length, 0, 1e6, NULL, "N", "characters sampled at each evaluation"},
-        {"--save-every", ARG_INT, &r.save_every, 0, 1e9, NULL, "N", "write the checkpoint every N steps; 0: at the end only"},
+        {"--save-every", ARG_INT, &r.save_every, 0, 1e9, NULL, "N",
+         "write the checkpoint every N steps; 0: at the end only"},
         {"--out", ARG_STRING, &r.out, 0, 0, NULL, "FILE",
          "checkpoint to write (default: " DEFAULT_CHECKPOINT ", or the --resume file)"},
         {"--resume", ARG_STRING, &r.resume, 0, 0, NULL, "FILE",
@@ -176,15 +180,11 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    int status;
+    if (!cli_parse(opts, n_opts, argc, argv, "train", "charrnn [--device DEVICE] train [options]",
+                   "Trains a character-level RNN on a UTF-8 text and writes a checkpoint.", &status))
+        return status;
     Err e;
-    int help;
-    if (options_parse(opts, n_opts, argc, argv, "train", &help, &e) != 0)
-        return fail_with(EXIT_USAGE, &e);
-    if (help) {
-        options_print_help(stdout, "charrnn [--device DEVICE] train [options]",
-                           "Trains a character-level RNN on a UTF-8 text and writes a checkpoint.", opts, n_opts);
-        return EXIT_OK;
-    }
     c.mode = (BatchMode)mode;
     c.optim.kind = (OptimizerKind)opt;
     c.optim.schedule = (LrSchedule)sched;
@@ -215,8 +215,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         c.steps = steps;
         if (c.steps <= ck.step) {
             snprintf(e.msg, sizeof e.msg,
-                     "train: %s is already at step %ld of %ld; pass --steps N with N > %ld to train further",
-                     r.resume, ck.step, ck.cfg.steps, ck.step);
+                     "train: %s is already at step %ld of %ld; pass --steps N with N > %ld to train further", r.resume,
+                     ck.step, ck.cfg.steps, ck.step);
             checkpoint_free(&ck);
             return fail_with(EXIT_USAGE, &e);
         }
@@ -239,8 +239,9 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
             snprintf(what, sizeof what, "its vocabulary (%d characters) is not the checkpoint's (%d characters)",
                      d.vocab.size, ck.vocab.size);
         else if (d.file_bytes != ck.data_bytes || d.file_crc != ck.data_crc)
-            snprintf(what, sizeof what, "its content (%llu bytes, CRC-32 %08x) is not the training text's "
-                                        "(%llu bytes, CRC-32 %08x)",
+            snprintf(what, sizeof what,
+                     "its content (%llu bytes, CRC-32 %08x) is not the training text's "
+                     "(%llu bytes, CRC-32 %08x)",
                      (unsigned long long)d.file_bytes, d.file_crc, (unsigned long long)ck.data_bytes, ck.data_crc);
         if (what[0]) {
             snprintf(e.msg, sizeof e.msg, "train: --resume: %s differs from the data the run was trained on: %s",
@@ -255,7 +256,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     const BackendOps *ops;
     Backend be;
     Trainer tr;
-    int status = EXIT_USAGE;
+    status = EXIT_USAGE;
     FILE *log = NULL;
     Progress p = {.tty = isatty(STDERR_FILENO)};
     memset(&be, 0, sizeof be);
@@ -265,8 +266,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         status = EXIT_ERROR;
         goto done;
     }
-    int started = r.resume ? trainer_resume(&tr, &ck, &d, r.data, &be, &e)
-                           : trainer_start(&tr, &c, &d, r.data, &be, &e);
+    int started =
+        r.resume ? trainer_resume(&tr, &ck, &d, r.data, &be, &e) : trainer_start(&tr, &c, &d, r.data, &be, &e);
     if (started != 0) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
@@ -289,20 +290,21 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
 
     char n1[32], n2[32], n3[32];
     size_t n_val = d.n - d.n_train;
-    fprintf(stderr, "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
-                    "seq-len %d, batch %d\n",
-            r.resume ? "resuming training" : "training", ops->name, fmt_count(model_num_params(&c.model), n1, sizeof n1),
-            c.model.vocab, c.model.embed, c.model.hidden, c.model.layers, MODES[c.mode],
-            c.stateful ? " (stateful)" : "", c.seq_len, c.batch);
-    fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n",
-            r.data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(n_val, n3, sizeof n3), tr.step + 1, c.steps, r.out);
+    fprintf(stderr,
+            "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
+            "seq-len %d, batch %d\n",
+            r.resume ? "resuming training" : "training", ops->name,
+            fmt_count(model_num_params(&c.model), n1, sizeof n1), c.model.vocab, c.model.embed, c.model.hidden,
+            c.model.layers, MODES[c.mode], c.stateful ? " (stateful)" : "", c.seq_len, c.batch);
+    fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n", r.data,
+            fmt_count(d.n_train, n2, sizeof n2), fmt_count(n_val, n3, sizeof n3), tr.step + 1, c.steps, r.out);
 
     p.start = now_seconds();
     p.first_step = tr.step;
     p.val_loss = r.resume ? ck.val_loss : NAN;
     p.last_train = r.resume ? ck.train_loss : NAN;
     int can_eval = r.eval_every > 0 && eval_examples(c.mode, n_val, c.seq_len) > 0;
-    if (r.eval_every > 0 && !can_eval)
+    if (r.eval_every > 0 && !can_eval && c.val_fraction > 0.0f)
         fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
     status = EXIT_ERROR;
     const double tokens_per_step = (double)c.seq_len * (double)c.batch;

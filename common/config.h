@@ -11,9 +11,9 @@
 typedef struct {
     ModelConfig model;
     BatchMode mode;
-    int stateful;       /* seq mode: carry the hidden state across batches (truncated BPTT) */
-    int seq_len;        /* T */
-    int batch;          /* B */
+    int stateful; /* seq mode: carry the hidden state across batches (truncated BPTT) */
+    int seq_len;  /* T */
+    int batch;    /* B */
     OptimConfig optim;
     long steps;         /* total optimizer updates of the run (sets the cosine schedule's length) */
     uint64_t seed;      /* parameters, batches and samples all derive from it */

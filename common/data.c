@@ -94,8 +94,8 @@ int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const 
     }
     size_t need = stateful ? (size_t)B * ((size_t)T + 1) : (size_t)T + 1;
     if (n < need)
-        return err_set(e, "--seq-len %d%s needs a training split of at least %zu characters, this one has %zu",
-                       T, stateful ? " with --stateful and this --batch" : "", need, n);
+        return err_set(e, "--seq-len %d%s needs a training split of at least %zu characters, this one has %zu", T,
+                       stateful ? " with --stateful and this --batch" : "", need, n);
     return 0;
 }
 
@@ -148,8 +148,8 @@ size_t eval_examples(BatchMode mode, size_t n, int T)
     return n > 1 ? (n - 1) / (size_t)T : 0;
 }
 
-void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first,
-                int count, token_t *x, token_t *y)
+void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first, int count,
+                token_t *x, token_t *y)
 {
     const int B = count;
     if (mode == MODE_WINDOW)

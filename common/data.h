@@ -9,10 +9,10 @@
 #include "vocab.h"
 
 typedef struct {
-    Vocab vocab;       /* built from the whole text */
-    token_t *tokens;   /* [n]: the whole text */
+    Vocab vocab;     /* built from the whole text */
+    token_t *tokens; /* [n]: the whole text */
     size_t n;
-    size_t n_train;    /* tokens[0, n_train) train, tokens[n_train, n) validation */
+    size_t n_train; /* tokens[0, n_train) train, tokens[n_train, n) validation */
     uint64_t file_bytes;
     uint32_t file_crc; /* CRC-32 of the file's bytes: identifies the data a checkpoint was trained on */
 } Dataset;
@@ -32,12 +32,12 @@ typedef enum {
 /* Draws training batches from one split. Batches are time-major: x[t * B + b], y likewise. */
 typedef struct {
     BatchMode mode;
-    int stateful;         /* seq mode only: B contiguous streams whose hidden state carries over */
+    int stateful; /* seq mode only: B contiguous streams whose hidden state carries over */
     int T, B;
     const token_t *tokens;
     size_t n;
-    Rng rng;              /* random offsets (seq) or positions (window) */
-    uint64_t stream_pos;  /* stateful: offset of the next batch inside every stream */
+    Rng rng;             /* random offsets (seq) or positions (window) */
+    uint64_t stream_pos; /* stateful: offset of the next batch inside every stream */
 } Batcher;
 
 /* Checks that the split is long enough for the shape and prepares the batcher. */
@@ -56,7 +56,7 @@ void window_example(const token_t *tokens, size_t p, int T, int B, int b, token_
 size_t eval_examples(BatchMode mode, size_t n, int T);
 /* Fills a batch of `count` examples: numbers first .. first+count-1 of `used` examples spread evenly
  * over the `total` a split has (used <= total). */
-void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first,
-                int count, token_t *x, token_t *y);
+void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first, int count,
+                token_t *x, token_t *y);
 
 #endif

@@ -9,25 +9,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: charrnn [--device auto|cpu|cuda] COMMAND [options]\n"
-            "\n"
-            "A character-level recurrent language model: train it on a UTF-8 text file, then sample from it.\n"
-            "\n"
-            "commands:\n"
-            "  train    train a model (or --resume one) and write a checkpoint\n"
-            "  sample   generate text from a checkpoint\n"
-            "  eval     loss of a checkpoint on its validation text or on --data FILE\n"
-            "  info     describe a checkpoint\n"
-            "\n"
-            "global options:\n"
-            "  --device auto|cpu|cuda  where to compute; auto picks cuda when usable, else cpu [default: auto]\n"
-            "  --version               print the version and exit\n"
-            "  -h, --help              show this help; `charrnn COMMAND --help` describes a command\n"
-            "\n"
-            "quick start:\n"
-            "  charrnn train            (tiny shakespeare from data/, checkpoint to " DEFAULT_CHECKPOINT ")\n"
-            "  charrnn sample           (reads the same default checkpoint)\n");
+    fprintf(f, "usage: charrnn [--device auto|cpu|cuda] COMMAND [options]\n"
+               "\n"
+               "A character-level recurrent language model: train it on a UTF-8 text file, then sample from it.\n"
+               "\n"
+               "commands:\n"
+               "  train    train a model (or --resume one) and write a checkpoint\n"
+               "  sample   generate text from a checkpoint\n"
+               "  eval     loss of a checkpoint on its validation text or on --data FILE\n"
+               "  info     describe a checkpoint\n"
+               "\n"
+               "global options:\n"
+               "  --device auto|cpu|cuda  where to compute; auto picks cuda when usable, else cpu [default: auto]\n"
+               "  --version               print the version and exit\n"
+               "  -h, --help              show this help; `charrnn COMMAND --help` describes a command\n"
+               "\n"
+               "quick start:\n"
+               "  charrnn train            (tiny shakespeare from data/, checkpoint to " DEFAULT_CHECKPOINT ")\n"
+               "  charrnn sample           (reads the same default checkpoint)\n");
 }
 
 int main(int argc, char **argv)

@@ -17,8 +17,8 @@ int model_config_check(const ModelConfig *c, Err *e)
     return 0;
 }
 
-static size_t add_tensor(ParamTensor *out, int *k, size_t offset, const char *name, int layer, size_t rows,
-                         size_t cols, int is_matrix)
+static size_t add_tensor(ParamTensor *out, int *k, size_t offset, const char *name, int layer, size_t rows, size_t cols,
+                         int is_matrix)
 {
     ParamTensor *t = &out[(*k)++];
     if (layer >= 0)

@@ -21,20 +21,20 @@ typedef struct {
 } ModelConfig;
 
 typedef struct {
-    char name[16];  /* "embedding", "W_xh.0", "W_hh.0", "b_h.0", ..., "W_hy", "b_y" */
-    size_t offset;  /* in floats, from the start of the parameter buffer */
+    char name[16]; /* "embedding", "W_xh.0", "W_hh.0", "b_h.0", ..., "W_hy", "b_y" */
+    size_t offset; /* in floats, from the start of the parameter buffer */
     size_t rows, cols;
-    int is_matrix;  /* AdamW decays matrices only, not biases */
+    int is_matrix; /* AdamW decays matrices only, not biases */
 } ParamTensor;
 
 /* Named views into one contiguous buffer laid out in the documented order. */
 typedef struct {
-    float *embedding;                /* [V, E] */
-    float *w_xh[MODEL_MAX_LAYERS];   /* [E, H] for layer 0, [H, H] above */
-    float *w_hh[MODEL_MAX_LAYERS];   /* [H, H] */
-    float *b_h[MODEL_MAX_LAYERS];    /* [H] */
-    float *w_hy;                     /* [H, V] */
-    float *b_y;                      /* [V] */
+    float *embedding;              /* [V, E] */
+    float *w_xh[MODEL_MAX_LAYERS]; /* [E, H] for layer 0, [H, H] above */
+    float *w_hh[MODEL_MAX_LAYERS]; /* [H, H] */
+    float *b_h[MODEL_MAX_LAYERS];  /* [H] */
+    float *w_hy;                   /* [H, V] */
+    float *b_y;                    /* [V] */
 } ParamViews;
 
 int model_config_check(const ModelConfig *c, Err *e);
@@ -42,7 +42,10 @@ int model_config_check(const ModelConfig *c, Err *e);
 int model_tensors(const ModelConfig *c, ParamTensor *out);
 size_t model_num_params(const ModelConfig *c);
 ParamViews model_views(const ModelConfig *c, float *base);
-static inline int layer_inputs(const ModelConfig *c, int l) { return l == 0 ? c->embed : c->hidden; }
+static inline int layer_inputs(const ModelConfig *c, int l)
+{
+    return l == 0 ? c->embed : c->hidden;
+}
 
 /* Initialisation (as PyTorch's nn.Embedding, nn.RNN and nn.Linear do it): embedding ~ N(0, 1), every
  * other tensor ~ U(-1/sqrt(H), 1/sqrt(H)); drawn in buffer order from one RNG seeded with seed. */

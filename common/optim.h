@@ -14,8 +14,8 @@ typedef struct {
     float momentum;     /* SGD */
     float clip;         /* global gradient-norm limit; 0 disables clipping */
     LrSchedule schedule;
-    int warmup;         /* steps of linear warmup from lr/warmup to lr (either schedule) */
-    float min_lr;       /* cosine: the rate reached at the last step */
+    int warmup;   /* steps of linear warmup from lr/warmup to lr (either schedule) */
+    float min_lr; /* cosine: the rate reached at the last step */
 } OptimConfig;
 
 /* Defaults: Adam, lr 2e-3, betas 0.9/0.999, eps 1e-8, clip 5, constant rate. */

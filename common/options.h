@@ -21,12 +21,12 @@ typedef enum {
 typedef struct {
     const char *name; /* "--hidden" */
     ArgType type;
-    void *target;     /* holds the default on entry */
+    void *target; /* holds the default on entry */
     double min, max;
     const char *const *choices; /* NULL-terminated, for ARG_CHOICE */
     const char *metavar;
     const char *help;
-    int given;        /* set by the parser when the option appears on the command line */
+    int given; /* set by the parser when the option appears on the command line */
 } Option;
 
 /* Parses argv[0..argc) (after the command name). Sets *help when -h/--help appears. Errors name the

@@ -46,8 +46,8 @@ int sample_logits(const float *logits, int V, const SamplerConfig *s, Rng *rng, 
     return last; /* r landed on the rounding slack at the very end */
 }
 
-int generate(Backend *be, const Vocab *vocab, const SamplerConfig *s, Rng *rng, const token_t *prime,
-             size_t n_prime, long length, EmitFn emit, void *arg, Err *e)
+int generate(Backend *be, const Vocab *vocab, const SamplerConfig *s, Rng *rng, const token_t *prime, size_t n_prime,
+             long length, EmitFn emit, void *arg, Err *e)
 {
     const int V = be->cfg.vocab;
     float *logits = malloc(sizeof(float) * 3 * (size_t)V); /* logits, then the sampler's scratch */

@@ -7,8 +7,8 @@
 /* The batches' RNG is seeded apart from the parameters' so that changing one never shifts the other. */
 #define BATCH_SEED_SALT 0x62617463686573ull /* "batches" */
 
-static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path,
-                         Backend *be, Err *e)
+static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be,
+                         Err *e)
 {
     memset(tr, 0, sizeof *tr);
     tr->cfg = *cfg;
@@ -16,11 +16,10 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     tr->data_path = data_path;
     tr->be = be;
     if (be->max_T != cfg->seq_len || be->max_B != cfg->batch)
-        return err_set(e, "the backend was created for %d x %d batches, the run uses %d x %d", be->max_T,
-                       be->max_B, cfg->seq_len, cfg->batch);
+        return err_set(e, "the backend was created for %d x %d batches, the run uses %d x %d", be->max_T, be->max_B,
+                       cfg->seq_len, cfg->batch);
     if (cfg->model.vocab != d->vocab.size)
-        return err_set(e, "the model's vocabulary has %d characters, the data's %d", cfg->model.vocab,
-                       d->vocab.size);
+        return err_set(e, "the model's vocabulary has %d characters, the data's %d", cfg->model.vocab, d->vocab.size);
     if (batcher_init(&tr->batcher, cfg->mode, cfg->stateful, cfg->seq_len, cfg->batch, d->tokens, d->n_train,
                      cfg->seed ^ BATCH_SEED_SALT, e) != 0)
         return -1;
@@ -34,8 +33,7 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     return 0;
 }
 
-int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be,
-                  Err *e)
+int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be, Err *e)
 {
     if (trainer_setup(tr, cfg, d, data_path, be, e) != 0)
         return -1;
@@ -61,8 +59,7 @@ int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const c
     return rc;
 }
 
-int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const char *data_path, Backend *be,
-                   Err *e)
+int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const char *data_path, Backend *be, Err *e)
 {
     if (!ck->has_resume || !ck->m)
         return err_set(e, "the checkpoint holds no optimizer and data state to resume from");
@@ -165,8 +162,8 @@ void trainer_free(Trainer *tr)
     tr->x = tr->y = NULL;
 }
 
-int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches,
-             double *loss, Err *e)
+int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches, double *loss,
+             Err *e)
 {
     size_t total = eval_examples(mode, n, T);
     if (total == 0)

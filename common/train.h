@@ -14,8 +14,8 @@ typedef struct {
     const char *data_path; /* recorded in checkpoints */
     Backend *be;
     Batcher batcher;
-    long step;             /* optimizer updates done */
-    token_t *x, *y;        /* [T, B] batch buffers */
+    long step;      /* optimizer updates done */
+    token_t *x, *y; /* [T, B] batch buffers */
 } Trainer;
 
 typedef struct {
@@ -25,11 +25,9 @@ typedef struct {
 } StepStats;
 
 /* A fresh run: parameters initialised from cfg->seed, zero optimizer moments. */
-int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be,
-                  Err *e);
+int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be, Err *e);
 /* Continues the run saved in ck (which must hold the resume state) on data d. */
-int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const char *data_path, Backend *be,
-                   Err *e);
+int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const char *data_path, Backend *be, Err *e);
 int trainer_step(Trainer *tr, StepStats *s, Err *e);
 /* Fills ck with everything needed to resume (ck owns the copies; free with checkpoint_free). */
 int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkpoint *ck, Err *e);
@@ -37,7 +35,7 @@ void trainer_free(Trainer *tr);
 
 /* Mean loss (nats/char) over a text's evaluation examples (see eval_examples): all of them when
  * max_batches <= 0, else max_batches batches of B spread evenly over the text. */
-int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches,
-             double *loss, Err *e);
+int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches, double *loss,
+             Err *e);
 
 #endif

@@ -84,7 +84,7 @@ int make_parent_dirs(const char *path, Err *e)
         return 0;
     }
     *slash = 0;
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         if (*p == '/' || *p == 0) {
             char saved = *p;
             *p = 0;
@@ -201,7 +201,10 @@ void rng_seed(Rng *r, uint64_t seed)
         r->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_next(Rng *r)
 {
@@ -217,7 +220,10 @@ uint64_t rng_next(Rng *r)
     return result;
 }
 
-float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float rng_uniform(Rng *r)
+{
+    return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 uint64_t rng_below(Rng *r, uint64_t n)
 {

@@ -33,9 +33,9 @@ typedef struct {
 
 void rng_seed(Rng *r, uint64_t seed);
 uint64_t rng_next(Rng *r);
-float rng_uniform(Rng *r);               /* [0, 1) with 24 random bits */
-uint64_t rng_below(Rng *r, uint64_t n);  /* uniform integer in [0, n), n > 0, without modulo bias */
-double rng_normal(Rng *r);               /* standard normal (Box-Muller) */
+float rng_uniform(Rng *r);              /* [0, 1) with 24 random bits */
+uint64_t rng_below(Rng *r, uint64_t n); /* uniform integer in [0, n), n > 0, without modulo bias */
+double rng_normal(Rng *r);              /* standard normal (Box-Muller) */
 
 double now_seconds(void); /* monotonic clock */
 

@@ -113,8 +113,8 @@ int vocab_build(Vocab *v, const uint8_t *text, size_t n, const char *name, Err *
     }
     if (distinct > VOCAB_MAX_SIZE) {
         free(seen);
-        return err_set(e, "%s: %d distinct characters, more than the %d a vocabulary can hold", name,
-                       distinct, VOCAB_MAX_SIZE);
+        return err_set(e, "%s: %d distinct characters, more than the %d a vocabulary can hold", name, distinct,
+                       VOCAB_MAX_SIZE);
     }
     v->codepoints = malloc(sizeof(uint32_t) * (size_t)(distinct ? distinct : 1));
     if (!v->codepoints) {
@@ -194,8 +194,7 @@ int vocab_index(const Vocab *v, uint32_t cp)
     return -1;
 }
 
-int vocab_encode(const Vocab *v, const uint8_t *text, size_t n, token_t *out, size_t *count,
-                 const char *name, Err *e)
+int vocab_encode(const Vocab *v, const uint8_t *text, size_t n, token_t *out, size_t *count, const char *name, Err *e)
 {
     size_t k = 0;
     for (size_t pos = 0; pos < n;) {
@@ -208,8 +207,7 @@ int vocab_encode(const Vocab *v, const uint8_t *text, size_t n, token_t *out, si
         if (id < 0) {
             char desc[48];
             describe_codepoint(cp, desc, sizeof desc);
-            return err_set(e, "%s: character %s at byte offset %zu is not in the model's vocabulary", name,
-                           desc, at);
+            return err_set(e, "%s: character %s at byte offset %zu is not in the model's vocabulary", name, desc, at);
         }
         out[k++] = (token_t)id;
     }

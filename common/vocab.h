@@ -7,8 +7,8 @@
 
 #include "util.h"
 
-typedef uint16_t token_t;     /* two bytes per character of text held in memory */
-#define VOCAB_MAX_SIZE 65536  /* every token_t value */
+typedef uint16_t token_t;    /* two bytes per character of text held in memory */
+#define VOCAB_MAX_SIZE 65536 /* every token_t value */
 
 typedef struct {
     int size;
@@ -34,8 +34,7 @@ int vocab_index(const Vocab *v, uint32_t cp); /* -1 when cp is not in the vocabu
 
 /* Encodes a UTF-8 text into tokens (out needs room for n tokens; *count gets the number written).
  * A character outside the vocabulary is an error naming it and its byte offset. */
-int vocab_encode(const Vocab *v, const uint8_t *text, size_t n, token_t *out, size_t *count,
-                 const char *name, Err *e);
+int vocab_encode(const Vocab *v, const uint8_t *text, size_t n, token_t *out, size_t *count, const char *name, Err *e);
 
 /* A printable description of a code point for messages: 'a', '\n', U+00E9 'é'. */
 void describe_codepoint(uint32_t cp, char *out, size_t outlen);

@@ -15,21 +15,19 @@ void embedding_forward(float *out, const token_t *x, const float *embedding, int
 void embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int E);
 
 /* One Elman layer over T steps. h: [T+1, B, H] time-major, h[0] = h_0 on entry; u: [T, B, I]. */
-void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T,
-                 int B, int I, int H);
+void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T, int B, int I,
+                 int H);
 /* Full BPTT through the layer: dh [T, B, H] is the loss gradient arriving at h_1..h_T from above.
  * Writes da [T, B, H] (gradient at the pre-activations) and du [T, B, I] (for the layer below; skipped
  * when du is NULL), adds into dw_xh, dw_hh, db_h. carry is [B, H] scratch. */
-void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry,
-                  const float *dh, const float *h, const float *u, const float *w_xh, const float *w_hh,
-                  int T, int B, int I, int H);
+void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,
+                  const float *h, const float *u, const float *w_xh, const float *w_hh, int T, int B, int I, int H);
 
 /* logits [rows, V] = h [rows, H] w_hy + b_y */
-void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H,
-                    int V);
+void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H, int V);
 /* Adds into dw_hy, db_y; writes dh [rows, H] = dlogits w_hy^T. */
-void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits, const float *h,
-                     const float *w_hy, int rows, int H, int V);
+void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits, const float *h, const float *w_hy,
+                     int rows, int H, int V);
 
 /* Returns the summed cross-entropy (nats) of rows of logits against targets y. */
 double softmax_xent_forward(const float *logits, const token_t *y, int rows, int V);
@@ -37,8 +35,8 @@ double softmax_xent_forward(const float *logits, const token_t *y, int rows, int
 double softmax_xent_forward_backward(float *logits, const token_t *y, int rows, int V, float scale);
 
 /* Adam with bias correction and decoupled weight decay (AdamW; weight_decay 0 gives Adam). */
-void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                 float eps, float weight_decay, float grad_scale, long step);
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, float grad_scale, long step);
 /* SGD with momentum: v = momentum v + g; p -= lr v. */
 void sgd_update(float *p, const float *g, float *v, size_t n, float lr, float momentum, float grad_scale);
 

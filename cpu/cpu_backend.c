@@ -18,19 +18,19 @@ typedef struct {
     ParamViews p, g;
 
     /* Activations, all in one allocation: */
-    float *emb_out;                /* [T, B, E]: input of layer 0 */
-    float *h[MODEL_MAX_LAYERS];    /* [T+1, B, H] per layer, h[l][0] = h_0 */
-    float *logits;                 /* [T, B, V], overwritten by dlogits */
-    float *dh;                     /* [T, B, H]: gradient arriving at a layer's outputs */
-    float *da;                     /* [T, B, H]: gradient at a layer's pre-activations */
-    float *du;                     /* [T, B, max(E, H)]: gradient for the layer below */
-    float *scratch;                /* [B, H]: the backward carry */
-    float *carry;                  /* [L, max_B, H]: hidden state carried between stateful batches */
+    float *emb_out;             /* [T, B, E]: input of layer 0 */
+    float *h[MODEL_MAX_LAYERS]; /* [T+1, B, H] per layer, h[l][0] = h_0 */
+    float *logits;              /* [T, B, V], overwritten by dlogits */
+    float *dh;                  /* [T, B, H]: gradient arriving at a layer's outputs */
+    float *da;                  /* [T, B, H]: gradient at a layer's pre-activations */
+    float *du;                  /* [T, B, max(E, H)]: gradient for the layer below */
+    float *scratch;             /* [B, H]: the backward carry */
+    float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
     float *acts;
 
     /* Generation state for one sequence. */
-    float *sample_h;               /* [L, H] */
-    float *sample_x;               /* [max(E, H)] */
+    float *sample_h; /* [L, H] */
+    float *sample_x; /* [max(E, H)] */
 } CpuModel;
 
 static void cpu_destroy(void *ctx)
@@ -83,8 +83,9 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, Err *e)
     c->v = calloc(c->n_params, sizeof(float));
     c->acts = calloc(total, sizeof(float));
     if (!c->params || !c->grads || !c->m || !c->v || !c->acts) {
-        err_set(e, "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
-                   "try a smaller --hidden, --batch or --seq-len",
+        err_set(e,
+                "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
+                "try a smaller --hidden, --batch or --seq-len",
                 (4.0 * (double)c->n_params + (double)total) * sizeof(float) / 1048576.0, c->n_params, total);
         cpu_destroy(c);
         return NULL;
@@ -149,7 +150,10 @@ static int cpu_get_moments(void *ctx, float *m, float *v, Err *e)
     return 0;
 }
 
-static size_t carry_floats(const CpuModel *c) { return (size_t)c->cfg.layers * c->max_B * c->cfg.hidden; }
+static size_t carry_floats(const CpuModel *c)
+{
+    return (size_t)c->cfg.layers * c->max_B * c->cfg.hidden;
+}
 
 static int cpu_set_carry(void *ctx, const float *h, Err *e)
 {
@@ -170,8 +174,8 @@ static int cpu_get_carry(void *ctx, float *h, Err *e)
 static int check_batch(const CpuModel *c, const Batch *b, Err *e)
 {
     if (b->T < 1 || b->T > c->max_T || b->B < 1 || b->B > c->max_B)
-        return err_set(e, "batch of %d x %d does not fit the %d x %d the model was created for", b->T, b->B,
-                       c->max_T, c->max_B);
+        return err_set(e, "batch of %d x %d does not fit the %d x %d the model was created for", b->T, b->B, c->max_T,
+                       c->max_B);
     if (b->loss_from_t < 0 || b->loss_from_t >= b->T)
         return err_set(e, "loss_from_t %d is outside 0..%d", b->loss_from_t, b->T - 1);
     return 0;
@@ -234,8 +238,8 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     for (int l = L - 1; l >= 0; l--) {
         const int I = layer_inputs(&c->cfg, l);
         const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
-        rnn_backward(c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l], u,
-                     c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
+        rnn_backward(c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l], u, c->p.w_xh[l],
+                     c->p.w_hh[l], T, B, I, H);
         if (l > 0)
             memcpy(c->dh, c->du, sizeof(float) * (size_t)T * state); /* becomes dh of the layer below */
     }
@@ -265,8 +269,8 @@ static int cpu_update(void *ctx, const OptimConfig *o, float lr, long step, floa
             sgd_update(c->params + off, c->grads + off, c->m + off, n, lr, o->momentum, grad_scale);
         } else {
             float wd = o->kind == OPT_ADAMW && t->is_matrix ? o->weight_decay : 0.0f;
-            adam_update(c->params + off, c->grads + off, c->m + off, c->v + off, n, lr, o->beta1, o->beta2,
-                        o->eps, wd, grad_scale, step);
+            adam_update(c->params + off, c->grads + off, c->m + off, c->v + off, n, lr, o->beta1, o->beta2, o->eps, wd,
+                        grad_scale, step);
         }
     }
     return 0;

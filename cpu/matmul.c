@@ -6,17 +6,17 @@
 
 #define ROWS 4 /* rows of C computed together: each B row loaded once serves four of them */
 
-void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+/* C += A' B, where A'[i][k] = A[i * rs + k * cs]: rs = K, cs = 1 reads A [M, K] as stored, rs = 1, cs = M
+ * reads A [K, M] transposed. Each row of C is a sum of rows of B, so the inner loop is contiguous. */
+static void add_row_products(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N, int K)
 {
-    if (!accumulate)
-        memset(C, 0, sizeof(float) * (size_t)M * (size_t)N);
     int i = 0;
     for (; i + ROWS <= M; i += ROWS) {
         float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-        const float *a0 = A + (size_t)i * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
         for (int k = 0; k < K; k++) {
+            const float *a = A + (size_t)i * rs + (size_t)k * cs;
             const float *b = B + (size_t)k * N;
-            const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+            const float x0 = a[0], x1 = a[rs], x2 = a[2 * rs], x3 = a[3 * rs];
             for (int j = 0; j < N; j++) {
                 c0[j] += x0 * b[j];
                 c1[j] += x1 * b[j];
@@ -27,44 +27,27 @@ void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, in
     }
     for (; i < M; i++) {
         float *c = C + (size_t)i * N;
-        const float *a = A + (size_t)i * K;
         for (int k = 0; k < K; k++) {
+            const float x = A[(size_t)i * rs + (size_t)k * cs];
             const float *b = B + (size_t)k * N;
-            const float x = a[k];
             for (int j = 0; j < N; j++)
                 c[j] += x * b[j];
         }
     }
 }
 
+void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    if (!accumulate)
+        memset(C, 0, sizeof(float) * (size_t)M * (size_t)N);
+    add_row_products(C, A, (size_t)K, 1, B, M, N, K);
+}
+
 void matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
     if (!accumulate)
         memset(C, 0, sizeof(float) * (size_t)M * (size_t)N);
-    int i = 0;
-    for (; i + ROWS <= M; i += ROWS) {
-        float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-        for (int k = 0; k < K; k++) {
-            const float *a = A + (size_t)k * M + i;
-            const float *b = B + (size_t)k * N;
-            const float x0 = a[0], x1 = a[1], x2 = a[2], x3 = a[3];
-            for (int j = 0; j < N; j++) {
-                c0[j] += x0 * b[j];
-                c1[j] += x1 * b[j];
-                c2[j] += x2 * b[j];
-                c3[j] += x3 * b[j];
-            }
-        }
-    }
-    for (; i < M; i++) {
-        float *c = C + (size_t)i * N;
-        for (int k = 0; k < K; k++) {
-            const float x = A[(size_t)k * M + i];
-            const float *b = B + (size_t)k * N;
-            for (int j = 0; j < N; j++)
-                c[j] += x * b[j];
-        }
-    }
+    add_row_products(C, A, 1, (size_t)M, B, M, N, K);
 }
 
 void matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)

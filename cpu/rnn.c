@@ -35,8 +35,8 @@ static void add_column_sums(float *sums, const float *m, int rows, int cols)
             sums[j] += m[(size_t)i * cols + j];
 }
 
-void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T,
-                 int B, int I, int H)
+void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T, int B, int I,
+                 int H)
 {
     const size_t step = (size_t)B * H;
     /* The input projections of all timesteps in one product, written straight into h_1..h_T. */
@@ -52,9 +52,8 @@ void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh,
     }
 }
 
-void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry,
-                  const float *dh, const float *h, const float *u, const float *w_xh, const float *w_hh,
-                  int T, int B, int I, int H)
+void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,
+                  const float *h, const float *u, const float *w_xh, const float *w_hh, int T, int B, int I, int H)
 {
     const size_t step = (size_t)B * H;
     /* Backward through time: the gradient reaching h_t is what comes from above plus what the next
@@ -77,15 +76,14 @@ void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da,
         matmul_nt(du, da, w_xh, T * B, I, H, 0);
 }
 
-void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H,
-                    int V)
+void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H, int V)
 {
     broadcast_rows(logits, b_y, rows, V);
     matmul_nn(logits, h, w_hy, rows, V, H, 1);
 }
 
-void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits, const float *h,
-                     const float *w_hy, int rows, int H, int V)
+void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits, const float *h, const float *w_hy,
+                     int rows, int H, int V)
 {
     matmul_tn(dw_hy, h, dlogits, H, V, rows, 1);
     add_column_sums(db_y, dlogits, rows, V);
@@ -131,8 +129,8 @@ double softmax_xent_forward_backward(float *logits, const token_t *y, int rows, 
     return loss;
 }
 
-void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                 float eps, float weight_decay, float grad_scale, long step)
+void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, float grad_scale, long step)
 {
     const float c1 = 1.0f - powf(beta1, (float)step); /* bias corrections for zero-initialised moments */
     const float c2 = 1.0f - powf(beta2, (float)step);

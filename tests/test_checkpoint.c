@@ -148,11 +148,11 @@ Test(checkpoint, header_is_little_endian_as_documented, .init = setup)
     saved_bytes(&buf, &len);
     cr_assert(memcmp(buf, "CHARRNN\0", 8) == 0);
     cr_assert_eq(buf[8], CHECKPOINT_VERSION);
-    cr_assert_eq(buf[12], 3); /* flags: moments | resume */
-    cr_assert_eq(buf[16], 5); /* V */
-    cr_assert_eq(buf[20], 3); /* E */
-    cr_assert_eq(buf[24], 7); /* H */
-    cr_assert_eq(buf[28], 2); /* L */
+    cr_assert_eq(buf[12], 3);   /* flags: moments | resume */
+    cr_assert_eq(buf[16], 5);   /* V */
+    cr_assert_eq(buf[20], 3);   /* E */
+    cr_assert_eq(buf[24], 7);   /* H */
+    cr_assert_eq(buf[28], 2);   /* L */
     cr_assert_eq(buf[112], 77); /* step */
     cr_assert_eq(buf[140], 14); /* data path length in bytes */
     uint32_t stored = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 | (uint32_t)buf[len - 2] << 16 |

@@ -13,17 +13,20 @@
 static char out[1 << 16], err[1 << 16];
 static char dir[64];
 
-static int run(char *const args[]) { return run_charrnn(dir, args, out, sizeof out, err, sizeof err); }
+static int run(char *const args[])
+{
+    return run_charrnn(dir, args, out, sizeof out, err, sizeof err);
+}
 
 #define RUN(...) run((char *[]){__VA_ARGS__, NULL})
 
 /* Exit status 2 and a single line on stderr that contains `needle`. */
-#define EXPECT_USAGE_ERROR(needle, ...)                                                                    \
-    do {                                                                                                    \
-        int rc_ = RUN(__VA_ARGS__);                                                                         \
-        cr_expect_eq(rc_, 2, "exit status %d, stderr: %s", rc_, err);                                      \
-        cr_expect(strstr(err, needle) != NULL, "stderr should contain '%s', got: %s", needle, err);        \
-        cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                               \
+#define EXPECT_USAGE_ERROR(needle, ...)                                                                                \
+    do {                                                                                                               \
+        int rc_ = RUN(__VA_ARGS__);                                                                                    \
+        cr_expect_eq(rc_, 2, "exit status %d, stderr: %s", rc_, err);                                                  \
+        cr_expect(strstr(err, needle) != NULL, "stderr should contain '%s', got: %s", needle, err);                    \
+        cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                                          \
     } while (0)
 
 static const char *TEXT = "It is a truth universally acknowledged, that a single man in possession\n"
@@ -41,9 +44,9 @@ static void setup(void)
 }
 
 /* A few quick steps of a tiny model; extra arguments are appended. */
-#define TRAIN_TINY(...)                                                                                   \
-    RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "12", "--layers", "2", "--embed", "5", \
-        "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--eval-batches", "2", "--sample-length", "20", \
+#define TRAIN_TINY(...)                                                                                                \
+    RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "12", "--layers", "2", "--embed", "5",           \
+        "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--eval-batches", "2", "--sample-length", "20",         \
         __VA_ARGS__)
 
 Test(cli, help_on_every_command, .init = setup)
@@ -114,8 +117,7 @@ Test(cli, bad_checkpoints_are_refused, .init = setup)
     char path[128];
     snprintf(path, sizeof path, "%s/junk.ckpt", dir);
     write_text_file(path, "not a checkpoint", 16);
-    EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "--device", "cpu", "sample", "--checkpoint",
-                       "junk.ckpt");
+    EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "--device", "cpu", "sample", "--checkpoint", "junk.ckpt");
     EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "info", "--checkpoint", "junk.ckpt");
     EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "eval", "--checkpoint", "junk.ckpt");
     EXPECT_USAGE_ERROR("junk.ckpt: not a charrnn checkpoint", "train", "--resume", "junk.ckpt");
@@ -180,17 +182,17 @@ Test(cli, train_info_sample_eval_resume_end_to_end, .init = setup)
     EXPECT_USAGE_ERROR("--hidden differs from the run in the checkpoint", "--device", "cpu", "train", "--resume",
                        "m.ckpt", "--steps", "20", "--hidden", "13");
     /* the same value as the checkpoint's is fine */
-    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "16", "--hidden", "12",
-                     "--eval-every", "0"),
-                 0, "%s", err);
+    cr_assert_eq(
+        RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "16", "--hidden", "12", "--eval-every", "0"),
+        0, "%s", err);
     snprintf(path, sizeof path, "%s/other.txt", dir);
     f = fopen(path, "w");
     for (int i = 0; i < 40; i++)
         fputs(TEXT, f);
     fputs("extra\n", f);
     fclose(f);
-    EXPECT_USAGE_ERROR("differs from the data the run was trained on", "--device", "cpu", "train", "--resume",
-                       "m.ckpt", "--steps", "20", "--data", "other.txt");
+    EXPECT_USAGE_ERROR("differs from the data the run was trained on", "--device", "cpu", "train", "--resume", "m.ckpt",
+                       "--steps", "20", "--data", "other.txt");
 }
 
 Test(cli, default_paths_train_then_sample_as_typed, .init = setup)
@@ -221,8 +223,8 @@ Test(cli, window_mode_and_stateful_runs_train, .init = setup)
     cr_assert_eq(TRAIN_TINY("--steps", "6", "--mode", "window", "--out", "w.ckpt"), 0, "%s", err);
     cr_assert_eq(TRAIN_TINY("--steps", "6", "--stateful", "--optimizer", "sgd", "--lr", "0.1", "--out", "s.ckpt"), 0,
                  "%s", err);
-    cr_assert_eq(TRAIN_TINY("--steps", "6", "--optimizer", "adamw", "--lr-schedule", "cosine", "--warmup", "2",
-                            "--out", "c.ckpt"),
+    cr_assert_eq(TRAIN_TINY("--steps", "6", "--optimizer", "adamw", "--lr-schedule", "cosine", "--warmup", "2", "--out",
+                            "c.ckpt"),
                  0, "%s", err);
     cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "s.ckpt", "--steps", "9"), 0, "%s", err);
     cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "w.ckpt"), 0, "%s", err);

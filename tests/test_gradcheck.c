@@ -154,8 +154,13 @@ static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, flo
     for (size_t i = 0; pr->h0 && i < nh; i++)
         h0[i] = (float)pr->h0[i];
     cr_assert_eq(be.ops->set_carry(be.ctx, h0, &e), 0);
-    Batch b = {.x = pr->x, .y = pr->y, .T = pr->T, .B = pr->B, .loss_from_t = pr->loss_from_t,
-               .carry_in = pr->carry_in, .carry_out = 1};
+    Batch b = {.x = pr->x,
+               .y = pr->y,
+               .T = pr->T,
+               .B = pr->B,
+               .loss_from_t = pr->loss_from_t,
+               .carry_in = pr->carry_in,
+               .carry_out = 1};
     float loss;
     cr_assert_eq(be.ops->forward_backward(be.ctx, &b, &loss, &e), 0, "%s", e.msg);
     float *grads = malloc(sizeof(float) * P);
@@ -217,12 +222,30 @@ static void check_gradients(int layers, int window, int carry_in)
     free_problem(&pr);
 }
 
-Test(gradcheck, one_layer_seq_mode) { check_gradients(1, 0, 0); }
-Test(gradcheck, three_layers_seq_mode) { check_gradients(3, 0, 0); }
-Test(gradcheck, one_layer_window_mode) { check_gradients(1, 1, 0); }
-Test(gradcheck, three_layers_window_mode) { check_gradients(3, 1, 0); }
-Test(gradcheck, one_layer_stateful_carry_in) { check_gradients(1, 0, 1); }
-Test(gradcheck, three_layers_stateful_carry_in) { check_gradients(3, 0, 1); }
+Test(gradcheck, one_layer_seq_mode)
+{
+    check_gradients(1, 0, 0);
+}
+Test(gradcheck, three_layers_seq_mode)
+{
+    check_gradients(3, 0, 0);
+}
+Test(gradcheck, one_layer_window_mode)
+{
+    check_gradients(1, 1, 0);
+}
+Test(gradcheck, three_layers_window_mode)
+{
+    check_gradients(3, 1, 0);
+}
+Test(gradcheck, one_layer_stateful_carry_in)
+{
+    check_gradients(1, 0, 1);
+}
+Test(gradcheck, three_layers_stateful_carry_in)
+{
+    check_gradients(3, 0, 1);
+}
 
 /* The comparison must be able to fail: a gradient that is wrong in one entry by 1% is caught. */
 Test(gradcheck, detects_a_wrong_gradient_entry)

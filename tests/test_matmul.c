@@ -46,8 +46,8 @@ static void check(int ta, int tb, int M, int N, int K, int accumulate)
                 ref += term;
                 mag += fabs(term);
             }
-            cr_assert(fabs(C[i * N + j] - ref) <= MATMUL_TOL * (mag + 1.0), "C[%d,%d] = %.7f, expected %.7f (%s%s)",
-                      i, j, C[i * N + j], ref, ta ? "t" : "n", tb ? "t" : "n");
+            cr_assert(fabs(C[i * N + j] - ref) <= MATMUL_TOL * (mag + 1.0), "C[%d,%d] = %.7f, expected %.7f (%s%s)", i,
+                      j, C[i * N + j], ref, ta ? "t" : "n", tb ? "t" : "n");
         }
     }
     free(A), free(B), free(C), free(C0);

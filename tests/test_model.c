@@ -12,8 +12,8 @@ Test(model, tensors_follow_the_documented_order)
 {
     ParamTensor t[MODEL_MAX_TENSORS];
     int n = model_tensors(&CFG, t);
-    const char *names[] = {"embedding", "W_xh.0", "W_hh.0", "b_h.0", "W_xh.1", "W_hh.1", "b_h.1",
-                           "W_xh.2",    "W_hh.2", "b_h.2",  "W_hy",   "b_y"};
+    const char *names[] = {"embedding", "W_xh.0", "W_hh.0", "b_h.0", "W_xh.1", "W_hh.1",
+                           "b_h.1",     "W_xh.2", "W_hh.2", "b_h.2", "W_hy",   "b_y"};
     const size_t rows[] = {11, 7, 13, 1, 13, 13, 1, 13, 13, 1, 13, 1};
     const size_t cols[] = {7, 13, 13, 13, 13, 13, 13, 13, 13, 13, 11, 11};
     cr_assert_eq(n, 12);

@@ -66,9 +66,9 @@ Test(optim, cosine_schedule_runs_from_lr_to_min_lr)
     o.lr = 1.0f;
     o.min_lr = 0.1f;
     o.warmup = 10;
-    cr_assert_float_eq(lr_at(&o, 9, 111), 1.0f, 1e-6);    /* end of warmup */
-    cr_assert_float_eq(lr_at(&o, 10, 111), 1.0f, 1e-6);   /* first cosine step */
-    cr_assert_float_eq(lr_at(&o, 60, 111), 0.55f, 1e-6);  /* halfway: the mean of lr and min_lr */
-    cr_assert_float_eq(lr_at(&o, 110, 111), 0.1f, 1e-6);  /* last step */
-    cr_assert_float_eq(lr_at(&o, 500, 111), 0.1f, 1e-6);  /* past the end (extended run) */
+    cr_assert_float_eq(lr_at(&o, 9, 111), 1.0f, 1e-6);   /* end of warmup */
+    cr_assert_float_eq(lr_at(&o, 10, 111), 1.0f, 1e-6);  /* first cosine step */
+    cr_assert_float_eq(lr_at(&o, 60, 111), 0.55f, 1e-6); /* halfway: the mean of lr and min_lr */
+    cr_assert_float_eq(lr_at(&o, 110, 111), 0.1f, 1e-6); /* last step */
+    cr_assert_float_eq(lr_at(&o, 500, 111), 0.1f, 1e-6); /* past the end (extended run) */
 }

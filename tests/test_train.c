@@ -109,9 +109,18 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
     dataset_free(&d);
 }
 
-Test(train, resume_is_bit_identical_seq_mode) { check_resume(MODE_SEQ, 0, OPT_ADAM); }
-Test(train, resume_is_bit_identical_stateful) { check_resume(MODE_SEQ, 1, OPT_ADAMW); }
-Test(train, resume_is_bit_identical_window_mode) { check_resume(MODE_WINDOW, 0, OPT_SGD); }
+Test(train, resume_is_bit_identical_seq_mode)
+{
+    check_resume(MODE_SEQ, 0, OPT_ADAM);
+}
+Test(train, resume_is_bit_identical_stateful)
+{
+    check_resume(MODE_SEQ, 1, OPT_ADAMW);
+}
+Test(train, resume_is_bit_identical_window_mode)
+{
+    check_resume(MODE_WINDOW, 0, OPT_SGD);
+}
 
 Test(train, learns_a_periodic_text)
 {

@@ -100,14 +100,16 @@ static void expect_invalid(const char *bytes, size_t n, size_t offset)
 
 Test(vocab, invalid_utf8_names_the_byte_offset)
 {
-    expect_invalid("ab\xff" "c", 4, 2);            /* never valid */
-    expect_invalid("abc\x80", 4, 3);               /* stray continuation */
-    expect_invalid("x\xc3", 2, 1);                 /* cut short by the end */
-    expect_invalid("xy\xe2\x82z", 5, 2);           /* cut short by a non-continuation */
-    expect_invalid("\xc0\xaf", 2, 0);              /* overlong '/' */
-    expect_invalid("ok\xe0\x80\xaf", 5, 2);        /* overlong 3-byte */
-    expect_invalid("a\xed\xa0\x80", 4, 1);         /* UTF-16 surrogate */
-    expect_invalid("ab\xf4\x90\x80\x80", 6, 2);    /* above U+10FFFF */
+    expect_invalid("ab\xff"
+                   "c",
+                   4, 2);                       /* never valid */
+    expect_invalid("abc\x80", 4, 3);            /* stray continuation */
+    expect_invalid("x\xc3", 2, 1);              /* cut short by the end */
+    expect_invalid("xy\xe2\x82z", 5, 2);        /* cut short by a non-continuation */
+    expect_invalid("\xc0\xaf", 2, 0);           /* overlong '/' */
+    expect_invalid("ok\xe0\x80\xaf", 5, 2);     /* overlong 3-byte */
+    expect_invalid("a\xed\xa0\x80", 4, 1);      /* UTF-16 surrogate */
+    expect_invalid("ab\xf4\x90\x80\x80", 6, 2); /* above U+10FFFF */
 }
 
 Test(vocab, encoding_a_character_outside_the_vocabulary_names_it)

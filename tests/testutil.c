@@ -9,7 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int have_shakespeare(void) { return access(CHARRNN_TEST_DATA, R_OK) == 0; }
+int have_shakespeare(void)
+{
+    return access(CHARRNN_TEST_DATA, R_OK) == 0;
+}
 
 /* Reads what is available; keeps what fits in buf. Returns 0 at end of file. */
 static int drain(int fd, char *buf, size_t cap, size_t *used)
