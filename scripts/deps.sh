@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages charrnn needs that are not installed yet (and nothing else).
+#   scripts/deps.sh          build tools
+#   scripts/deps.sh --test   build tools and the Criterion test framework
+set -euo pipefail
+
+packages=(gcc make cmake pkg-config)
+[ "${1:-}" = "--test" ] && packages+=(libcriterion-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "deps: missing packages ${missing[*]}; install them as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
