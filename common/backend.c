@@ -1,5 +1,6 @@
 #include "backend.h"
 
+#include <limits.h>
 #include <string.h>
 
 int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B, Err *e)
@@ -7,6 +8,12 @@ int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, i
     memset(be, 0, sizeof *be);
     if (model_config_check(cfg, e) != 0)
         return -1;
+    /* Backends index activations with int: the largest, [T+1, B, max(E, H, V)], must fit. */
+    int width = cfg->embed > cfg->hidden ? cfg->embed : cfg->hidden;
+    width = cfg->vocab > width ? cfg->vocab : width;
+    if (max_T < 1 || max_B < 1 || ((double)max_T + 1) * max_B * width > INT_MAX)
+        return err_set(e, "a batch of %d x %d is too large for this model (at most %d values per activation buffer)",
+                       max_T, max_B, INT_MAX);
     be->ctx = ops->create(cfg, max_T, max_B, e);
     if (!be->ctx)
         return -1;

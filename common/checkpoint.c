@@ -192,7 +192,7 @@ static int fail(Checkpoint *ck, Err *e, const char *name, const char *what)
 }
 
 /* Reads the configuration after the magic, version and flags; checks every value's range. */
-static const char *read_config(In *in, TrainConfig *c)
+static int read_config(In *in, TrainConfig *c, Err *why)
 {
     c->model.vocab = (int)get_u32(in);
     c->model.embed = (int)get_u32(in);
@@ -212,15 +212,9 @@ static const char *read_config(In *in, TrainConfig *c)
     c->val_fraction = get_f32(in);
     uint64_t steps = get_u64(in);
     c->seed = get_u64(in);
-    Err ignored;
-    if (model_config_check(&c->model, &ignored) != 0)
-        return "corrupted: the model shape is invalid";
-    if (mode > MODE_WINDOW || stateful > 1 || opt > OPT_SGD || schedule > LR_COSINE)
-        return "corrupted: an enumerated setting is out of range";
-    if (T < 1 || T > 1000000 || B < 1 || B > 1000000 || warmup > 1000000000u || steps > (uint64_t)1 << 40)
-        return "corrupted: a size setting is out of range";
-    if (!(c->val_fraction >= 0.0f && c->val_fraction < 1.0f))
-        return "corrupted: the validation fraction is out of range";
+    if (mode > MODE_WINDOW || opt > OPT_SGD || schedule > LR_COSINE || stateful > 1 || T > MAX_SEQ_LEN ||
+        B > MAX_BATCH || warmup > MAX_WARMUP || steps > (uint64_t)MAX_STEPS)
+        return err_set(why, "a setting is out of range");
     c->mode = (BatchMode)mode;
     c->stateful = (int)stateful;
     c->seq_len = (int)T;
@@ -229,7 +223,7 @@ static const char *read_config(In *in, TrainConfig *c)
     c->optim.schedule = (LrSchedule)schedule;
     c->optim.warmup = (int)warmup;
     c->steps = (long)steps;
-    return NULL;
+    return train_config_check(c, why);
 }
 
 int checkpoint_parse(const uint8_t *buf, size_t len, const char *name, Checkpoint *ck, Err *e)
@@ -259,13 +253,23 @@ int checkpoint_parse(const uint8_t *buf, size_t len, const char *name, Checkpoin
                           (uint32_t)buf[len - 1] << 24;
     int crc_ok = crc32_update(0, buf, len - 4) == stored_crc;
 
+    ck->version = (int)version;
     uint32_t flags = get_u32(&in);
-    const char *bad = read_config(&in, &ck->cfg);
+    Err why;
+    int bad = read_config(&in, &ck->cfg, &why) != 0;
     if (!bad && (flags & ~KNOWN_FLAGS))
-        bad = "corrupted: unknown flag bits";
-    if (bad)
-        return fail(ck, e, name, crc_ok ? bad : "corrupted (CRC-32 mismatch)");
-    ck->step = (long)get_u64(&in);
+        bad = err_set(&why, "unknown flag bits") != 0;
+    uint64_t step = get_u64(&in);
+    if (!bad && step > (uint64_t)MAX_STEPS)
+        bad = err_set(&why, "step %llu is out of range", (unsigned long long)step) != 0;
+    if (bad) {
+        if (!crc_ok)
+            return fail(ck, e, name, "corrupted (CRC-32 mismatch)");
+        char detail[sizeof why.msg + 16];
+        snprintf(detail, sizeof detail, "corrupted: %s", why.msg);
+        return fail(ck, e, name, detail);
+    }
+    ck->step = (long)step;
     ck->train_loss = get_f32(&in);
     ck->val_loss = get_f32(&in);
     ck->data_bytes = get_u64(&in);
@@ -318,6 +322,8 @@ int checkpoint_parse(const uint8_t *buf, size_t len, const char *name, Checkpoin
         ck->has_resume = 1;
         for (int i = 0; i < 4; i++)
             ck->rng.s[i] = get_u64(&in);
+        if ((ck->rng.s[0] | ck->rng.s[1] | ck->rng.s[2] | ck->rng.s[3]) == 0) /* xoshiro's one dead state */
+            return fail(ck, e, name, "corrupted: the batch generator's state is all zero");
         ck->stream_pos = get_u64(&in);
         size_t nc = carry_floats(&ck->cfg);
         if (nc) {

@@ -12,6 +12,7 @@
 #define CHECKPOINT_VERSION 1
 
 typedef struct {
+    int version; /* format version of the file read (checkpoint_save always writes CHECKPOINT_VERSION) */
     TrainConfig cfg;
     Vocab vocab;
     long step;        /* optimizer updates done */

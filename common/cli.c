@@ -1,6 +1,6 @@
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
-#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>

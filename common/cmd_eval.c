@@ -63,6 +63,10 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         }
         tokens = d.tokens + d.n_train;
         n = d.n - d.n_train;
+        if (n == 0) {
+            err_set(&e, "eval: %s held out no validation text (trained with --val-fraction 0); pass --data FILE", path);
+            goto done;
+        }
     }
     const BackendOps *ops;
     if (device_select((DeviceChoice)dev, &ops, &e) != 0)

@@ -33,7 +33,7 @@ int cmd_info(int argc, char **argv, DeviceChoice device)
     const TrainConfig *c = &ck.cfg;
     const OptimConfig *o = &c->optim;
     char n1[32], n2[32];
-    printf("%s (checkpoint format %d)\n", path, CHECKPOINT_VERSION);
+    printf("%s (checkpoint format %d)\n", path, ck.version);
     printf("  %-14s vocab %d, embed %d, hidden %d, layers %d: %s parameters\n", "model", c->model.vocab, c->model.embed,
            c->model.hidden, c->model.layers, fmt_count(model_num_params(&c->model), n1, sizeof n1));
     printf("  %-14s step %ld of %ld\n", "progress", ck.step, c->steps);

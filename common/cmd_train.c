@@ -22,6 +22,7 @@ static const char *const SCHEDULES[] = {"constant", "cosine", NULL};
 #define TTY_REFRESH_SECONDS 0.1    /* progress line redraws on a terminal */
 #define PLAIN_REFRESH_SECONDS 10.0 /* progress lines when stderr is a file or pipe */
 
+/* The options that steer a run without changing what it computes. */
 typedef struct {
     const char *data, *out, *resume, *log;
     int eval_every, eval_batches, save_every, sample_length;
@@ -87,18 +88,37 @@ static int save(const Trainer *tr, const char *path, float train_loss, float val
     return rc;
 }
 
+/* Everything a train command works from, once its options are parsed. */
+typedef struct {
+    TrainConfig cfg;
+    RunOptions run;
+    DeviceChoice device;
+    Checkpoint resume; /* the run to continue; empty for a fresh run */
+} TrainSetup;
+
 /* Refuses run-defining options that differ from the resumed run's: a resumed run keeps its settings.
- * Every such option's target lies inside `given_cfg`, so the same offset in the checkpoint's config
- * holds the value it must equal. */
-static int check_resume_options(const Option *opts, int n, const TrainConfig *given_cfg, const TrainConfig *ck, Err *e)
+ * The numeric options' targets lie inside `given`, so the same offset in the checkpoint's config holds
+ * the value to compare; the choice options are compared through `choices`. */
+static int check_resume_options(const Option *opts, int n, const TrainConfig *given, const TrainConfig *ck,
+                                const int choices[3], Err *e)
 {
+    const char *const choice_names[3] = {"--mode", "--optimizer", "--lr-schedule"};
+    const int ck_choices[3] = {(int)ck->mode, (int)ck->optim.kind, (int)ck->optim.schedule};
+    const char *base = (const char *)given;
     for (int i = 0; i < n; i++) {
         const Option *o = &opts[i];
-        const char *t = o->target, *base = (const char *)given_cfg;
-        if (!o->given || t < base || t >= base + sizeof *given_cfg || t == (const char *)&given_cfg->steps)
+        const char *t = o->target;
+        int differs = 0;
+        if (!o->given || t == (const char *)&given->steps)
             continue;
-        size_t size = o->type == ARG_U64 ? sizeof(uint64_t) : o->type == ARG_LONG ? sizeof(long) : sizeof(int);
-        if (memcmp(t, (const char *)ck + (t - base), size) != 0)
+        if (t >= base && t < base + sizeof *given) {
+            size_t size = o->type == ARG_U64 ? sizeof(uint64_t) : o->type == ARG_LONG ? sizeof(long) : sizeof(int);
+            differs = memcmp(t, (const char *)ck + (t - base), size) != 0;
+        }
+        for (int k = 0; k < 3; k++)
+            if (strcmp(o->name, choice_names[k]) == 0)
+                differs = choices[k] != ck_choices[k];
+        if (differs)
             return err_set(e,
                            "train: %s differs from the run in the checkpoint; a resumed run keeps its settings "
                            "(see charrnn info), so drop %s or start a new run",
@@ -107,23 +127,8 @@ static int check_resume_options(const Option *opts, int n, const TrainConfig *gi
     return 0;
 }
 
-static int fail_with(int status, Err *e)
-{
-    return cli_fail(status, e->msg);
-}
-
-static int load_data(Dataset *d, const char *path, float val_fraction, Err *e)
-{
-    if (dataset_load(d, path, val_fraction, e) != 0) {
-        if (strcmp(path, DEFAULT_DATA) == 0 && access(path, F_OK) != 0)
-            snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
-                     " (get tiny shakespeare with data/get_tinyshakespeare.sh, or pass --data FILE)");
-        return -1;
-    }
-    return 0;
-}
-
-int cmd_train(int argc, char **argv, DeviceChoice device)
+/* Parses the options into *s. Returns 1 to go on, else 0 with *status set (help printed, or an error). */
+static int parse_train_options(int argc, char **argv, DeviceChoice device, TrainSetup *s, int *status)
 {
     TrainConfig c = {
         .model = {.vocab = 0, .embed = 64, .hidden = 256, .layers = 2},
@@ -137,24 +142,24 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     };
     RunOptions r = {
         .data = DEFAULT_DATA, .eval_every = 250, .eval_batches = 16, .save_every = 1000, .sample_length = 200};
-    int dev = (int)device, opt = (int)c.optim.kind, sched = (int)c.optim.schedule, mode = (int)c.mode;
+    int dev = (int)device, mode = (int)c.mode, opt = (int)c.optim.kind, sched = (int)c.optim.schedule;
     Option opts[] = {
         {"--data", ARG_STRING, &r.data, 0, 0, NULL, "FILE", "UTF-8 text to train on"},
         {"--hidden", ARG_INT, &c.model.hidden, 1, MODEL_MAX_WIDTH, NULL, "H", "hidden units per layer"},
         {"--layers", ARG_INT, &c.model.layers, 1, MODEL_MAX_LAYERS, NULL, "L", "stacked recurrent layers"},
         {"--embed", ARG_INT, &c.model.embed, 1, MODEL_MAX_WIDTH, NULL, "E", "character embedding width"},
-        {"--seq-len", ARG_INT, &c.seq_len, 1, 65536, NULL, "T", "timesteps per sequence (BPTT length)"},
-        {"--batch", ARG_INT, &c.batch, 1, 65536, NULL, "B", "sequences per batch"},
+        {"--seq-len", ARG_INT, &c.seq_len, 1, MAX_SEQ_LEN, NULL, "T", "timesteps per sequence (BPTT length)"},
+        {"--batch", ARG_INT, &c.batch, 1, MAX_BATCH, NULL, "B", "sequences per batch"},
         {"--mode", ARG_CHOICE, &mode, 0, 0, MODES, "MODE",
          "seq: loss at every step of random sequences; window: one target per T-token context"},
         {"--stateful", ARG_FLAG, &c.stateful, 0, 0, NULL, NULL,
          "seq mode: B contiguous streams, hidden state carried between batches"},
-        {"--steps", ARG_LONG, &c.steps, 1, 1e12, NULL, "N", "total optimizer steps of the run"},
+        {"--steps", ARG_LONG, &c.steps, 1, (double)MAX_STEPS, NULL, "N", "total optimizer steps of the run"},
         {"--optimizer", ARG_CHOICE, &opt, 0, 0, OPTIMIZERS, "NAME", "adam, adamw or sgd (with momentum)"},
-        {"--lr", ARG_FLOAT, &c.optim.lr, 1e-9, 10, NULL, "RATE", "peak learning rate"},
+        {"--lr", ARG_FLOAT, &c.optim.lr, 1e-9, MAX_LR, NULL, "RATE", "peak learning rate"},
         {"--lr-schedule", ARG_CHOICE, &sched, 0, 0, SCHEDULES, "NAME", "constant, or cosine decay to --min-lr"},
-        {"--warmup", ARG_INT, &c.optim.warmup, 0, 1e9, NULL, "N", "steps of linear learning-rate warmup"},
-        {"--min-lr", ARG_FLOAT, &c.optim.min_lr, 0, 10, NULL, "RATE", "cosine: final rate (default: --lr / 10)"},
+        {"--warmup", ARG_INT, &c.optim.warmup, 0, MAX_WARMUP, NULL, "N", "steps of linear learning-rate warmup"},
+        {"--min-lr", ARG_FLOAT, &c.optim.min_lr, 0, MAX_LR, NULL, "RATE", "cosine: final rate (default: --lr / 10)"},
         {"--weight-decay", ARG_FLOAT, &c.optim.weight_decay, 0, 1, NULL, "W",
          "adamw: decoupled decay of the matrices (default with adamw: 0.01)"},
         {"--momentum", ARG_FLOAT, &c.optim.momentum, 0, 0.9999, NULL, "M", "sgd: momentum"},
@@ -163,7 +168,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         {"--eps", ARG_FLOAT, &c.optim.eps, 1e-30, 1, NULL, "EPS", "adam/adamw: denominator epsilon"},
         {"--clip", ARG_FLOAT, &c.optim.clip, 0, 1e9, NULL, "NORM", "global gradient-norm clip; 0 disables"},
         {"--seed", ARG_U64, &c.seed, 0, 0, NULL, "N", "seed for parameters, batches and samples"},
-        {"--val-fraction", ARG_FLOAT, &c.val_fraction, 0, 0.5, NULL, "F",
+        {"--val-fraction", ARG_FLOAT, &c.val_fraction, 0, MAX_VAL_FRACTION, NULL, "F",
          "last fraction of the text held out for validation"},
         {"--eval-every", ARG_INT, &r.eval_every, 0, 1e9, NULL, "N", "evaluate (and sample) every N steps; 0: never"},
         {"--eval-batches", ARG_INT, &r.eval_batches, 0, 1e9, NULL, "N",
@@ -180,211 +185,251 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    int status;
+    memset(s, 0, sizeof *s);
     if (!cli_parse(opts, n_opts, argc, argv, "train", "charrnn [--device DEVICE] train [options]",
-                   "Trains a character-level RNN on a UTF-8 text and writes a checkpoint.", &status))
-        return status;
+                   "Trains a character-level RNN on a UTF-8 text and writes a checkpoint.", status))
+        return 0;
     Err e;
-    c.mode = (BatchMode)mode;
-    c.optim.kind = (OptimizerKind)opt;
-    c.optim.schedule = (LrSchedule)sched;
-    if (!option_find(opts, n_opts, "--min-lr")->given)
-        c.optim.min_lr = c.optim.lr * MIN_LR_FRACTION;
-    if (option_find(opts, n_opts, "--weight-decay")->given && c.optim.kind != OPT_ADAMW)
-        return cli_fail(EXIT_USAGE, "train: --weight-decay applies to --optimizer adamw only");
-    if (!option_find(opts, n_opts, "--weight-decay")->given && c.optim.kind == OPT_ADAMW)
-        c.optim.weight_decay = ADAMW_DEFAULT_DECAY;
-    if (c.stateful && c.mode == MODE_WINDOW)
-        return cli_fail(EXIT_USAGE, "train: --stateful works with --mode seq only (window examples are independent)");
-
-    Checkpoint ck;
-    memset(&ck, 0, sizeof ck);
+    *status = EXIT_USAGE;
+    s->device = (DeviceChoice)dev;
     if (r.resume) {
-        if (checkpoint_load(r.resume, &ck, &e) != 0)
-            return fail_with(EXIT_USAGE, &e);
-        if (!ck.has_resume || !ck.m) {
-            checkpoint_free(&ck);
-            return cli_fail(EXIT_USAGE, "train: --resume: the checkpoint has no optimizer and data state to resume");
+        Checkpoint *ck = &s->resume;
+        const int choices[3] = {mode, opt, sched};
+        if (checkpoint_load(r.resume, ck, &e) != 0)
+            return !cli_fail(EXIT_USAGE, e.msg);
+        int steps_given = option_find(opts, n_opts, "--steps")->given, bad = 0;
+        if (!ck->has_resume || !ck->m)
+            bad = err_set(&e, "train: --resume %s: the checkpoint has no optimizer and data state to resume from",
+                          r.resume);
+        else if (check_resume_options(opts, n_opts, &c, &ck->cfg, choices, &e) != 0)
+            bad = -1;
+        else if (steps_given && c.steps <= ck->step)
+            bad = err_set(&e, "train: --steps %ld: %s is already at step %ld", c.steps, r.resume, ck->step);
+        else if (!steps_given && ck->cfg.steps <= ck->step)
+            bad = err_set(&e, "train: %s is already at step %ld of %ld; pass --steps N with N > %ld to train further",
+                          r.resume, ck->step, ck->cfg.steps, ck->step);
+        if (bad) {
+            checkpoint_free(ck);
+            return !cli_fail(EXIT_USAGE, e.msg);
         }
-        if (check_resume_options(opts, n_opts, &c, &ck.cfg, &e) != 0) {
-            checkpoint_free(&ck);
-            return fail_with(EXIT_USAGE, &e);
-        }
-        long steps = option_find(opts, n_opts, "--steps")->given ? c.steps : ck.cfg.steps;
-        c = ck.cfg;
+        long steps = steps_given ? c.steps : ck->cfg.steps;
+        c = ck->cfg;
         c.steps = steps;
-        if (c.steps <= ck.step) {
-            snprintf(e.msg, sizeof e.msg,
-                     "train: %s is already at step %ld of %ld; pass --steps N with N > %ld to train further", r.resume,
-                     ck.step, ck.cfg.steps, ck.step);
-            checkpoint_free(&ck);
-            return fail_with(EXIT_USAGE, &e);
-        }
-        if (!option_find(opts, n_opts, "--data")->given && ck.data_path[0])
-            r.data = ck.data_path;
+        if (!option_find(opts, n_opts, "--data")->given && ck->data_path[0])
+            r.data = ck->data_path;
         if (!r.out)
             r.out = r.resume;
+    } else {
+        c.mode = (BatchMode)mode;
+        c.optim.kind = (OptimizerKind)opt;
+        c.optim.schedule = (LrSchedule)sched;
+        int decay_given = option_find(opts, n_opts, "--weight-decay")->given;
+        if (decay_given && c.optim.kind != OPT_ADAMW)
+            return !cli_fail(EXIT_USAGE, "train: --weight-decay applies to --optimizer adamw only");
+        if (!decay_given && c.optim.kind == OPT_ADAMW)
+            c.optim.weight_decay = ADAMW_DEFAULT_DECAY;
+        if (!option_find(opts, n_opts, "--min-lr")->given)
+            c.optim.min_lr = c.optim.lr * MIN_LR_FRACTION;
+        if (c.stateful && c.mode == MODE_WINDOW)
+            return !cli_fail(EXIT_USAGE,
+                             "train: --stateful works with --mode seq only (window examples are independent)");
     }
     if (!r.out)
         r.out = DEFAULT_CHECKPOINT;
+    s->cfg = c;
+    s->run = r;
+    return 1;
+}
 
+static int load_data(Dataset *d, const char *path, float val_fraction, Err *e)
+{
+    if (dataset_load(d, path, val_fraction, e) != 0) {
+        if (strcmp(path, DEFAULT_DATA) == 0 && access(path, F_OK) != 0)
+            snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
+                     " (get tiny shakespeare with data/get_tinyshakespeare.sh, or pass --data FILE)");
+        return -1;
+    }
+    return 0;
+}
+
+/* A resumed run must continue on the very text it was trained on. */
+static int check_resume_data(const Dataset *d, const Checkpoint *ck, const char *path, Err *e)
+{
+    if (!vocab_equal(&d->vocab, &ck->vocab))
+        return err_set(e,
+                       "train: --resume: %s differs from the data the run was trained on: its vocabulary (%d "
+                       "characters) is not the checkpoint's (%d characters)",
+                       path, d->vocab.size, ck->vocab.size);
+    if (d->file_bytes != ck->data_bytes || d->file_crc != ck->data_crc)
+        return err_set(e,
+                       "train: --resume: %s differs from the data the run was trained on: its content (%llu bytes, "
+                       "CRC-32 %08x) is not the training text's (%llu bytes, CRC-32 %08x)",
+                       path, (unsigned long long)d->file_bytes, d->file_crc, (unsigned long long)ck->data_bytes,
+                       ck->data_crc);
+    return 0;
+}
+
+/* Evaluation, the log row and the sample after a step. Returns -1 on a failure. */
+static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, const StepStats *s,
+                      double tokens_per_s, Err *e)
+{
+    const TrainConfig *c = &tr->cfg;
+    size_t n_val = d->n - d->n_train;
+    int can_eval = r->eval_every > 0 && eval_examples(c->mode, n_val, c->seq_len) > 0;
+    int eval_now = can_eval && (tr->step % r->eval_every == 0 || tr->step == c->steps);
+    if (eval_now) {
+        double v;
+        if (evaluate(tr->be, c->mode, d->tokens + d->n_train, n_val, c->seq_len, c->batch, r->eval_batches, &v, e) != 0)
+            return -1;
+        p->val_loss = (float)v;
+    }
+    if (log) {
+        fprintf(log, "%ld,%.3f,%.1f,%.6f,", tr->step, now_seconds() - p->start, tokens_per_s, (double)s->loss);
+        if (eval_now)
+            fprintf(log, "%.6f", (double)p->val_loss);
+        fprintf(log, ",%.6g,%.6g\n", (double)s->lr, (double)s->grad_norm);
+    }
+    if (!eval_now) {
+        progress_draw(p, tr->step, c->steps, tokens_per_s, tr->step == c->steps);
+        return 0;
+    }
+    progress_clear(p);
+    fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr->step,
+            (double)recent_train_loss(p), (double)p->val_loss, (double)p->val_loss / LN2);
+    if (r->sample_length > 0) {
+        SamplerConfig sc = {.temperature = 1.0f};
+        Rng rng;
+        rng_seed(&rng, c->seed + (uint64_t)tr->step);
+        fprintf(stderr, "--- sample ---\n");
+        if (generate(tr->be, &d->vocab, &sc, &rng, NULL, 0, r->sample_length, emit_stderr, NULL, e) != 0)
+            return -1;
+        fprintf(stderr, "\n--------------\n");
+    }
+    p->last_train = recent_train_loss(p);
+    p->loss_sum = 0;
+    p->loss_count = 0;
+    if (log)
+        fflush(log);
+    progress_draw(p, tr->step, c->steps, tokens_per_s, 1);
+    return 0;
+}
+
+static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, Err *e)
+{
+    const TrainConfig *c = &tr->cfg;
+    const double tokens_per_step = (double)c->seq_len * (double)c->batch;
+    while (tr->step < c->steps) {
+        StepStats s;
+        double t0 = now_seconds();
+        if (trainer_step(tr, &s, e) != 0)
+            return -1;
+        double seconds = now_seconds() - t0;
+        p->loss_sum += s.loss;
+        p->loss_count++;
+        if (after_step(tr, d, r, p, log, &s, tokens_per_step / (seconds > 0 ? seconds : 1e-9), e) != 0)
+            return -1;
+        if (r->save_every > 0 && tr->step % r->save_every == 0 && tr->step < c->steps &&
+            save(tr, r->out, recent_train_loss(p), p->val_loss, e) != 0)
+            return -1;
+    }
+    progress_clear(p);
+    return save(tr, r->out, recent_train_loss(p), p->val_loss, e);
+}
+
+int cmd_train(int argc, char **argv, DeviceChoice device)
+{
+    TrainSetup s;
+    int status;
+    if (!parse_train_options(argc, argv, device, &s, &status))
+        return status;
+    const TrainConfig *c = &s.cfg;
+    const RunOptions *r = &s.run;
+    const int resuming = r->resume != NULL;
+    Err e;
     Dataset d;
-    if (load_data(&d, r.data, c.val_fraction, &e) != 0) {
-        checkpoint_free(&ck);
-        return fail_with(EXIT_USAGE, &e);
-    }
-    if (r.resume) {
-        char what[200] = "";
-        if (!vocab_equal(&d.vocab, &ck.vocab))
-            snprintf(what, sizeof what, "its vocabulary (%d characters) is not the checkpoint's (%d characters)",
-                     d.vocab.size, ck.vocab.size);
-        else if (d.file_bytes != ck.data_bytes || d.file_crc != ck.data_crc)
-            snprintf(what, sizeof what,
-                     "its content (%llu bytes, CRC-32 %08x) is not the training text's "
-                     "(%llu bytes, CRC-32 %08x)",
-                     (unsigned long long)d.file_bytes, d.file_crc, (unsigned long long)ck.data_bytes, ck.data_crc);
-        if (what[0]) {
-            snprintf(e.msg, sizeof e.msg, "train: --resume: %s differs from the data the run was trained on: %s",
-                     r.data, what);
-            checkpoint_free(&ck);
-            dataset_free(&d);
-            return fail_with(EXIT_USAGE, &e);
-        }
-    }
-    c.model.vocab = d.vocab.size;
-
-    const BackendOps *ops;
     Backend be;
     Trainer tr;
-    status = EXIT_USAGE;
     FILE *log = NULL;
     Progress p = {.tty = isatty(STDERR_FILENO)};
+    const BackendOps *ops;
     memset(&be, 0, sizeof be);
-    if (device_select((DeviceChoice)dev, &ops, &e) != 0)
-        goto done;
-    if (backend_create(&be, ops, &c.model, c.seq_len, c.batch, &e) != 0) {
-        status = EXIT_ERROR;
-        goto done;
+    memset(&tr, 0, sizeof tr);
+    status = EXIT_USAGE;
+
+    /* Everything that can be checked before the first step is checked here, so that a mistake never
+     * costs a training run: the data, the shape against it, the checkpoint and log paths, the device. */
+    if (load_data(&d, r->data, c->val_fraction, &e) != 0) {
+        checkpoint_free(&s.resume);
+        return cli_fail(EXIT_USAGE, e.msg);
     }
-    int started =
-        r.resume ? trainer_resume(&tr, &ck, &d, r.data, &be, &e) : trainer_start(&tr, &c, &d, r.data, &be, &e);
-    if (started != 0) {
+    s.cfg.model.vocab = d.vocab.size;
+    if (resuming && check_resume_data(&d, &s.resume, r->data, &e) != 0)
+        goto done;
+    if (batcher_check(c->mode, c->stateful, c->seq_len, c->batch, d.n_train, &e) != 0) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
-        if (strncmp(why, "--", 2) == 0)
-            err_set(&e, "train: %s (data %s)", why, r.data);
-        else
-            err_set(&e, "train: %s: %s", r.data, why);
+        err_set(&e, "train: %s (data %s)", why, r->data);
         goto done;
     }
-    tr.cfg.steps = c.steps;
-    if (r.log) {
-        log = fopen(r.log, "a");
-        if (!log) {
-            snprintf(e.msg, sizeof e.msg, "train: --log %s: cannot open for appending", r.log);
-            goto done_trainer;
-        }
-        if (fseek(log, 0, SEEK_END) == 0 && ftell(log) == 0)
-            fprintf(log, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
+    if (check_writable(r->out, &e) != 0 || device_select(s.device, &ops, &e) != 0)
+        goto done;
+    if (r->log && !(log = fopen(r->log, "a"))) {
+        err_set(&e, "train: --log %s: cannot open for appending", r->log);
+        goto done;
     }
+    if (log && fseek(log, 0, SEEK_END) == 0 && ftell(log) == 0)
+        fprintf(log, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
+
+    status = EXIT_ERROR;
+    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &e) != 0)
+        goto done;
+    if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)
+                  : trainer_start(&tr, c, &d, r->data, &be, &e)) != 0)
+        goto done;
+    tr.cfg.steps = c->steps;
 
     char n1[32], n2[32], n3[32];
-    size_t n_val = d.n - d.n_train;
     fprintf(stderr,
             "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
             "seq-len %d, batch %d\n",
-            r.resume ? "resuming training" : "training", ops->name,
-            fmt_count(model_num_params(&c.model), n1, sizeof n1), c.model.vocab, c.model.embed, c.model.hidden,
-            c.model.layers, MODES[c.mode], c.stateful ? " (stateful)" : "", c.seq_len, c.batch);
-    fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n", r.data,
-            fmt_count(d.n_train, n2, sizeof n2), fmt_count(n_val, n3, sizeof n3), tr.step + 1, c.steps, r.out);
+            resuming ? "resuming training" : "training", ops->name,
+            fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
+            c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch);
+    fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n", r->data,
+            fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1, c->steps,
+            r->out);
+    if (r->eval_every > 0 && c->val_fraction > 0.0f && eval_examples(c->mode, d.n - d.n_train, c->seq_len) == 0)
+        fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
 
     p.start = now_seconds();
     p.first_step = tr.step;
-    p.val_loss = r.resume ? ck.val_loss : NAN;
-    p.last_train = r.resume ? ck.train_loss : NAN;
-    int can_eval = r.eval_every > 0 && eval_examples(c.mode, n_val, c.seq_len) > 0;
-    if (r.eval_every > 0 && !can_eval && c.val_fraction > 0.0f)
-        fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
-    status = EXIT_ERROR;
-    const double tokens_per_step = (double)c.seq_len * (double)c.batch;
-    while (tr.step < c.steps) {
-        StepStats s;
-        double t0 = now_seconds();
-        if (trainer_step(&tr, &s, &e) != 0)
-            goto done_log;
-        double step_seconds = now_seconds() - t0;
-        double tps = tokens_per_step / (step_seconds > 0 ? step_seconds : 1e-9);
-        p.loss_sum += s.loss;
-        p.loss_count++;
-        int eval_now = can_eval && (tr.step % r.eval_every == 0 || tr.step == c.steps);
-        float val = NAN;
-        if (eval_now) {
-            double v;
-            if (evaluate(&be, c.mode, d.tokens + d.n_train, n_val, c.seq_len, c.batch, r.eval_batches, &v, &e) != 0)
-                goto done_log;
-            val = p.val_loss = (float)v;
-        }
-        if (log) {
-            fprintf(log, "%ld,%.3f,%.1f,%.6f,", tr.step, now_seconds() - p.start, tps, (double)s.loss);
-            if (eval_now)
-                fprintf(log, "%.6f", (double)val);
-            fprintf(log, ",%.6g,%.6g\n", (double)s.lr, (double)s.grad_norm);
-        }
-        if (eval_now) {
-            progress_clear(&p);
-            fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr.step,
-                    (double)recent_train_loss(&p), (double)val, (double)val / LN2);
-            if (r.sample_length > 0) {
-                SamplerConfig sc = {.temperature = 1.0f};
-                Rng rng;
-                rng_seed(&rng, c.seed + (uint64_t)tr.step);
-                fprintf(stderr, "--- sample ---\n");
-                if (generate(&be, &d.vocab, &sc, &rng, NULL, 0, r.sample_length, emit_stderr, NULL, &e) != 0)
-                    goto done_log;
-                fprintf(stderr, "\n--------------\n");
-            }
-            p.last_train = recent_train_loss(&p);
-            p.loss_sum = 0;
-            p.loss_count = 0;
-            if (log)
-                fflush(log);
-            progress_draw(&p, tr.step, c.steps, tps, 1);
-        } else {
-            progress_draw(&p, tr.step, c.steps, tps, tr.step == c.steps);
-        }
-        if (r.save_every > 0 && tr.step % r.save_every == 0 && tr.step < c.steps) {
-            if (save(&tr, r.out, recent_train_loss(&p), p.val_loss, &e) != 0)
-                goto done_log;
-        }
+    p.val_loss = resuming ? s.resume.val_loss : NAN;
+    p.last_train = resuming ? s.resume.train_loss : NAN;
+    if (train_loop(&tr, &d, r, &p, log, &e) != 0)
+        goto done;
+    if (log && fclose(log) != 0) {
+        log = NULL;
+        err_set(&e, "train: --log %s: write failed", r->log);
+        goto done;
     }
-    progress_clear(&p);
-    float last_train = recent_train_loss(&p);
-    if (save(&tr, r.out, last_train, p.val_loss, &e) != 0)
-        goto done_log;
+    log = NULL;
     char el[32];
     fprintf(stderr, "charrnn: trained to step %ld in %s; train loss %.4f", tr.step,
-            fmt_duration(now_seconds() - p.start, el, sizeof el), (double)last_train);
+            fmt_duration(now_seconds() - p.start, el, sizeof el), (double)recent_train_loss(&p));
     if (!isnan(p.val_loss))
         fprintf(stderr, ", val loss %.4f", (double)p.val_loss);
-    fprintf(stderr, " nats/char\n");
-    fprintf(stderr, "charrnn: saved checkpoint %s\n", r.out);
+    fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
     status = EXIT_OK;
-
-done_log:
-    if (log && fclose(log) != 0 && status == EXIT_OK) {
-        snprintf(e.msg, sizeof e.msg, "train: --log %s: write failed", r.log);
-        status = EXIT_ERROR;
-    }
-done_trainer:
-    trainer_free(&tr);
 done:
     if (status != EXIT_OK) {
         progress_clear(&p);
         cli_fail(status, e.msg);
     }
+    if (log)
+        fclose(log);
+    trainer_free(&tr);
     backend_destroy(&be);
     dataset_free(&d);
-    checkpoint_free(&ck);
+    checkpoint_free(&s.resume);
     return status;
 }

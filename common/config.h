@@ -7,6 +7,15 @@
 #include "data.h"
 #include "model.h"
 #include "optim.h"
+#include "util.h"
+
+/* Limits of a run, shared by the command line and the checkpoint reader. */
+#define MAX_SEQ_LEN 65536
+#define MAX_BATCH 65536
+#define MAX_STEPS 1000000000000L /* 1e12: far beyond any real run, far below overflow */
+#define MAX_WARMUP 1000000000
+#define MAX_LR 10.0f
+#define MAX_VAL_FRACTION 0.5f
 
 typedef struct {
     ModelConfig model;
@@ -19,5 +28,8 @@ typedef struct {
     uint64_t seed;      /* parameters, batches and samples all derive from it */
     float val_fraction; /* the last part of the text held out for validation */
 } TrainConfig;
+
+/* Checks every setting's range and the combinations that make no sense (stateful window mode). */
+int train_config_check(const TrainConfig *c, Err *e);
 
 #endif

@@ -74,17 +74,8 @@ int tokens_load(const char *path, const Vocab *v, token_t **tokens, size_t *n, E
     return rc;
 }
 
-int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const token_t *tokens, size_t n,
-                 uint64_t seed, Err *e)
+int batcher_check(BatchMode mode, int stateful, int T, int B, size_t n, Err *e)
 {
-    memset(bt, 0, sizeof *bt);
-    bt->mode = mode;
-    bt->stateful = stateful;
-    bt->T = T;
-    bt->B = B;
-    bt->tokens = tokens;
-    bt->n = n;
-    rng_seed(&bt->rng, seed);
     if (mode == MODE_WINDOW) {
         if (stateful)
             return err_set(e, "--stateful works with --mode seq only (window examples are independent)");
@@ -97,6 +88,25 @@ int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const 
         return err_set(e, "--seq-len %d%s needs a training split of at least %zu characters, this one has %zu", T,
                        stateful ? " with --stateful and this --batch" : "", need, n);
     return 0;
+}
+
+int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const token_t *tokens, size_t n,
+                 uint64_t seed, Err *e)
+{
+    memset(bt, 0, sizeof *bt);
+    bt->mode = mode;
+    bt->stateful = stateful;
+    bt->T = T;
+    bt->B = B;
+    bt->tokens = tokens;
+    bt->n = n;
+    rng_seed(&bt->rng, seed);
+    return batcher_check(mode, stateful, T, B, n, e);
+}
+
+size_t batcher_last_stream_pos(const Batcher *bt)
+{
+    return bt->n / (size_t)bt->B - (size_t)bt->T - 1;
 }
 
 int batcher_next(Batcher *bt, token_t *x, token_t *y)
@@ -114,7 +124,7 @@ int batcher_next(Batcher *bt, token_t *x, token_t *y)
         size_t start;
         if (bt->stateful) {
             if (b == 0) {
-                if (bt->stream_pos + (size_t)T + 1 > stream_len)
+                if (bt->stream_pos > batcher_last_stream_pos(bt))
                     bt->stream_pos = 0; /* wrap: every stream starts over together, with a fresh state */
                 carry = bt->stream_pos != 0;
             }

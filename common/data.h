@@ -40,12 +40,17 @@ typedef struct {
     uint64_t stream_pos; /* stateful: offset of the next batch inside every stream */
 } Batcher;
 
-/* Checks that the split is long enough for the shape and prepares the batcher. */
+/* Checks that a split of n tokens is long enough for the batch shape (called before anything big is
+ * allocated, so a mistake in the shape is reported as such). */
+int batcher_check(BatchMode mode, int stateful, int T, int B, size_t n, Err *e);
+/* batcher_check, then prepares the batcher. */
 int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const token_t *tokens, size_t n,
                  uint64_t seed, Err *e);
 /* Fills x and y ([T, B] each). Returns 1 when the hidden state carries into this batch from the last
  * one (stateful streams that did not just wrap around), else 0. */
 int batcher_next(Batcher *bt, token_t *x, token_t *y);
+/* Stateful streams: the last offset a batch may start at in every stream. */
+size_t batcher_last_stream_pos(const Batcher *bt);
 
 /* Window mode: the context of the target tokens[p] is tokens[p-T .. p-1], with positions before the
  * start of the split reading as token 0. Fills column b of x ([T, B]) and y[(T-1) * B + b]. */

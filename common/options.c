@@ -38,7 +38,7 @@ static int set_value(Option *o, const char *value, const char *command, Err *e)
         return 0;
     }
     case ARG_U64: {
-        if (*value == '-')
+        if (*value < '0' || *value > '9') /* strtoull would accept " -1" as 2^64 - 1 */
             return err_set(e, "%s: %s: expected a non-negative whole number, got '%s'", command, o->name, value);
         unsigned long long x = strtoull(value, &end, 10);
         if (end == value || *end || errno == ERANGE)
@@ -89,8 +89,8 @@ int options_parse(Option *opts, int n_opts, int argc, char **argv, const char *c
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0)
-            return err_set(e, "%s: unexpected argument '%s' (options start with --; see %s --help)", command, arg,
-                           command);
+            return err_set(e, "%s: unexpected argument '%s' (options start with --; see charrnn %s --help)", command,
+                           arg, command);
         /* --name=value or --name value */
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -99,7 +99,8 @@ int options_parse(Option *opts, int n_opts, int argc, char **argv, const char *c
             if (strlen(opts[k].name) == name_len && strncmp(opts[k].name, arg, name_len) == 0)
                 o = &opts[k];
         if (!o)
-            return err_set(e, "%s: unknown option '%.*s' (see %s --help)", command, (int)name_len, arg, command);
+            return err_set(e, "%s: unknown option '%.*s' (see charrnn %s --help)", command, (int)name_len, arg,
+                           command);
         if (o->given)
             return err_set(e, "%s: %s given more than once", command, o->name);
         o->given = 1;

@@ -65,6 +65,11 @@ int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const ch
         return err_set(e, "the checkpoint holds no optimizer and data state to resume from");
     if (trainer_setup(tr, &ck->cfg, d, data_path, be, e) != 0)
         return -1;
+    if (ck->cfg.stateful ? ck->stream_pos > batcher_last_stream_pos(&tr->batcher) : ck->stream_pos != 0) {
+        trainer_free(tr);
+        return err_set(e, "the checkpoint's stream position %llu does not fit this data",
+                       (unsigned long long)ck->stream_pos);
+    }
     tr->step = ck->step;
     tr->batcher.rng = ck->rng;
     tr->batcher.stream_pos = ck->stream_pos;
@@ -95,6 +100,11 @@ int trainer_step(Trainer *tr, StepStats *s, Err *e)
     };
     if (ops->forward_backward(ctx, &b, &s->loss, e) != 0 || ops->grad_norm(ctx, &s->grad_norm, e) != 0)
         return -1;
+    /* A non-finite loss or gradient would poison every parameter: stop before the update. */
+    if (!isfinite(s->loss) || !isfinite(s->grad_norm))
+        return err_set(e, "step %ld: the %s is %g, training diverged (no update was made; try a lower --lr)",
+                       tr->step + 1, isfinite(s->loss) ? "gradient norm" : "loss",
+                       (double)(isfinite(s->loss) ? s->grad_norm : s->loss));
     float scale = c->optim.clip > 0.0f && s->grad_norm > c->optim.clip ? c->optim.clip / s->grad_norm : 1.0f;
     s->lr = lr_at(&c->optim, tr->step, c->steps);
     if (ops->update(ctx, &c->optim, s->lr, tr->step + 1, scale, e) != 0)
@@ -186,7 +196,8 @@ int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T
         eval_batch(mode, tokens, T, total, used, first, count, x, y);
         Batch b = {.x = x, .y = y, .T = T, .B = count, .loss_from_t = mode == MODE_WINDOW ? T - 1 : 0};
         float batch_loss;
-        rc = be->ops->forward(be->ctx, &b, &batch_loss, e);
+        if ((rc = be->ops->forward(be->ctx, &b, &batch_loss, e)) != 0)
+            break;
         size_t rows = (size_t)(T - b.loss_from_t) * (size_t)count;
         sum += (double)batch_loss * (double)rows;
         counted += rows;

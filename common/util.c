@@ -109,6 +109,30 @@ int make_parent_dirs(const char *path, Err *e)
     return 0;
 }
 
+int check_writable(const char *path, Err *e)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return err_set(e, "%s: is a directory, expected a file path", path);
+    if (make_parent_dirs(path, e) != 0)
+        return -1;
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 16);
+    if (!tmp)
+        return err_set(e, "out of memory");
+    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        err_set(e, "%s: cannot write there: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    return 0;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len, Err *e)
 {
     struct stat st;

@@ -20,6 +20,10 @@ int read_file(const char *path, uint8_t **data, size_t *len, Err *e);
  * On failure the previous content of path is untouched and no temporary file is left behind. */
 int write_file_atomic(const char *path, const void *data, size_t len, Err *e);
 
+/* Checks, before long work, that a file can later be written at path: creates missing parent
+ * directories, refuses a directory, and creates and removes a temporary file beside it. */
+int check_writable(const char *path, Err *e);
+
 /* Creates every missing directory of path's parent (like mkdir -p on dirname(path)). */
 int make_parent_dirs(const char *path, Err *e);
 

@@ -69,6 +69,11 @@ static void setup(void)
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
 }
 
+static void teardown(void)
+{
+    remove_tree(dir);
+}
+
 static void saved_bytes(uint8_t **buf, size_t *len)
 {
     Checkpoint ck = sample_checkpoint(1);
@@ -90,7 +95,7 @@ static void expect_refused(const uint8_t *buf, size_t len, const char *needle)
     cr_assert_null(ck.vocab.codepoints);
 }
 
-Test(checkpoint, round_trip_is_bit_identical, .init = setup)
+Test(checkpoint, round_trip_is_bit_identical, .init = setup, .fini = teardown)
 {
     Checkpoint a = sample_checkpoint(1), b;
     Err e;
@@ -128,7 +133,7 @@ Test(checkpoint, round_trip_is_bit_identical, .init = setup)
     checkpoint_free(&b);
 }
 
-Test(checkpoint, parameters_only_checkpoint_round_trips, .init = setup)
+Test(checkpoint, parameters_only_checkpoint_round_trips, .init = setup, .fini = teardown)
 {
     Checkpoint a = sample_checkpoint(0), b;
     Err e;
@@ -141,7 +146,7 @@ Test(checkpoint, parameters_only_checkpoint_round_trips, .init = setup)
     checkpoint_free(&b);
 }
 
-Test(checkpoint, header_is_little_endian_as_documented, .init = setup)
+Test(checkpoint, header_is_little_endian_as_documented, .init = setup, .fini = teardown)
 {
     uint8_t *buf;
     size_t len;
@@ -161,7 +166,7 @@ Test(checkpoint, header_is_little_endian_as_documented, .init = setup)
     free(buf);
 }
 
-Test(checkpoint, rejects_truncated_files, .init = setup)
+Test(checkpoint, rejects_truncated_files, .init = setup, .fini = teardown)
 {
     uint8_t *buf;
     size_t len;
@@ -172,7 +177,7 @@ Test(checkpoint, rejects_truncated_files, .init = setup)
     free(buf);
 }
 
-Test(checkpoint, rejects_any_flipped_byte, .init = setup)
+Test(checkpoint, rejects_any_flipped_byte, .init = setup, .fini = teardown)
 {
     uint8_t *buf;
     size_t len;
@@ -187,7 +192,7 @@ Test(checkpoint, rejects_any_flipped_byte, .init = setup)
     free(buf);
 }
 
-Test(checkpoint, rejects_wrong_magic, .init = setup)
+Test(checkpoint, rejects_wrong_magic, .init = setup, .fini = teardown)
 {
     expect_refused((const uint8_t *)"hello, this is not a checkpoint at all", 38, "wrong magic");
     uint8_t *buf;
@@ -204,7 +209,7 @@ static void set_u32(uint8_t *p, uint32_t x)
         p[i] = (uint8_t)(x >> (8 * i));
 }
 
-Test(checkpoint, rejects_newer_version_with_a_clear_message, .init = setup)
+Test(checkpoint, rejects_newer_version_with_a_clear_message, .init = setup, .fini = teardown)
 {
     uint8_t *buf;
     size_t len;
@@ -215,7 +220,7 @@ Test(checkpoint, rejects_newer_version_with_a_clear_message, .init = setup)
     free(buf);
 }
 
-Test(checkpoint, rejects_trailing_bytes, .init = setup)
+Test(checkpoint, rejects_trailing_bytes, .init = setup, .fini = teardown)
 {
     uint8_t *buf;
     size_t len;
@@ -229,18 +234,64 @@ Test(checkpoint, rejects_trailing_bytes, .init = setup)
     free(buf);
 }
 
-Test(checkpoint, rejects_valid_crc_with_impossible_shape, .init = setup)
+Test(checkpoint, rejects_valid_crc_with_impossible_shape, .init = setup, .fini = teardown)
 {
     uint8_t *buf;
     size_t len;
     saved_bytes(&buf, &len);
     set_u32(buf + 28, 1000); /* 1000 layers */
     set_u32(buf + len - 4, crc32_update(0, buf, len - 4));
-    expect_refused(buf, len, "model shape");
+    expect_refused(buf, len, "corrupted: layer count 1000 is outside");
     free(buf);
 }
 
-Test(checkpoint, missing_file_and_directory_are_named, .init = setup)
+static void set_f32(uint8_t *p, float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    set_u32(p, x);
+}
+
+/* A file can be intact (its CRC matches) and still describe a run that cannot be: refuse it too. */
+Test(checkpoint, rejects_valid_crc_with_impossible_settings, .init = setup, .fini = teardown)
+{
+    uint8_t *buf;
+    size_t len;
+    saved_bytes(&buf, &len);
+    uint8_t *copy = malloc(len);
+    const struct {
+        size_t offset;
+        int is_float;
+        float value;
+        const char *needle;
+    } cases[] = {
+        {52, 1, NAN, "learning rate"},        /* lr */
+        {52, 1, -0.5f, "learning rate"},      /* lr */
+        {60, 1, 1.0f, "betas"},               /* beta2 */
+        {76, 1, INFINITY, "clip"},            /* clip */
+        {92, 1, 0.9f, "validation fraction"}, /* val_fraction */
+        {32, 0, 1, "stateful"},               /* window mode with the sample's stateful run */
+        {40, 0, 0, "batch shape"},            /* T = 0 */
+        {96, 0, 0, "step count"},             /* total steps 0 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(copy, buf, len);
+        if (cases[i].is_float)
+            set_f32(copy + cases[i].offset, cases[i].value);
+        else
+            set_u32(copy + cases[i].offset, (uint32_t)cases[i].value);
+        set_u32(copy + len - 4, crc32_update(0, copy, len - 4));
+        expect_refused(copy, len, cases[i].needle);
+    }
+    memcpy(copy, buf, len);
+    memset(copy + len - 4 - 112 - 40, 0, 32); /* the batch generator's state, before the position and carry */
+    set_u32(copy + len - 4, crc32_update(0, copy, len - 4));
+    expect_refused(copy, len, "all zero");
+    free(copy);
+    free(buf);
+}
+
+Test(checkpoint, missing_file_and_directory_are_named, .init = setup, .fini = teardown)
 {
     Checkpoint ck;
     Err e;
@@ -260,7 +311,7 @@ static int files_in(const char *d)
     return n;
 }
 
-Test(checkpoint, failed_write_keeps_the_previous_checkpoint, .init = setup)
+Test(checkpoint, failed_write_keeps_the_previous_checkpoint, .init = setup, .fini = teardown)
 {
     uint8_t *before;
     size_t len;
@@ -287,7 +338,7 @@ Test(checkpoint, failed_write_keeps_the_previous_checkpoint, .init = setup)
     free(after);
 }
 
-Test(checkpoint, save_to_a_directory_path_is_refused, .init = setup)
+Test(checkpoint, save_to_a_directory_path_is_refused, .init = setup, .fini = teardown)
 {
     Checkpoint ck = sample_checkpoint(0);
     Err e;

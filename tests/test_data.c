@@ -151,8 +151,10 @@ Test(data, evaluation_visits_every_chunk_once_when_unlimited)
         int count = total - first < 4 ? (int)(total - first) : 4;
         eval_batch(MODE_SEQ, d.tokens, T, total, total, first, count, x, y);
         for (int b = 0; b < count; b++)
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < T; t++) {
                 cr_assert_eq(x[t * count + b], d.tokens[(first + (size_t)b) * T + (size_t)t]);
+                cr_assert_eq(y[t * count + b], d.tokens[(first + (size_t)b) * T + (size_t)t + 1]);
+            }
     }
     cr_assert_eq(eval_examples(MODE_WINDOW, d.n, T), d.n);
     dataset_free(&d);

@@ -137,14 +137,10 @@ static Comparison compare(const float *g, const double *fd, size_t n)
     return c;
 }
 
-/* Runs the backend on the problem and returns its loss, gradients ([P], malloc'd) and the finite
- * differences of the naive loss ([P], malloc'd). */
-static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, float **carry_out, double **hT_out)
+/* The CPU backend's loss, gradients ([P]) and carried-out state ([L, B, H]) for the problem. */
+static float run_backend(const Problem *pr, const float *params, float *grads, float *carry)
 {
     const ModelConfig *c = &pr->cfg;
-    size_t P = model_num_params(c);
-    float *params = malloc(sizeof(float) * P);
-    model_init_params(c, params, 42);
     Backend be;
     Err e;
     cr_assert_eq(backend_create(&be, &cpu_backend_ops, c, pr->T, pr->B, &e), 0, "%s", e.msg);
@@ -163,16 +159,20 @@ static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, flo
                .carry_out = 1};
     float loss;
     cr_assert_eq(be.ops->forward_backward(be.ctx, &b, &loss, &e), 0, "%s", e.msg);
-    float *grads = malloc(sizeof(float) * P);
     cr_assert_eq(be.ops->get_grads(be.ctx, grads, &e), 0);
-    float *carry = malloc(sizeof(float) * nh);
     cr_assert_eq(be.ops->get_carry(be.ctx, carry, &e), 0);
     backend_destroy(&be);
+    free(h0);
+    return loss;
+}
 
+/* Central finite differences of the naive loss with respect to every parameter. */
+static void finite_differences(const Problem *pr, const float *params, double *fd)
+{
+    size_t P = model_num_params(&pr->cfg);
     double *p = malloc(sizeof(double) * P);
     for (size_t i = 0; i < P; i++)
         p[i] = params[i];
-    double *fd = malloc(sizeof(double) * P);
     for (size_t i = 0; i < P; i++) {
         double keep = p[i];
         p[i] = keep + FD_STEP;
@@ -182,12 +182,33 @@ static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, flo
         p[i] = keep;
         fd[i] = (up - down) / (2.0 * FD_STEP);
     }
-    double *hT = malloc(sizeof(double) * nh);
+    free(p);
+}
+
+static float *problem_params(const Problem *pr)
+{
+    float *params = malloc(sizeof(float) * model_num_params(&pr->cfg));
+    model_init_params(&pr->cfg, params, 42);
+    return params;
+}
+
+/* Runs the backend on the problem and returns its loss, gradients ([P], malloc'd), carried-out state
+ * and the finite differences of the naive loss ([P], malloc'd), checking the loss and state on the way. */
+static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, float **carry_out, double **hT_out)
+{
+    const ModelConfig *c = &pr->cfg;
+    size_t P = model_num_params(c), nh = (size_t)c->layers * pr->B * c->hidden;
+    float *params = problem_params(pr);
+    float *grads = malloc(sizeof(float) * P), *carry = malloc(sizeof(float) * nh);
+    float loss = run_backend(pr, params, grads, carry);
+    double *fd = malloc(sizeof(double) * P), *hT = malloc(sizeof(double) * nh), *p = malloc(sizeof(double) * P);
+    finite_differences(pr, params, fd);
+    for (size_t i = 0; i < P; i++)
+        p[i] = params[i];
     double ref_loss = naive_loss(pr, p, hT);
     cr_assert(fabs(loss - ref_loss) <= 1e-5 * fabs(ref_loss), "loss %.8f vs naive %.8f", loss, ref_loss);
     free(p);
     free(params);
-    free(h0);
     *grads_out = grads;
     *fd_out = fd;
     *carry_out = carry;
@@ -288,4 +309,50 @@ Test(gradcheck, carried_state_changes_the_gradient)
     free(g1), free(g2), free(c1), free(c2), free(fd1), free(fd2), free(h1), free(h2);
     free_problem(&with);
     free_problem(&without);
+}
+
+/* The mistakes DESIGN.md warns about must fail the check: a weight gradient computed with a transposed
+ * operand, and a backward pass that misses a timestep. */
+Test(gradcheck, detects_a_transposed_weight_gradient)
+{
+    Problem pr = make_problem(1, 0, 0, 31);
+    float *g, *carry;
+    double *fd, *hT;
+    backend_and_fd(&pr, &g, &fd, &carry, &hT);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    model_tensors(&pr.cfg, t);
+    const ParamTensor *whh = &t[2];
+    const size_t H = whh->rows;
+    float *w = g + whh->offset;
+    for (size_t i = 0; i < H; i++)
+        for (size_t j = i + 1; j < H; j++) {
+            float keep = w[i * H + j];
+            w[i * H + j] = w[j * H + i];
+            w[j * H + i] = keep;
+        }
+    cr_assert_gt(compare(w, fd + whh->offset, H * H).worst_excess, 0.0);
+    free(g), free(fd), free(carry), free(hT);
+    free_problem(&pr);
+}
+
+Test(gradcheck, detects_a_missing_timestep)
+{
+    Problem pr = make_problem(1, 0, 0, 37);
+    size_t P = model_num_params(&pr.cfg), nh = (size_t)pr.B * pr.cfg.hidden;
+    float *params = problem_params(&pr);
+    double *fd = malloc(sizeof(double) * P);
+    finite_differences(&pr, params, fd);
+    /* The backend sees the sequence without its first timestep. */
+    Problem short_pr = pr;
+    short_pr.x += pr.B;
+    short_pr.y += pr.B;
+    short_pr.T -= 1;
+    float *g = malloc(sizeof(float) * P), *carry = malloc(sizeof(float) * nh);
+    run_backend(&short_pr, params, g, carry);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    model_tensors(&pr.cfg, t);
+    const ParamTensor *whh = &t[2];
+    cr_assert_gt(compare(g + whh->offset, fd + whh->offset, whh->rows * whh->cols).worst_excess, 0.0);
+    free(g), free(fd), free(carry), free(params);
+    free_problem(&pr);
 }

@@ -54,11 +54,30 @@ static void run_steps(Trainer *tr, long n)
     }
 }
 
+/* Starts a small seq-mode run on the periodic text (the caller frees tr, be and d). */
+static void start_small(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr)
+{
+    Err e;
+    *d = periodic_dataset(20);
+    *c = small_config(d, MODE_SEQ, 0);
+    cr_assert_eq(backend_create(be, &cpu_backend_ops, &c->model, c->seq_len, c->batch, &e), 0);
+    cr_assert_eq(trainer_start(tr, c, d, "periodic", be, &e), 0, "%s", e.msg);
+}
+
+static void stop_small(Dataset *d, Backend *be, Trainer *tr)
+{
+    trainer_free(tr);
+    backend_destroy(be);
+    dataset_free(d);
+}
+
 static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
 {
     Dataset d = periodic_dataset(40);
     TrainConfig c = small_config(&d, mode, stateful);
     c.optim.kind = opt;
+    if (opt == OPT_ADAMW)
+        c.optim.weight_decay = 0.1f;
     Err e;
     size_t P = model_num_params(&c.model);
 
@@ -102,6 +121,7 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
     cr_assert(memcmp(am, bm, sizeof(float) * P) == 0 && memcmp(av, bv, sizeof(float) * P) == 0, "moments differ");
     free(a), free(b), free(am), free(av), free(bm), free(bv);
     checkpoint_free(&ck);
+    remove_tree(dir);
     trainer_free(&straight);
     trainer_free(&second);
     backend_destroy(&straight_be);
@@ -154,13 +174,12 @@ Test(train, learns_a_periodic_text)
 
 Test(train, evaluate_weights_batches_by_their_predictions)
 {
-    Dataset d = periodic_dataset(20);
-    TrainConfig c = small_config(&d, MODE_SEQ, 0);
+    Dataset d;
+    TrainConfig c;
     Backend be;
     Trainer tr;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
-    cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
+    start_small(&d, &c, &be, &tr);
     /* 20 chunks of 7 in a 141-token text: 6 full batches of 3 and one of 2 */
     size_t n = 141;
     double all;
@@ -175,40 +194,119 @@ Test(train, evaluate_weights_batches_by_their_predictions)
         sum += loss;
     }
     cr_assert_float_eq(all, sum / 20, 1e-5);
-    trainer_free(&tr);
-    backend_destroy(&be);
-    dataset_free(&d);
+    stop_small(&d, &be, &tr);
 }
 
 Test(train, stepwise_sampling_matches_the_batched_forward)
 {
-    Dataset d = periodic_dataset(20);
-    TrainConfig c = small_config(&d, MODE_SEQ, 0);
+    Dataset d;
+    TrainConfig c;
     Backend be;
     Trainer tr;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
-    cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
-    /* the sampler's stepwise recurrence must agree with the batched forward: compare logits via loss */
+    start_small(&d, &c, &be, &tr);
+    run_steps(&tr, 3);
+    /* The loss of the first t steps of a batch of one, for t = 1..5, gives each step's loss; the sampler's
+     * one-token-at-a-time recurrence must give the same number at every step. */
     token_t x[5] = {1, 2, 3, 4, 5}, y[5] = {2, 3, 4, 5, 6};
-    Batch b = {.x = x, .y = y, .T = 5, .B = 1};
-    float batch_loss;
-    cr_assert_eq(be.ops->forward(be.ctx, &b, &batch_loss, &e), 0);
     float *logits = malloc(sizeof(float) * (size_t)c.model.vocab);
-    double step_loss = 0.0;
     be.ops->sample_reset(be.ctx, &e);
-    for (int t = 0; t < 5; t++) {
-        cr_assert_eq(be.ops->sample_step(be.ctx, x[t], logits, &e), 0);
+    double previous = 0.0;
+    for (int t = 1; t <= 5; t++) {
+        Batch b = {.x = x, .y = y, .T = t, .B = 1};
+        float mean;
+        cr_assert_eq(be.ops->forward(be.ctx, &b, &mean, &e), 0);
+        double batched = (double)mean * t - previous;
+        previous = (double)mean * t;
+        cr_assert_eq(be.ops->sample_step(be.ctx, x[t - 1], logits, &e), 0);
         double max = logits[0], sum = 0.0;
         for (int v = 1; v < c.model.vocab; v++)
             max = fmax(max, logits[v]);
         for (int v = 0; v < c.model.vocab; v++)
             sum += exp(logits[v] - max);
-        step_loss += max + log(sum) - logits[y[t]];
+        double stepwise = max + log(sum) - logits[y[t - 1]];
+        cr_assert_float_eq(stepwise, batched, 2e-5, "step %d: one token at a time %.6f, batched %.6f", t, stepwise,
+                           batched);
     }
-    cr_assert_float_eq(step_loss / 5, batch_loss, 1e-5, "one token at a time must match the batched forward");
     free(logits);
+    stop_small(&d, &be, &tr);
+}
+
+Test(train, clipping_limits_the_update_norm)
+{
+    Dataset d;
+    TrainConfig c;
+    Backend be;
+    Trainer tr;
+    Err e;
+    start_small(&d, &c, &be, &tr);
+    size_t P = model_num_params(&c.model);
+    float *before = malloc(sizeof(float) * P), *after = malloc(sizeof(float) * P);
+    /* Plain SGD with lr 1: the update is the (scaled) gradient itself. */
+    tr.cfg.optim.kind = OPT_SGD;
+    tr.cfg.optim.momentum = 0.0f;
+    tr.cfg.optim.lr = 1.0f;
+    tr.cfg.optim.schedule = LR_CONSTANT;
+    tr.cfg.optim.warmup = 0;
+    for (int clipped = 0; clipped < 2; clipped++) {
+        tr.cfg.optim.clip = clipped ? 0.01f : 0.0f;
+        be.ops->get_params(be.ctx, before, &e);
+        StepStats s;
+        cr_assert_eq(trainer_step(&tr, &s, &e), 0, "%s", e.msg);
+        be.ops->get_params(be.ctx, after, &e);
+        double sq = 0.0;
+        for (size_t i = 0; i < P; i++)
+            sq += ((double)after[i] - before[i]) * ((double)after[i] - before[i]);
+        double expected = clipped ? 0.01 : s.grad_norm;
+        cr_assert_gt(s.grad_norm, 0.01f, "the gradient must exceed the clip for this test to mean anything");
+        cr_assert_float_eq(sqrt(sq), expected, 1e-3 * expected, "%s: update norm %.6g, expected %.6g",
+                           clipped ? "clipped" : "unclipped", sqrt(sq), expected);
+    }
+    free(before);
+    free(after);
+    stop_small(&d, &be, &tr);
+}
+
+Test(train, divergence_stops_before_the_update)
+{
+    Dataset d;
+    TrainConfig c;
+    Backend be;
+    Trainer tr;
+    Err e;
+    start_small(&d, &c, &be, &tr);
+    size_t P = model_num_params(&c.model);
+    float *params = malloc(sizeof(float) * P), *after = malloc(sizeof(float) * P);
+    be.ops->get_params(be.ctx, params, &e);
+    params[P - 1] = INFINITY; /* one output bias: every loss becomes non-finite */
+    be.ops->set_params(be.ctx, params, &e);
+    StepStats s;
+    cr_assert_eq(trainer_step(&tr, &s, &e), -1);
+    cr_assert(strstr(e.msg, "diverged"), "%s", e.msg);
+    be.ops->get_params(be.ctx, after, &e);
+    cr_assert(memcmp(params, after, sizeof(float) * P) == 0, "no update may follow a non-finite loss");
+    cr_assert_eq(tr.step, 0);
+    free(params);
+    free(after);
+    stop_small(&d, &be, &tr);
+}
+
+Test(train, resume_refuses_a_stream_position_outside_the_data)
+{
+    Dataset d = periodic_dataset(40);
+    TrainConfig c = small_config(&d, MODE_SEQ, 1);
+    Backend be;
+    Trainer tr;
+    Err e;
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
+    cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
+    Checkpoint ck;
+    cr_assert_eq(trainer_snapshot(&tr, NAN, NAN, &ck, &e), 0);
     trainer_free(&tr);
+    ck.stream_pos = UINT64_MAX - 3;
+    cr_assert_eq(trainer_resume(&tr, &ck, &d, "periodic", &be, &e), -1);
+    cr_assert(strstr(e.msg, "stream position"), "%s", e.msg);
+    checkpoint_free(&ck);
     backend_destroy(&be);
     dataset_free(&d);
 }

@@ -18,6 +18,8 @@ int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, 
 
 /* A fresh directory under /tmp; the returned string is static per call site's buffer. */
 void make_temp_dir(char *buf, size_t len);
+/* Removes a directory and everything in it (the tests clean up their temporary directories). */
+void remove_tree(const char *path);
 void write_text_file(const char *path, const void *data, size_t len);
 /* Number of lines in s. */
 int count_lines(const char *s);
