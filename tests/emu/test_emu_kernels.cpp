@@ -1,0 +1,282 @@
+/* The kernel language of the emulated device: launches over many blocks, barriers with real
+ * semantics (a missing one gives a wrong answer, a divergent one is reported instead of hanging),
+ * warp intrinsics, atomics, shared memory, cooperative launches and graphs. */
+#include "emu_report.h"
+#include "kernels.h"
+
+#include <cmath>
+#include <criterion/criterion.h>
+#include <cstring>
+#include <string>
+#include <vector>
+
+static void reset_device(void)
+{
+    cudaDeviceReset();
+}
+
+TestSuite(emu_kernels, .fini = reset_device);
+
+/* Values that sum exactly in float in any order: multiples of 1/4 of small magnitude. */
+static std::vector<float> exact_values(int n, int seed)
+{
+    std::vector<float> v(n);
+    for (int i = 0; i < n; ++i)
+        v[i] = (float)((i * 37 + seed * 11) % 23 - 11) * 0.25f;
+    return v;
+}
+
+static float reference_block_sum(const std::vector<float> &x, int block)
+{
+    float s = 0.0f;
+    for (int i = block * kBlockSumThreads; i < (block + 1) * kBlockSumThreads && i < (int)x.size(); ++i)
+        s += x[i];
+    return s;
+}
+
+Test(emu_kernels, vector_add_covers_every_element_with_a_grid_stride_loop)
+{
+    const int n = 100003;
+    std::vector<float> a = exact_values(n, 1), b = exact_values(n, 2), c(n);
+    const unsigned shapes[][2] = {{1, 1}, {7, 33}, {64, 256}, {1000, 128}};
+    for (const auto &shape : shapes) {
+        std::fill(c.begin(), c.end(), 0.0f);
+        cr_assert_eq(run_vector_add(a.data(), b.data(), c.data(), n, shape[0], shape[1]), cudaSuccess);
+        for (int i = 0; i < n; ++i)
+            cr_assert_eq(c[i], a[i] + b[i], "grid %u x %u, element %d", shape[0], shape[1], i);
+    }
+}
+
+Test(emu_kernels, block_reduction_with_syncthreads_gives_each_block_sum)
+{
+    const int n = 10 * kBlockSumThreads + 77, blocks = 11;
+    std::vector<float> x = exact_values(n, 3), sums(blocks);
+    cr_assert_eq(run_block_sum(x.data(), n, sums.data(), true), cudaSuccess);
+    for (int b = 0; b < blocks; ++b)
+        cr_assert_eq(sums[b], reference_block_sum(x, b), "block %d", b);
+    cr_assert_eq(run_block_sum_dynamic(x.data(), n, sums.data(), true), cudaSuccess);
+    for (int b = 0; b < blocks; ++b)
+        cr_assert_eq(sums[b], reference_block_sum(x, b), "block %d (dynamic shared memory)", b);
+}
+
+Test(emu_kernels, reduction_missing_a_barrier_gives_wrong_sums)
+{
+    const int n = 4 * kBlockSumThreads, blocks = 4;
+    std::vector<float> x(n), sums(blocks);
+    for (int i = 0; i < n; ++i)
+        x[i] = (float)(i + 1);               /* every partial sum differs from every other */
+    emu_set_thread_order(EMU_ORDER_FORWARD); /* thread t runs before its partner t + stride stores */
+    cr_assert_eq(run_block_sum(x.data(), n, sums.data(), false), cudaSuccess);
+    for (int b = 0; b < blocks; ++b)
+        cr_assert_neq(sums[b], reference_block_sum(x, b), "block %d reads partner elements before they are stored", b);
+}
+
+Test(emu_kernels, reduction_missing_a_barrier_reads_poisoned_dynamic_shared_memory)
+{
+    const int n = 3 * kBlockSumThreads, blocks = 3;
+    std::vector<float> x = exact_values(n, 5), sums(blocks);
+    emu_set_thread_order(EMU_ORDER_FORWARD);
+    cr_assert_eq(run_block_sum_dynamic(x.data(), n, sums.data(), false), cudaSuccess);
+    for (int b = 0; b < blocks; ++b)
+        cr_assert(std::isnan(sums[b]), "block %d: %g should be NaN from unwritten shared memory", b, sums[b]);
+}
+
+Test(emu_kernels, dynamic_shared_memory_is_poisoned_at_every_block_start)
+{
+    const unsigned blocks = 3, threads = 64;
+    std::vector<float> out(blocks * threads, 0.0f);
+    cr_assert_eq(run_read_fresh_shared(out.data(), blocks, threads), cudaSuccess);
+    for (float v : out)
+        cr_assert(std::isnan(v));
+}
+
+Test(emu_kernels, missing_barrier_hidden_in_forward_order_shows_in_reverse_order)
+{
+    const unsigned threads = 64;
+    std::vector<float> in = exact_values(threads, 6), out(threads);
+    emu_set_thread_order(EMU_ORDER_FORWARD);
+    cr_assert_eq(run_neighbour_without_barrier(in.data(), out.data(), threads), cudaSuccess);
+    for (unsigned t = 1; t < threads; ++t)
+        cr_assert_eq(out[t], in[t - 1], "forward order: the lower thread has already stored");
+    emu_set_thread_order(EMU_ORDER_REVERSE);
+    cr_assert_eq(run_neighbour_without_barrier(in.data(), out.data(), threads), cudaSuccess);
+    emu_set_thread_order(EMU_ORDER_FORWARD);
+    for (unsigned t = 1; t < threads; ++t)
+        cr_assert(std::isnan(out[t]), "reverse order: thread %u reads before thread %u stores", t, t - 1);
+}
+
+Test(emu_kernels, warp_shuffles_and_ballot_exchange_between_the_32_lanes)
+{
+    const int n = 256, warps = n / 32;
+    std::vector<float> x = exact_values(n, 7), down(warps), xor_all(n), scan(n), bcast(n);
+    std::vector<unsigned> ballot(warps);
+    cr_assert_eq(run_warp_ops(x.data(), n, down.data(), xor_all.data(), scan.data(), bcast.data(), ballot.data()),
+                 cudaSuccess);
+    for (int w = 0; w < warps; ++w) {
+        float sum = 0.0f, prefix = 0.0f;
+        unsigned votes = 0;
+        for (int l = 0; l < 32; ++l)
+            sum += x[w * 32 + l];
+        cr_assert_eq(down[w], sum, "warp %d: __shfl_down_sync sum", w);
+        for (int l = 0; l < 32; ++l) {
+            const int i = w * 32 + l;
+            prefix += x[i];
+            votes |= (x[i] > 0.0f ? 1u : 0u) << l;
+            cr_assert_eq(xor_all[i], sum, "lane %d of warp %d: __shfl_xor_sync sum", l, w);
+            cr_assert_eq(scan[i], prefix, "lane %d of warp %d: __shfl_up_sync prefix", l, w);
+            cr_assert_eq(bcast[i], x[w * 32], "lane %d of warp %d: __shfl_sync broadcast", l, w);
+        }
+        cr_assert_eq(ballot[w], votes, "warp %d: ballot %08x, expected %08x", w, ballot[w], votes);
+    }
+}
+
+Test(emu_kernels, shuffle_width_splits_the_warp_into_independent_segments)
+{
+    float idx[64], down[64], up[64], xr[64], partial_down[48];
+    cr_assert_eq(run_shuffle_widths(idx, down, up, xr, partial_down), cudaSuccess);
+    for (int t = 0; t < 64; ++t) {
+        const int lane = t % 32, segment = lane / 8 * 8, in_segment = lane % 8;
+        cr_assert_eq(idx[t], (float)(segment + 3), "thread %d: source lane 3 of its segment", t);
+        cr_assert_eq(down[t], (float)(in_segment + 2 < 8 ? lane + 2 : lane), "thread %d: down stays in segment", t);
+        cr_assert_eq(up[t], (float)(in_segment >= 2 ? lane - 2 : lane), "thread %d: up stays in segment", t);
+        cr_assert_eq(xr[t], (float)(lane ^ 4), "thread %d", t);
+    }
+    for (int t = 0; t < 48; ++t) {
+        const int lane = t % 32;
+        if (t < 16)
+            cr_assert_eq(partial_down[t], (float)(lane + 16), "thread %d", t);
+        else if (t < 32)
+            cr_assert_eq(partial_down[t], (float)lane, "thread %d: lane %d is past the warp", t, lane + 16);
+        else
+            cr_assert(std::isnan(partial_down[t]), "thread %d reads lane %d, which the 48-thread block lacks", t,
+                      lane + 16);
+    }
+}
+
+Test(emu_kernels, atomics_from_many_threads_lose_no_update)
+{
+    const int n = 50000;
+    float fsum = 0.0f;
+    int isum = 0, imax = 0;
+    cr_assert_eq(run_atomics(n, 40, 96, &fsum, &isum, &imax), cudaSuccess);
+    cr_assert_eq(fsum, 0.5f * n);
+    cr_assert_eq(isum, (int)((long long)n * (n - 1) / 2));
+    cr_assert_eq(imax, n - 1);
+}
+
+Test(emu_kernels, dynamic_shared_memory_sized_at_launch_reverses_each_block)
+{
+    const unsigned threads = 200;
+    const int n = 5 * threads;
+    std::vector<float> in = exact_values(n, 8), out(n);
+    cr_assert_eq(run_reverse_in_blocks(in.data(), out.data(), n, threads, threads * sizeof(float), 0), cudaSuccess);
+    for (int i = 0; i < n; ++i) {
+        const int base = i / threads * threads;
+        cr_assert_eq(out[i], in[base + threads - 1 - (i - base)], "element %d", i);
+    }
+}
+
+Test(emu_kernels, dynamic_shared_memory_above_48_KiB_needs_the_opt_in_attribute)
+{
+    const unsigned threads = 64;
+    const int n = threads;
+    const size_t big = 64 * 1024;
+    std::vector<float> in = exact_values(n, 9), out(n);
+    cr_assert_eq(run_reverse_in_blocks(in.data(), out.data(), n, threads, big, 0), cudaErrorInvalidValue);
+    cr_assert_eq(run_reverse_in_blocks(in.data(), out.data(), n, threads, big, (int)big), cudaSuccess);
+    cr_assert_eq(out[0], in[threads - 1]);
+    cr_assert_eq(run_reverse_in_blocks(in.data(), out.data(), n, threads, big, 228 * 1024), cudaErrorInvalidValue,
+                 "the opt-in limit of sm_90 is 227 KiB");
+}
+
+Test(emu_kernels, barrier_after_some_threads_exited_is_reported_not_hung)
+{
+    cr_assert_eq(run_barrier_after_early_exit(64), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "exited while 32 threads wait at __syncthreads()"), "%s", emu_last_fault());
+    cr_assert(std::strstr(emu_last_fault(), "kernels.cu"), "the fault names the barrier's source line");
+    cr_assert_eq(cudaDeviceSynchronize(), cudaErrorLaunchFailure, "a kernel fault is sticky, as on a GPU");
+}
+
+Test(emu_kernels, threads_at_two_different_barriers_are_reported)
+{
+    cr_assert_eq(run_two_different_barriers(32), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "different __syncthreads() calls"), "%s", emu_last_fault());
+}
+
+Test(emu_kernels, shuffle_while_other_lanes_wait_at_a_barrier_is_reported)
+{
+    cr_assert_eq(run_shuffle_while_others_wait_at_barrier(), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "would hang"), "%s", emu_last_fault());
+}
+
+Test(emu_kernels, shuffle_whose_mask_leaves_out_the_caller_is_reported)
+{
+    cr_assert_eq(run_shuffle_with_mask_leaving_out_caller(), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "leaves it out"), "%s", emu_last_fault());
+}
+
+Test(emu_kernels, cooperative_launch_synchronises_the_grid_and_keeps_shared_memory_per_block)
+{
+    const unsigned blocks = 6;
+    const int n = blocks * kBlockSumThreads - 5;
+    std::vector<float> x = exact_values(n, 10), out(blocks);
+    float total = 0.0f;
+    for (float v : x)
+        total += v;
+    const unsigned long before = emu_cooperative_launch_count();
+    cr_assert_eq(run_grid_sum(x.data(), n, blocks, out.data()), cudaSuccess);
+    cr_assert_eq(emu_cooperative_launch_count(), before + 1, "the cooperative path ran");
+    for (unsigned b = 0; b < blocks; ++b)
+        cr_assert_eq(out[b], total + reference_block_sum(x, (int)b), "block %u", b);
+}
+
+Test(emu_kernels, cooperative_launch_larger_than_the_device_holds_is_refused)
+{
+    const int n = kBlockSumThreads;
+    std::vector<float> x(n, 1.0f), out(2000);
+    cr_assert_eq(run_grid_sum(x.data(), n, 2000, out.data()), cudaErrorCooperativeLaunchTooLarge,
+                 "132 SMs x 8 blocks of 256 threads is the most an sm_90 device holds at once");
+}
+
+Test(emu_kernels, grid_sync_in_an_ordinary_launch_is_reported)
+{
+    cr_assert_eq(run_grid_sync_in_ordinary_launch(), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "not launched with cudaLaunchCooperativeKernel"), "%s", emu_last_fault());
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_TEST_ASAN 1
+#endif
+#endif
+#ifdef EMU_TEST_ASAN
+/* AddressSanitizer exits with status 1 after its report. */
+Test(emu_kernels, out_of_bounds_device_write_is_caught_by_address_sanitizer, .exit_code = 1)
+{
+    run_write_past_end();
+}
+#endif
+
+static float *graph_a, *graph_b;
+static const int graph_n = 1000;
+static void refill_graph_inputs(int round)
+{
+    for (int i = 0; i < graph_n; ++i) {
+        graph_a[i] = (float)(i + round);
+        graph_b[i] = (float)(2 * round);
+    }
+}
+
+Test(emu_kernels, captured_graph_replays_copies_and_kernel_with_new_host_data)
+{
+    std::vector<float> a(graph_n), b(graph_n), c(graph_n);
+    graph_a = a.data();
+    graph_b = b.data();
+    const unsigned long before = emu_launch_count();
+    cr_assert_eq(run_vector_add_graph(a.data(), b.data(), c.data(), graph_n, 3, refill_graph_inputs), cudaSuccess);
+    cr_assert_eq(emu_launch_count(), before + 3, "capture records the kernel, each graph launch runs it");
+    for (int i = 0; i < graph_n; ++i)
+        cr_assert_eq(c[i], (float)(i + 2 + 4), "element %d after the third replay", i);
+}

@@ -1,0 +1,186 @@
+/* The runtime API of the emulated device: sm_90 properties, launch-configuration errors as the
+ * CUDA runtime reports them, tracked allocations (bad frees, leaks), copy checks, error strings,
+ * streams and events. */
+#include "emu_report.h"
+#include "kernels.h"
+
+#include <cmath>
+#include <criterion/criterion.h>
+#include <cstring>
+#include <string>
+#include <vector>
+
+static void reset_device(void)
+{
+    cudaDeviceReset();
+}
+
+TestSuite(emu_runtime, .fini = reset_device);
+
+Test(emu_runtime, device_has_the_limits_of_an_sm_90_gpu)
+{
+    int count = 0;
+    cr_assert_eq(cudaGetDeviceCount(&count), cudaSuccess);
+    cr_assert_eq(count, 1);
+    cudaDeviceProp p;
+    cr_assert_eq(cudaGetDeviceProperties(&p, 0), cudaSuccess);
+    cr_assert_eq(p.major, 9);
+    cr_assert_eq(p.minor, 0);
+    cr_assert_eq(p.multiProcessorCount, 132);
+    cr_assert_eq(p.maxThreadsPerBlock, 1024);
+    cr_assert_eq(p.warpSize, 32);
+    cr_assert_eq(p.sharedMemPerBlock, 48u * 1024);
+    cr_assert_eq(p.sharedMemPerBlockOptin, 227u * 1024);
+    cr_assert_eq(p.maxGridSize[1], 65535);
+    cr_assert_eq(cudaGetDeviceProperties(&p, 1), cudaErrorInvalidDevice);
+    int optin = 0;
+    cr_assert_eq(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0), cudaSuccess);
+    cr_assert_eq(optin, 227 * 1024);
+}
+
+Test(emu_runtime, block_of_1025_threads_is_an_invalid_configuration)
+{
+    std::vector<float> a(2048, 1.0f), c(2048);
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 2048, 2, 1025), cudaErrorInvalidConfiguration);
+    cr_assert_eq(std::string(cudaGetErrorString(cudaErrorInvalidConfiguration)), "invalid configuration argument");
+    cr_assert_eq(std::string(cudaGetErrorName(cudaErrorInvalidConfiguration)), "cudaErrorInvalidConfiguration");
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 2048, 2, 1024), cudaSuccess, "1024 threads are allowed");
+}
+
+Test(emu_runtime, empty_grid_or_empty_block_is_an_invalid_configuration)
+{
+    std::vector<float> a(16, 1.0f), c(16);
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 16, 0, 32), cudaErrorInvalidConfiguration);
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 16, 1, 0), cudaErrorInvalidConfiguration);
+}
+
+Test(emu_runtime, failed_call_is_the_last_error_until_read)
+{
+    std::vector<float> a(16, 1.0f), c(16);
+    run_vector_add(a.data(), a.data(), c.data(), 16, 1, 2048);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess, "the wrapper already read it");
+    cudaFree((void *)0x1234);
+    cr_assert_eq(cudaPeekAtLastError(), cudaErrorInvalidValue);
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidValue);
+    cr_assert_eq(cudaGetLastError(), cudaSuccess, "reading the last error resets it");
+}
+
+Test(emu_runtime, freeing_a_pointer_that_cudaMalloc_did_not_return_is_an_error)
+{
+    float host = 0.0f;
+    void *p = nullptr;
+    cr_assert_eq(cudaFree(&host), cudaErrorInvalidValue);
+    cr_assert_eq(cudaMalloc(&p, 64), cudaSuccess);
+    cr_assert_eq(cudaFree((char *)p + 4), cudaErrorInvalidValue, "an interior pointer is not an allocation");
+    cr_assert_eq(cudaFreeHost(p), cudaErrorInvalidValue, "device memory is not pinned host memory");
+    cr_assert_eq(cudaFree(p), cudaSuccess);
+    cr_assert_eq(cudaFree(p), cudaErrorInvalidValue, "a second free of the same pointer");
+    cr_assert_eq(cudaFree(nullptr), cudaSuccess);
+}
+
+Test(emu_runtime, live_allocations_are_counted_and_reported_as_leaks)
+{
+    void *a = nullptr, *b = nullptr, *h = nullptr;
+    const size_t before = emu_live_allocations();
+    cr_assert_eq(cudaMalloc(&a, 1000), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&b, 24), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&h, 8), cudaSuccess);
+    cr_assert_eq(emu_live_allocations(), before + 3);
+    cr_assert_eq(cudaFree(a), cudaSuccess);
+    cr_assert_eq(cudaFreeHost(h), cudaSuccess);
+    cr_assert_eq(emu_live_allocations(), before + 1);
+    cr_assert_eq(emu_live_bytes(), 24u);
+    FILE *report = tmpfile();
+    cr_assert_eq(emu_report_leaks(report), 1u);
+    rewind(report);
+    char line[256] = "";
+    cr_assert(fgets(line, sizeof line, report));
+    fclose(report);
+    cr_assert(std::strstr(line, "24 bytes") && std::strstr(line, "never freed"), "%s", line);
+    cr_assert_eq(cudaFree(b), cudaSuccess);
+    cr_assert_eq(emu_live_allocations(), 0u);
+}
+
+Test(emu_runtime, fresh_device_memory_reads_as_nan_until_written)
+{
+    float *d = nullptr, host[4];
+    cr_assert_eq(cudaMalloc(&d, sizeof host), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(host, d, sizeof host, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (float v : host)
+        cr_assert(std::isnan(v));
+    cr_assert_eq(cudaMemset(d, 0, sizeof host), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(host, d, sizeof host, cudaMemcpyDeviceToHost), cudaSuccess);
+    cr_assert_eq(host[3], 0.0f);
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+}
+
+Test(emu_runtime, copies_must_stay_inside_device_allocations_in_the_stated_direction)
+{
+    float *d = nullptr, host[8] = {0};
+    cr_assert_eq(cudaMalloc(&d, 4 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(d, host, 4 * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(d, host, 8 * sizeof(float), cudaMemcpyHostToDevice), cudaErrorInvalidValue, "overrun");
+    cr_assert_eq(cudaMemcpy(host, d, 4 * sizeof(float), cudaMemcpyHostToDevice), cudaErrorInvalidValue, "swapped");
+    cr_assert_eq(cudaMemcpy(d + 2, d, 2 * sizeof(float), cudaMemcpyDeviceToDevice), cudaSuccess);
+    cr_assert_eq(cudaMemcpy(host, d, sizeof(float), (cudaMemcpyKind)7), cudaErrorInvalidMemcpyDirection);
+    cr_assert_eq(cudaMemset(host, 0, sizeof host), cudaErrorInvalidValue, "memset of host memory");
+    cr_assert_eq(cudaFree(d), cudaSuccess);
+}
+
+Test(emu_runtime, allocation_beyond_the_80_GiB_of_the_device_fails)
+{
+    void *p = nullptr;
+    cr_assert_eq(cudaMalloc(&p, (size_t)81 << 30), cudaErrorMemoryAllocation);
+    size_t free_bytes = 0, total = 0;
+    cr_assert_eq(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
+    cr_assert_eq(total, (size_t)80 << 30);
+}
+
+Test(emu_runtime, streams_and_events_follow_cuda_handle_rules)
+{
+    cudaStream_t s;
+    cudaEvent_t start, stop, untimed;
+    cr_assert_eq(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&start), cudaSuccess);
+    cr_assert_eq(cudaEventCreate(&stop), cudaSuccess);
+    cr_assert_eq(cudaEventCreateWithFlags(&untimed, cudaEventDisableTiming), cudaSuccess);
+    float ms = -1.0f;
+    cr_assert_eq(cudaEventElapsedTime(&ms, start, stop), cudaErrorInvalidResourceHandle, "not recorded yet");
+    cr_assert_eq(cudaEventRecord(start, s), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(stop, s), cudaSuccess);
+    cr_assert_eq(cudaEventRecord(untimed, s), cudaSuccess);
+    cr_assert_eq(cudaEventSynchronize(stop), cudaSuccess);
+    cr_assert_eq(cudaEventElapsedTime(&ms, start, stop), cudaSuccess);
+    cr_assert(ms >= 0.0f);
+    cr_assert_eq(cudaEventElapsedTime(&ms, start, untimed), cudaErrorInvalidResourceHandle);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+    cr_assert_eq(cudaStreamDestroy(s), cudaSuccess);
+    cr_assert_eq(cudaStreamSynchronize(s), cudaErrorInvalidResourceHandle, "a destroyed stream");
+    cr_assert_eq(cudaEventDestroy(start), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(stop), cudaSuccess);
+    cr_assert_eq(cudaEventDestroy(untimed), cudaSuccess);
+}
+
+Test(emu_runtime, every_error_has_cuda_name_and_message)
+{
+    cr_assert_eq(std::string(cudaGetErrorString(cudaSuccess)), "no error");
+    cr_assert_eq(std::string(cudaGetErrorString(cudaErrorInvalidValue)), "invalid argument");
+    cr_assert_eq(std::string(cudaGetErrorName(cudaErrorMemoryAllocation)), "cudaErrorMemoryAllocation");
+    cr_assert_eq(std::string(cudaGetErrorString(cudaErrorLaunchFailure)), "unspecified launch failure");
+    cr_assert_eq(std::string(cudaGetErrorString(cudaErrorCooperativeLaunchTooLarge)),
+                 "too many blocks in cooperative launch");
+    cr_assert_eq(std::string(cudaGetErrorString((cudaError_t)12345)), "unrecognized error code");
+}
+
+Test(emu_runtime, device_reset_clears_a_sticky_fault_and_frees_everything)
+{
+    void *p = nullptr;
+    cr_assert_eq(cudaMalloc(&p, 16), cudaSuccess);
+    cr_assert_eq(run_barrier_after_early_exit(32), cudaErrorLaunchFailure);
+    cr_assert_eq(cudaMalloc(&p, 16), cudaErrorLaunchFailure, "every call returns the sticky error");
+    cr_assert_eq(cudaDeviceReset(), cudaSuccess);
+    cr_assert_eq(emu_live_allocations(), 0u);
+    cr_assert_eq(std::string(emu_last_fault()), "");
+    cr_assert_eq(cudaMalloc(&p, 16), cudaSuccess);
+    cr_assert_eq(cudaFree(p), cudaSuccess);
+}
