@@ -136,12 +136,13 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         .seq_len = 128,
         .batch = 64,
         .optim = optim_defaults(),
-        .steps = 5000,
+        .steps = 2000,
         .seed = 1337,
         .val_fraction = 0.1f,
     };
     RunOptions r = {
         .data = DEFAULT_DATA, .eval_every = 250, .eval_batches = 16, .save_every = 1000, .sample_length = 200};
+    c.optim.schedule = LR_COSINE;
     int dev = (int)device, mode = (int)c.mode, opt = (int)c.optim.kind, sched = (int)c.optim.schedule;
     Option opts[] = {
         {"--data", ARG_STRING, &r.data, 0, 0, NULL, "FILE", "UTF-8 text to train on"},

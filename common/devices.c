@@ -1,24 +1,44 @@
-/* The devices this executable was built with. */
+/* The devices this executable was built with: the CPU always, CUDA when built with it (on a real GPU,
+ * or, in charrnn-emu, on the emulated device of cuda/emu/). */
 #include <stdio.h>
 
 #include "../cpu/cpu.h"
 #include "device.h"
+#ifdef CHARRNN_WITH_CUDA
+#include "../cuda/cuda.h"
+#endif
 
 const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda", NULL};
 
+#ifdef CHARRNN_CUDA_EMULATED
+#define CUDA_KIND "emulated CUDA device"
+#else
+#define CUDA_KIND "CUDA device"
+#endif
+
 int device_select(DeviceChoice choice, const BackendOps **ops, Err *e)
 {
-    switch (choice) {
-    case DEVICE_CPU:
-        *ops = &cpu_backend_ops;
-        return 0;
-    case DEVICE_CUDA:
-        return err_set(e, "--device cuda: this charrnn was built without CUDA support (the CUDA backend is "
-                          "not part of this build); use --device cpu");
-    case DEVICE_AUTO:
-        fprintf(stderr, "charrnn: device auto: using cpu (this build has no CUDA backend)\n");
+    if (choice == DEVICE_CPU) {
         *ops = &cpu_backend_ops;
         return 0;
     }
-    return err_set(e, "unknown device");
+#ifdef CHARRNN_WITH_CUDA
+    Err why;
+    if (cuda_device_usable(&why) == 0) {
+        if (choice == DEVICE_AUTO)
+            fprintf(stderr, "charrnn: device auto: using cuda (%s: %s)\n", CUDA_KIND, cuda_device_name());
+        *ops = &cuda_backend_ops;
+        return 0;
+    }
+    if (choice == DEVICE_CUDA)
+        return err_set(e, "%s", why.msg);
+    fprintf(stderr, "charrnn: device auto: using cpu (%s)\n", why.msg + sizeof "--device cuda: " - 1);
+#else
+    if (choice == DEVICE_CUDA)
+        return err_set(e, "--device cuda: this charrnn was built without CUDA support (no CUDA compiler was "
+                          "found when it was built); use --device cpu");
+    fprintf(stderr, "charrnn: device auto: using cpu (this build has no CUDA backend)\n");
+#endif
+    *ops = &cpu_backend_ops;
+    return 0;
 }

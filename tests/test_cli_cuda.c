@@ -1,0 +1,90 @@
+/* Checkpoints cross devices as they are: train with --device cuda, then sample, evaluate and resume
+ * with --device cpu, and the reverse. Runs the program built with the CUDA backend (charrnn-emu on the
+ * emulated device, or charrnn on a real GPU). */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../cuda/cuda.h"
+#include "testutil.h"
+
+static char out[1 << 16], err[1 << 16];
+static char dir[64];
+
+static int run(char *const args[])
+{
+    return run_charrnn(dir, args, out, sizeof out, err, sizeof err);
+}
+#define RUN(...) run((char *[]){__VA_ARGS__, NULL})
+
+static void setup(void)
+{
+    Err e;
+    if (cuda_device_usable(&e) != 0)
+        cr_skip_test("no CUDA device: %s", e.msg);
+    cr_log_info("CUDA backend on: %s", cuda_device_name());
+    make_temp_dir(dir, sizeof dir);
+    char path[128];
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 30; i++)
+        fputs("Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", f);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    remove_tree(dir);
+}
+
+#define TRAIN(device, ...)                                                                                             \
+    RUN("--device", device, "train", "--data", "text.txt", "--hidden", "13", "--layers", "2", "--embed", "7",          \
+        "--seq-len", "9", "--batch", "3", "--eval-every", "4", "--eval-batches", "2", "--sample-length", "10",         \
+        __VA_ARGS__)
+
+/* The loss `eval` prints (nats/char). */
+static double eval_loss(const char *device, const char *checkpoint)
+{
+    cr_assert_eq(RUN("--device", (char *)device, "eval", "--checkpoint", (char *)checkpoint), 0, "%s", err);
+    return atof(out);
+}
+
+Test(cli_cuda, cuda_checkpoint_samples_and_evaluates_on_cpu, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN("cuda", "--steps", "8", "--out", "g.ckpt"), 0, "%s", err);
+    cr_assert(strstr(err, "training on cuda"), "%s", err);
+    cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "g.ckpt", "--length", "40", "--prime", "Now"), 0,
+                 "%s", err);
+    cr_assert_eq(strncmp(out, "Now", 3), 0, "%s", out);
+    char on_cpu[sizeof out];
+    strcpy(on_cpu, out);
+    cr_assert_eq(RUN("--device", "cuda", "sample", "--checkpoint", "g.ckpt", "--length", "40", "--prime", "Now"), 0,
+                 "%s", err);
+    cr_log_info("cpu sample: %s\ncuda sample: %s", on_cpu, out);
+    double cpu = eval_loss("cpu", "g.ckpt"), cuda = eval_loss("cuda", "g.ckpt");
+    cr_assert(cpu > 0.5 && cpu < 5.0, "eval printed %f", cpu);
+    cr_assert_float_eq(cpu, cuda, 1e-3, "the same checkpoint evaluates alike: cpu %f, cuda %f", cpu, cuda);
+}
+
+Test(cli_cuda, runs_resume_on_the_other_device, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN("cuda", "--steps", "6", "--out", "g.ckpt"), 0, "%s", err);
+    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "g.ckpt", "--steps", "10"), 0, "%s", err);
+    cr_assert_eq(RUN("info", "--checkpoint", "g.ckpt"), 0, "%s", err);
+    cr_assert(strstr(out, "step 10 of 10"), "%s", out);
+    cr_assert_eq(TRAIN("cpu", "--steps", "6", "--stateful", "--out", "c.ckpt"), 0, "%s", err);
+    cr_assert_eq(RUN("--device", "cuda", "train", "--resume", "c.ckpt", "--steps", "10"), 0, "%s", err);
+    cr_assert_eq(RUN("info", "--checkpoint", "c.ckpt"), 0, "%s", err);
+    cr_assert(strstr(out, "step 10 of 10"), "%s", out);
+}
+
+Test(cli_cuda, both_devices_train_the_same_run, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN("cpu", "--steps", "5", "--out", "c.ckpt"), 0, "%s", err);
+    cr_assert_eq(TRAIN("cuda", "--steps", "5", "--out", "g.ckpt"), 0, "%s", err);
+    double cpu = eval_loss("cpu", "c.ckpt"), cuda = eval_loss("cpu", "g.ckpt");
+    cr_assert_float_eq(cpu, cuda, 1e-3, "5 steps from the same seed: cpu-trained %f, cuda-trained %f", cpu, cuda);
+}

@@ -1,0 +1,255 @@
+/* The CUDA backend against the CPU reference on the same parameters and batches: loss, every gradient
+ * tensor, the carried state, the gradient norm, the logits of generation, and the parameters and
+ * optimizer moments after three optimizer steps. Built twice: against the emulated device (runs in
+ * every CI run) and against the real GPU (skipped where there is none). */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../cpu/cpu.h"
+#include "../cuda/cuda.h"
+#include "model.h"
+
+/* Relative L2 error per tensor, |cuda - cpu| / |cpu|. Both backends compute in float32 without TF32;
+ * they differ only in summation order (cuBLAS and the kernels versus the CPU loops), which moves
+ * results by a few float32 ulps: ~1e-7 relative. 1e-5 leaves room for that and for the three Adam
+ * steps, while a wrong operand, a skipped timestep or a missing term is off by 1e-2 or more. */
+#define PARITY_REL_L2 1e-5
+
+typedef struct {
+    ModelConfig cfg;
+    int T, B, loss_from_t, carry_in;
+} Shape;
+
+typedef struct {
+    Backend cpu, cuda;
+    size_t P, nh;
+} Pair;
+
+static void skip_without_device(void)
+{
+    Err e;
+    if (cuda_device_usable(&e) != 0)
+        cr_skip_test("no CUDA device: %s", e.msg);
+    cr_log_info("CUDA backend on: %s", cuda_device_name());
+}
+
+static double rel_l2(const float *ref, const float *x, size_t n)
+{
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        diff += ((double)x[i] - ref[i]) * ((double)x[i] - ref[i]);
+        norm += (double)ref[i] * ref[i];
+    }
+    return norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
+}
+
+/* Compares two full buffers tensor by tensor, pairing the same named tensor on both sides. */
+static void expect_tensors_match(const ModelConfig *cfg, const float *ref, const float *x, const char *what)
+{
+    ParamTensor t[MODEL_MAX_TENSORS];
+    int n = model_tensors(cfg, t);
+    for (int k = 0; k < n; k++) {
+        double err = rel_l2(ref + t[k].offset, x + t[k].offset, t[k].rows * t[k].cols);
+        cr_expect(err <= PARITY_REL_L2, "%s %s: relative L2 error %.3g", what, t[k].name, err);
+    }
+}
+
+static Pair make_pair(const Shape *s, uint64_t seed)
+{
+    Pair p;
+    Err e;
+    skip_without_device();
+    cr_assert_eq(backend_create(&p.cpu, &cpu_backend_ops, &s->cfg, s->T, s->B, &e), 0, "%s", e.msg);
+    cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, s->B, &e), 0, "%s", e.msg);
+    p.P = model_num_params(&s->cfg);
+    p.nh = (size_t)s->cfg.layers * s->B * s->cfg.hidden;
+    float *params = malloc(sizeof(float) * p.P), *zeros = calloc(p.P > p.nh ? p.P : p.nh, sizeof(float));
+    float *carry = malloc(sizeof(float) * p.nh);
+    model_init_params(&s->cfg, params, seed);
+    Rng r;
+    rng_seed(&r, seed + 1);
+    for (size_t i = 0; i < p.nh; i++)
+        carry[i] = 1.8f * rng_uniform(&r) - 0.9f;
+    Backend *both[2] = {&p.cpu, &p.cuda};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(both[i]->ops->set_params(both[i]->ctx, params, &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->set_moments(both[i]->ctx, zeros, zeros, &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->set_carry(both[i]->ctx, carry, &e), 0, "%s", e.msg);
+    }
+    free(params), free(zeros), free(carry);
+    return p;
+}
+
+static void free_pair(Pair *p)
+{
+    backend_destroy(&p->cpu);
+    backend_destroy(&p->cuda);
+}
+
+static void random_batch(const Shape *s, Rng *r, token_t *x, token_t *y)
+{
+    for (int i = 0; i < s->T * s->B; i++) {
+        x[i] = (token_t)rng_below(r, (uint64_t)s->cfg.vocab);
+        y[i] = (token_t)rng_below(r, (uint64_t)s->cfg.vocab);
+    }
+}
+
+/* One forward/backward on both; compares loss, gradients, carried state and gradient norm. */
+static void step_and_compare(Pair *p, const Shape *s, const Batch *b)
+{
+    Err e;
+    float loss[2], norm[2];
+    float *grads[2] = {malloc(sizeof(float) * p->P), malloc(sizeof(float) * p->P)};
+    float *carry[2] = {malloc(sizeof(float) * p->nh), malloc(sizeof(float) * p->nh)};
+    Backend *both[2] = {&p->cpu, &p->cuda};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(both[i]->ops->forward_backward(both[i]->ctx, b, &loss[i], &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->get_grads(both[i]->ctx, grads[i], &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->get_carry(both[i]->ctx, carry[i], &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->grad_norm(both[i]->ctx, &norm[i], &e), 0, "%s", e.msg);
+    }
+    cr_expect(fabsf(loss[1] - loss[0]) <= PARITY_REL_L2 * fabsf(loss[0]), "loss: cpu %.8f, cuda %.8f", loss[0],
+              loss[1]);
+    cr_expect(fabsf(norm[1] - norm[0]) <= PARITY_REL_L2 * norm[0], "gradient norm: cpu %.8f, cuda %.8f", norm[0],
+              norm[1]);
+    expect_tensors_match(&s->cfg, grads[0], grads[1], "gradient");
+    cr_expect(rel_l2(carry[0], carry[1], p->nh) <= PARITY_REL_L2, "carried state: relative L2 error %.3g",
+              rel_l2(carry[0], carry[1], p->nh));
+    for (int i = 0; i < 2; i++)
+        free(grads[i]), free(carry[i]);
+}
+
+static void check_parity(int layers, int window, int carry_in, OptimizerKind opt)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers}, .T = 5, .B = 3};
+    s.loss_from_t = window ? s.T - 1 : 0;
+    s.carry_in = carry_in;
+    Pair p = make_pair(&s, 100 + (uint64_t)layers);
+    Rng r;
+    rng_seed(&r, 7);
+    token_t x[15], y[15];
+    OptimConfig o = optim_defaults();
+    o.kind = opt;
+    o.weight_decay = opt == OPT_ADAMW ? 0.1f : 0.0f;
+    o.lr = opt == OPT_SGD ? 0.1f : 0.01f;
+    Err e;
+    Backend *both[2] = {&p.cpu, &p.cuda};
+    for (long step = 1; step <= 3; step++) {
+        random_batch(&s, &r, x, y);
+        Batch b = {
+            .x = x, .y = y, .T = s.T, .B = s.B, .loss_from_t = s.loss_from_t, .carry_in = s.carry_in, .carry_out = 1};
+        step_and_compare(&p, &s, &b);
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(both[i]->ops->update(both[i]->ctx, &o, o.lr, step, 0.5f, &e), 0, "%s", e.msg);
+    }
+    float *params[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
+    float *m[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
+    float *v[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(both[i]->ops->get_params(both[i]->ctx, params[i], &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->get_moments(both[i]->ctx, m[i], v[i], &e), 0, "%s", e.msg);
+    }
+    expect_tensors_match(&s.cfg, params[0], params[1], "parameters after 3 steps:");
+    expect_tensors_match(&s.cfg, m[0], m[1], "first moments after 3 steps:");
+    if (opt != OPT_SGD)
+        expect_tensors_match(&s.cfg, v[0], v[1], "second moments after 3 steps:");
+    for (int i = 0; i < 2; i++)
+        free(params[i]), free(m[i]), free(v[i]);
+    free_pair(&p);
+}
+
+Test(parity, one_layer_seq_mode_adam)
+{
+    check_parity(1, 0, 0, OPT_ADAM);
+}
+Test(parity, three_layers_seq_mode_adamw)
+{
+    check_parity(3, 0, 0, OPT_ADAMW);
+}
+Test(parity, one_layer_window_mode_sgd)
+{
+    check_parity(1, 1, 0, OPT_SGD);
+}
+Test(parity, three_layers_window_mode_adam)
+{
+    check_parity(3, 1, 0, OPT_ADAM);
+}
+Test(parity, three_layers_stateful_carry_in_adam)
+{
+    check_parity(3, 0, 1, OPT_ADAM);
+}
+
+Test(parity, forward_only_loss_matches_and_leaves_gradients_alone)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2}, .T = 5, .B = 3};
+    Pair p = make_pair(&s, 5);
+    Rng r;
+    rng_seed(&r, 3);
+    token_t x[15], y[15];
+    random_batch(&s, &r, x, y);
+    Batch b = {.x = x, .y = y, .T = 4, .B = 2}; /* smaller than the backends were created for */
+    float loss[2];
+    Err e;
+    cr_assert_eq(p.cpu.ops->forward(p.cpu.ctx, &b, &loss[0], &e), 0, "%s", e.msg);
+    cr_assert_eq(p.cuda.ops->forward(p.cuda.ctx, &b, &loss[1], &e), 0, "%s", e.msg);
+    cr_expect(fabsf(loss[1] - loss[0]) <= PARITY_REL_L2 * loss[0], "cpu %.8f, cuda %.8f", loss[0], loss[1]);
+    free_pair(&p);
+}
+
+Test(parity, generation_logits_match)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 3}, .T = 1, .B = 1};
+    Pair p = make_pair(&s, 9);
+    float logits[2][11];
+    Err e;
+    Backend *both[2] = {&p.cpu, &p.cuda};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(both[i]->ops->sample_reset(both[i]->ctx, &e), 0, "%s", e.msg);
+    const int tokens[] = {3, 0, 10, 7, 7};
+    for (int k = 0; k < 5; k++) {
+        for (int i = 0; i < 2; i++)
+            cr_assert_eq(both[i]->ops->sample_step(both[i]->ctx, tokens[k], logits[i], &e), 0, "%s", e.msg);
+        double err = rel_l2(logits[0], logits[1], 11);
+        cr_expect(err <= PARITY_REL_L2, "logits after token %d: relative L2 error %.3g", k, err);
+    }
+    free_pair(&p);
+}
+
+/* The comparison must be able to fail: gradients from a batch missing its first timestep, and a
+ * transposed W_hh gradient, are both far outside the tolerance. */
+Test(parity, comparison_detects_wrong_gradients)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 1}, .T = 5, .B = 3};
+    Pair p = make_pair(&s, 11);
+    Rng r;
+    rng_seed(&r, 13);
+    token_t x[15], y[15];
+    random_batch(&s, &r, x, y);
+    Batch full = {.x = x, .y = y, .T = 5, .B = 3};
+    Batch missing = {.x = x + 3, .y = y + 3, .T = 4, .B = 3};
+    float loss, *g[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
+    Err e;
+    cr_assert_eq(p.cpu.ops->forward_backward(p.cpu.ctx, &full, &loss, &e), 0);
+    cr_assert_eq(p.cpu.ops->get_grads(p.cpu.ctx, g[0], &e), 0);
+    cr_assert_eq(p.cuda.ops->forward_backward(p.cuda.ctx, &missing, &loss, &e), 0);
+    cr_assert_eq(p.cuda.ops->get_grads(p.cuda.ctx, g[1], &e), 0);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    model_tensors(&s.cfg, t);
+    cr_assert_gt(rel_l2(g[0] + t[2].offset, g[1] + t[2].offset, 169), PARITY_REL_L2);
+    cr_assert_eq(p.cuda.ops->forward_backward(p.cuda.ctx, &full, &loss, &e), 0);
+    cr_assert_eq(p.cuda.ops->get_grads(p.cuda.ctx, g[1], &e), 0);
+    cr_assert_leq(rel_l2(g[0] + t[2].offset, g[1] + t[2].offset, 169), PARITY_REL_L2);
+    float *w = g[1] + t[2].offset;
+    for (int i = 0; i < 13; i++)
+        for (int j = i + 1; j < 13; j++) {
+            float keep = w[i * 13 + j];
+            w[i * 13 + j] = w[j * 13 + i];
+            w[j * 13 + i] = keep;
+        }
+    cr_assert_gt(rel_l2(g[0] + t[2].offset, w, 169), PARITY_REL_L2);
+    free(g[0]), free(g[1]);
+    free_pair(&p);
+}
