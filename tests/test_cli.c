@@ -199,7 +199,7 @@ Test(cli, train_info_sample_eval_resume_end_to_end, .init = setup, .fini = teard
     EXPECT_USAGE_ERROR("--mode differs", "--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "20", "--mode",
                        "window");
     EXPECT_USAGE_ERROR("--lr-schedule differs", "--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "20",
-                       "--lr-schedule", "cosine");
+                       "--lr-schedule", "constant");
     EXPECT_USAGE_ERROR("--weight-decay differs", "--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "20",
                        "--weight-decay", "0.1");
     EXPECT_USAGE_ERROR("--steps 12: m.ckpt is already at step 15", "--device", "cpu", "train", "--resume", "m.ckpt",
