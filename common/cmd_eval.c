@@ -30,6 +30,10 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
                    &status))
         return status;
     Err e;
+    const BackendOps *ops;
+    const char *device_note;
+    if (device_select((DeviceChoice)dev, &ops, &device_note, &e) != 0)
+        return cli_fail(EXIT_USAGE, e.msg);
     Checkpoint ck;
     if (cli_load_checkpoint(path, &ck, &e) != 0)
         return cli_fail(EXIT_USAGE, e.msg);
@@ -68,15 +72,13 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
             goto done;
         }
     }
-    const BackendOps *ops;
-    if (device_select((DeviceChoice)dev, &ops, &e) != 0)
-        goto done;
     const TrainConfig *c = &ck.cfg;
     if (eval_examples(c->mode, n, c->seq_len) == 0) {
         err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
         goto done;
     }
     status = EXIT_ERROR;
+    device_announce(device_note);
     double loss;
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0 ||

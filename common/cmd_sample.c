@@ -41,6 +41,10 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
                    "Generates text from a checkpoint, streaming it to standard output.", &status))
         return status;
     Err e;
+    const BackendOps *ops;
+    const char *device_note;
+    if (device_select((DeviceChoice)dev, &ops, &device_note, &e) != 0)
+        return cli_fail(EXIT_USAGE, e.msg);
     Checkpoint ck;
     if (cli_load_checkpoint(path, &ck, &e) != 0)
         return cli_fail(EXIT_USAGE, e.msg);
@@ -60,10 +64,8 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
             goto done;
         }
     }
-    const BackendOps *ops;
-    if (device_select((DeviceChoice)dev, &ops, &e) != 0)
-        goto done;
     status = EXIT_ERROR;
+    device_announce(device_note);
     if (backend_create(&be, ops, &ck.cfg.model, 1, 1, &e) != 0 || ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;
     if (prime) {

@@ -358,7 +358,12 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     status = EXIT_USAGE;
 
     /* Everything that can be checked before the first step is checked here, so that a mistake never
-     * costs a training run: the data, the shape against it, the checkpoint and log paths, the device. */
+     * costs a training run: the device, the data, the shape against it, the checkpoint and log paths. */
+    const char *device_note;
+    if (device_select(s.device, &ops, &device_note, &e) != 0) {
+        checkpoint_free(&s.resume);
+        return cli_fail(EXIT_USAGE, e.msg);
+    }
     if (load_data(&d, r->data, c->val_fraction, &e) != 0) {
         checkpoint_free(&s.resume);
         return cli_fail(EXIT_USAGE, e.msg);
@@ -372,7 +377,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         err_set(&e, "train: %s (data %s)", why, r->data);
         goto done;
     }
-    if (check_writable(r->out, &e) != 0 || device_select(s.device, &ops, &e) != 0)
+    if (check_writable(r->out, &e) != 0)
         goto done;
     if (r->log && !(log = fopen(r->log, "a"))) {
         err_set(&e, "train: --log %s: cannot open for appending", r->log);
@@ -382,6 +387,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         fprintf(log, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
 
     status = EXIT_ERROR;
+    device_announce(device_note);
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)

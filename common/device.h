@@ -8,7 +8,10 @@
 typedef enum { DEVICE_AUTO = 0, DEVICE_CPU = 1, DEVICE_CUDA = 2 } DeviceChoice;
 extern const char *const DEVICE_NAMES[]; /* "auto", "cpu", "cuda", NULL */
 
-/* Resolves the choice to a backend; auto says on stderr which device it picked and why. */
-int device_select(DeviceChoice choice, const BackendOps **ops, Err *e);
+/* Resolves the choice to a backend. For auto, *note says which device it picked and why; the command
+ * prints it (device_announce) once the rest of its input has been checked, so that a bad input still
+ * gets a one-line error. */
+int device_select(DeviceChoice choice, const BackendOps **ops, const char **note, Err *e);
+void device_announce(const char *note);
 
 #endif

@@ -16,8 +16,10 @@ const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda", NULL};
 #define CUDA_KIND "CUDA device"
 #endif
 
-int device_select(DeviceChoice choice, const BackendOps **ops, Err *e)
+int device_select(DeviceChoice choice, const BackendOps **ops, const char **note, Err *e)
 {
+    static char why_auto[sizeof(Err) + 64];
+    *note = NULL;
     if (choice == DEVICE_CPU) {
         *ops = &cpu_backend_ops;
         return 0;
@@ -25,20 +27,27 @@ int device_select(DeviceChoice choice, const BackendOps **ops, Err *e)
 #ifdef CHARRNN_WITH_CUDA
     Err why;
     if (cuda_device_usable(&why) == 0) {
-        if (choice == DEVICE_AUTO)
-            fprintf(stderr, "charrnn: device auto: using cuda (%s: %s)\n", CUDA_KIND, cuda_device_name());
+        snprintf(why_auto, sizeof why_auto, "device auto: using cuda (%s: %s)", CUDA_KIND, cuda_device_name());
+        *note = choice == DEVICE_AUTO ? why_auto : NULL;
         *ops = &cuda_backend_ops;
         return 0;
     }
     if (choice == DEVICE_CUDA)
         return err_set(e, "%s", why.msg);
-    fprintf(stderr, "charrnn: device auto: using cpu (%s)\n", why.msg + sizeof "--device cuda: " - 1);
+    snprintf(why_auto, sizeof why_auto, "device auto: using cpu (%s)", why.msg + sizeof "--device cuda: " - 1);
 #else
     if (choice == DEVICE_CUDA)
         return err_set(e, "--device cuda: this charrnn was built without CUDA support (no CUDA compiler was "
                           "found when it was built); use --device cpu");
-    fprintf(stderr, "charrnn: device auto: using cpu (this build has no CUDA backend)\n");
+    snprintf(why_auto, sizeof why_auto, "device auto: using cpu (this build has no CUDA backend)");
 #endif
+    *note = why_auto;
     *ops = &cpu_backend_ops;
     return 0;
+}
+
+void device_announce(const char *note)
+{
+    if (note)
+        fprintf(stderr, "charrnn: %s\n", note);
 }

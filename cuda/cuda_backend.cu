@@ -398,6 +398,15 @@ extern "C" int cuda_device_usable(Err *e)
 {
     int count = 0;
     cudaError_t status = cudaGetDeviceCount(&count);
+    if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver) {
+        cudaGetLastError();
+        int runtime = 0;
+        cudaRuntimeGetVersion(&runtime);
+        return err_set(e,
+                       "--device cuda: no CUDA device found (%s: no NVIDIA GPU, no driver, or a driver older "
+                       "than this build's CUDA runtime %d.%d)",
+                       cudaGetErrorName(status), runtime / 1000, runtime % 1000 / 10);
+    }
     if (status != cudaSuccess) {
         cudaGetLastError();
         return err_set(e, "--device cuda: no usable CUDA device (%s)", cudaGetErrorString(status));

@@ -50,6 +50,7 @@ enum cudaError : int {
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevicePointer = 17,
     cudaErrorInvalidMemcpyDirection = 21,
+    cudaErrorInsufficientDriver = 35,
     cudaErrorInvalidDeviceFunction = 98,
     cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
@@ -146,6 +147,8 @@ struct cudaDeviceProp {
 /* ---- Device, errors ---- */
 
 cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaRuntimeGetVersion(int *version); /* the CUDA version the emulator models, as 1000 major + 10 minor */
+cudaError_t cudaDriverGetVersion(int *version);
 cudaError_t cudaGetDevice(int *device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device);
