@@ -21,6 +21,13 @@ static cudaError_t launched()
     return cudaGetLastError();
 }
 
+/* Recurrence kernels: x covers H, y the batch (looping when B exceeds the grid's y limit). */
+static const int MAX_GRID_Y = 65535;
+static dim3 step_grid(int B, int H)
+{
+    return dim3((H + STEP_THREADS - 1) / STEP_THREADS, B < MAX_GRID_Y ? B : MAX_GRID_Y);
+}
+
 /* ---- embedding ---- */
 
 __global__ void embedding_forward_kernel(float *out, const token_t *x, const float *embedding, int rows, int E)
@@ -94,48 +101,50 @@ cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cud
 /* Thread (b, j): h_t[b, j] = tanh(p_t[b, j] + b_h[j] + sum_k h_prev[b, k] W_hh[k, j]). Threads of a
  * warp share b and read consecutive j, so the W_hh reads are coalesced. */
 __global__ void rnn_step_forward_kernel(float *h_t, const float *__restrict__ h_prev, const float *__restrict__ w_hh,
-                                        const float *__restrict__ b_h, int H)
+                                        const float *__restrict__ b_h, int B, int H)
 {
-    const int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= H)
         return;
-    const float *hp = h_prev + (size_t)b * H;
-    float acc = h_t[(size_t)b * H + j] + b_h[j];
-    for (int k = 0; k < H; k++)
-        acc += hp[k] * w_hh[(size_t)k * H + j];
-    h_t[(size_t)b * H + j] = tanhf(acc);
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const float *hp = h_prev + (size_t)b * H;
+        float acc = h_t[(size_t)b * H + j] + b_h[j];
+        for (int k = 0; k < H; k++)
+            acc += hp[k] * w_hh[(size_t)k * H + j];
+        h_t[(size_t)b * H + j] = tanhf(acc);
+    }
 }
 
 cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh, const float *b_h, int B, int H,
                              cudaStream_t s)
 {
-    dim3 grid((H + STEP_THREADS - 1) / STEP_THREADS, B);
-    LAUNCH(rnn_step_forward_kernel, grid, STEP_THREADS, 0, s)(h_t, h_prev, w_hh, b_h, H);
+    LAUNCH(rnn_step_forward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(h_t, h_prev, w_hh, b_h, B, H);
     return launched();
 }
 
 /* Thread (b, j): da_t[b, j] = (dh_t[b, j] + sum_k da_next[b, k] W_hh[j, k]) * (1 - h_t[b, j]^2). */
 __global__ void rnn_step_backward_kernel(float *da_t, const float *__restrict__ da_next, const float *__restrict__ dh_t,
-                                         const float *__restrict__ h_t, const float *__restrict__ w_hh, int H)
+                                         const float *__restrict__ h_t, const float *__restrict__ w_hh, int B, int H)
 {
-    const int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= H)
         return;
-    const size_t at = (size_t)b * H + j;
-    float acc = dh_t[at];
-    if (da_next) {
-        const float *dn = da_next + (size_t)b * H, *w = w_hh + (size_t)j * H;
-        for (int k = 0; k < H; k++)
-            acc += dn[k] * w[k];
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const size_t at = (size_t)b * H + j;
+        float acc = dh_t[at];
+        if (da_next) {
+            const float *dn = da_next + (size_t)b * H, *w = w_hh + (size_t)j * H;
+            for (int k = 0; k < H; k++)
+                acc += dn[k] * w[k];
+        }
+        da_t[at] = acc * (1.0f - h_t[at] * h_t[at]);
     }
-    da_t[at] = acc * (1.0f - h_t[at] * h_t[at]);
 }
 
 cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t, const float *w_hh,
                               int B, int H, cudaStream_t s)
 {
-    dim3 grid((H + STEP_THREADS - 1) / STEP_THREADS, B);
-    LAUNCH(rnn_step_backward_kernel, grid, STEP_THREADS, 0, s)(da_t, da_next, dh_t, h_t, w_hh, H);
+    LAUNCH(rnn_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(da_t, da_next, dh_t, h_t, w_hh, B, H);
     return launched();
 }
 
