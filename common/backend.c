@@ -24,6 +24,16 @@ int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, i
     return 0;
 }
 
+int batch_check(const Batch *b, int max_T, int max_B, Err *e)
+{
+    if (b->T < 1 || b->T > max_T || b->B < 1 || b->B > max_B)
+        return err_set(e, "batch of %d x %d does not fit the %d x %d the model was created for", b->T, b->B, max_T,
+                       max_B);
+    if (b->loss_from_t < 0 || b->loss_from_t >= b->T)
+        return err_set(e, "loss_from_t %d is outside 0..%d", b->loss_from_t, b->T - 1);
+    return 0;
+}
+
 void backend_destroy(Backend *be)
 {
     if (be->ops)

@@ -60,6 +60,8 @@ typedef struct {
 } Backend;
 
 int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B, Err *e);
+/* For backends: checks that a batch fits the shape a model was created for. */
+int batch_check(const Batch *b, int max_T, int max_B, Err *e);
 void backend_destroy(Backend *be);
 
 #endif

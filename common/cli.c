@@ -75,3 +75,13 @@ int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e)
     }
     return 0;
 }
+
+int cli_open(int device, const char *path, const BackendOps **ops, const char **device_note, Checkpoint *ck)
+{
+    Err e;
+    if (device_select((DeviceChoice)device, ops, device_note, &e) != 0 || cli_load_checkpoint(path, ck, &e) != 0) {
+        cli_fail(EXIT_USAGE, e.msg);
+        return -1;
+    }
+    return 0;
+}

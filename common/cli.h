@@ -32,5 +32,8 @@ const char *fmt_duration(double seconds, char *buf, size_t len); /* "1:02:03" or
 void print_codepoint(FILE *f, uint32_t cp);                      /* as UTF-8 */
 /* checkpoint_load, with a hint on how to make the default checkpoint when it is missing. */
 int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e);
+/* How sample and eval begin: the device first (an unusable --device is the first thing to hear about),
+ * then the checkpoint. Returns 0, or -1 after printing the error. */
+int cli_open(int device, const char *path, const BackendOps **ops, const char **device_note, Checkpoint *ck);
 
 #endif

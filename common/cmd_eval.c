@@ -32,11 +32,9 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
     Err e;
     const BackendOps *ops;
     const char *device_note;
-    if (device_select((DeviceChoice)dev, &ops, &device_note, &e) != 0)
-        return cli_fail(EXIT_USAGE, e.msg);
     Checkpoint ck;
-    if (cli_load_checkpoint(path, &ck, &e) != 0)
-        return cli_fail(EXIT_USAGE, e.msg);
+    if (cli_open(dev, path, &ops, &device_note, &ck) != 0)
+        return EXIT_USAGE;
 
     status = EXIT_USAGE;
     Backend be;

@@ -109,24 +109,35 @@ int make_parent_dirs(const char *path, Err *e)
     return 0;
 }
 
-int check_writable(const char *path, Err *e)
+/* Creates a fresh temporary file beside path (path.tmpXXXXXX); *tmp is malloc'd. Refuses a path that
+ * is a directory. Returns the open descriptor, or -1. */
+static int open_temp_beside(const char *path, char **tmp, Err *e)
 {
     struct stat st;
+    *tmp = NULL;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return err_set(e, "%s: is a directory, expected a file path", path);
+    size_t n = strlen(path) + 16;
+    if (!(*tmp = malloc(n)))
+        return err_set(e, "out of memory");
+    snprintf(*tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(*tmp);
+    if (fd < 0) {
+        err_set(e, "%s: cannot create a file there: %s", path, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+    }
+    return fd;
+}
+
+int check_writable(const char *path, Err *e)
+{
+    char *tmp;
     if (make_parent_dirs(path, e) != 0)
         return -1;
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return err_set(e, "out of memory");
-    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        err_set(e, "%s: cannot write there: %s", path, strerror(errno));
-        free(tmp);
+    int fd = open_temp_beside(path, &tmp, e);
+    if (fd < 0)
         return -1;
-    }
     close(fd);
     unlink(tmp);
     free(tmp);
@@ -135,20 +146,10 @@ int check_writable(const char *path, Err *e)
 
 int write_file_atomic(const char *path, const void *data, size_t len, Err *e)
 {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return err_set(e, "%s: is a directory, expected a file path", path);
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return err_set(e, "out of memory");
-    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        err_set(e, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        free(tmp);
+    char *tmp;
+    int fd = open_temp_beside(path, &tmp, e);
+    if (fd < 0)
         return -1;
-    }
     const uint8_t *p = data;
     size_t done = 0;
     int ok = 1;

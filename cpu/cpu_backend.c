@@ -171,16 +171,6 @@ static int cpu_get_carry(void *ctx, float *h, Err *e)
     return 0;
 }
 
-static int check_batch(const CpuModel *c, const Batch *b, Err *e)
-{
-    if (b->T < 1 || b->T > c->max_T || b->B < 1 || b->B > c->max_B)
-        return err_set(e, "batch of %d x %d does not fit the %d x %d the model was created for", b->T, b->B, c->max_T,
-                       c->max_B);
-    if (b->loss_from_t < 0 || b->loss_from_t >= b->T)
-        return err_set(e, "loss_from_t %d is outside 0..%d", b->loss_from_t, b->T - 1);
-    return 0;
-}
-
 /* Embedding, every layer's recurrence and the logits of the counted timesteps. Returns the number of
  * counted rows; their logits start at c->logits. */
 static int forward_to_logits(CpuModel *c, const Batch *b)
@@ -209,7 +199,7 @@ static int forward_to_logits(CpuModel *c, const Batch *b)
 static int cpu_forward(void *ctx, const Batch *b, float *loss, Err *e)
 {
     CpuModel *c = ctx;
-    if (check_batch(c, b, e) != 0)
+    if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
     int rows = forward_to_logits(c, b);
     const token_t *y = b->y + (size_t)b->loss_from_t * b->B;
@@ -220,7 +210,7 @@ static int cpu_forward(void *ctx, const Batch *b, float *loss, Err *e)
 static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
 {
     CpuModel *c = ctx;
-    if (check_batch(c, b, e) != 0)
+    if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
     const size_t state = (size_t)B * H;

@@ -234,16 +234,6 @@ static int cuda_get_carry(void *ctx, float *h, Err *e)
 
 /* ---- forward and backward ---- */
 
-static int check_batch(const CudaModel *c, const Batch *b, Err *e)
-{
-    if (b->T < 1 || b->T > c->max_T || b->B < 1 || b->B > c->max_B)
-        return err_set(e, "batch of %d x %d does not fit the %d x %d the model was created for", b->T, b->B, c->max_T,
-                       c->max_B);
-    if (b->loss_from_t < 0 || b->loss_from_t >= b->T)
-        return err_set(e, "loss_from_t %d is outside 0..%d", b->loss_from_t, b->T - 1);
-    return 0;
-}
-
 /* The tokens to the device, then embedding, every layer and the logits of the counted timesteps; the
  * counted rows' losses are left in row_loss. */
 static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *loss, Err *e)
@@ -286,7 +276,7 @@ static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *los
 static int cuda_forward(void *ctx, const Batch *b, float *loss, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
-    if (check_batch(c, b, e) != 0)
+    if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
     return forward_to_loss(c, b, 0.0f, loss, e);
 }
@@ -294,7 +284,7 @@ static int cuda_forward(void *ctx, const Batch *b, float *loss, Err *e)
 static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
-    if (check_batch(c, b, e) != 0)
+    if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
     const size_t state = (size_t)B * H;
