@@ -25,7 +25,14 @@ trap 'rm -rf "$work"' EXIT
 # name embed hidden layers seq-len batch
 configs=("small 128 128 1 64 32" "medium 512 512 1 128 64" "deep 256 256 2 128 64")
 
-seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); awk "BEGIN {print $t1 - $t0}"; }
+# Wall-clock seconds of a command (its output discarded); a failing command stops the benchmark.
+seconds() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+  t1=$(date +%s.%N)
+  awk "BEGIN {print $t1 - $t0}"
+}
 
 printf "%-8s %-6s %14s %14s\n" config device "train tok/s" "sample char/s"
 for device in "$@"; do
@@ -37,8 +44,8 @@ for device in "$@"; do
       2>"$work/err" || { cat "$work/err" >&2; exit 1; }
     train=$(tail -n +5 "$work/log.csv" | cut -d, -f3 | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
     rm -f "$work/log.csv"
-    long=$(seconds "$bin" --device "$device" sample --checkpoint "$ckpt" --length 20000)
-    short=$(seconds "$bin" --device "$device" sample --checkpoint "$ckpt" --length 4000)
+    long=$(seconds "$bin" --device "$device" sample --checkpoint "$ckpt" --length 20000) || exit 1
+    short=$(seconds "$bin" --device "$device" sample --checkpoint "$ckpt" --length 4000) || exit 1
     sample=$(awk "BEGIN {print 16000 / ($long - $short)}")
     printf "%-8s %-6s %14.0f %14.0f\n" "$name" "$device" "$train" "$sample"
   done

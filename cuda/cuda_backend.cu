@@ -384,6 +384,8 @@ static int cuda_sample_step(void *ctx, int token, float *logits, Err *e)
 
 /* ---- the device ---- */
 
+static const int BUILT_FOR_MAJOR = 9; /* CMake builds sm_90 code and compute_90 PTX (CUDA_ARCHITECTURES 90) */
+
 extern "C" int cuda_device_usable(Err *e)
 {
     int count = 0;
@@ -403,6 +405,13 @@ extern "C" int cuda_device_usable(Err *e)
     }
     if (count == 0)
         return err_set(e, "--device cuda: no CUDA device found");
+    cudaDeviceProp prop;
+    CUDA_TRY(cudaGetDeviceProperties(&prop, 0));
+    if (prop.major < BUILT_FOR_MAJOR)
+        return err_set(e,
+                       "--device cuda: %s has compute capability %d.%d; this build has GPU code for %d.0 (H100/H200) "
+                       "and newer only",
+                       prop.name, prop.major, prop.minor, BUILT_FOR_MAJOR);
     return 0;
 }
 

@@ -63,6 +63,7 @@ Test(cli_cuda, cuda_checkpoint_samples_and_evaluates_on_cpu, .init = setup, .fin
     strcpy(on_cpu, out);
     cr_assert_eq(RUN("--device", "cuda", "sample", "--checkpoint", "g.ckpt", "--length", "40", "--prime", "Now"), 0,
                  "%s", err);
+    cr_assert_eq(strncmp(out, "Now", 3), 0, "%s", out);
     cr_log_info("cpu sample: %s\ncuda sample: %s", on_cpu, out);
     double cpu = eval_loss("cpu", "g.ckpt"), cuda = eval_loss("cuda", "g.ckpt");
     cr_assert(cpu > 0.5 && cpu < 5.0, "eval printed %f", cpu);
