@@ -79,10 +79,15 @@ static float get_f32(In *in)
     return f;
 }
 
-static void get_floats(In *in, float *f, size_t n)
+/* Reads n floats; returns 0 when all are finite (a checkpoint never holds NaN or infinity). */
+static int get_floats(In *in, float *f, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
         f[i] = get_f32(in);
+        finite &= isfinite(f[i]) != 0;
+    }
+    return finite ? 0 : -1;
 }
 
 /* ---- sizes ---- */
@@ -309,14 +314,15 @@ int checkpoint_parse(const uint8_t *buf, size_t len, const char *name, Checkpoin
     ck->params = malloc(sizeof(float) * P);
     if (!ck->params)
         return fail(ck, e, name, "out of memory for the parameters");
-    get_floats(&in, ck->params, P);
+    if (get_floats(&in, ck->params, P) != 0)
+        return fail(ck, e, name, "corrupted: a parameter is not a finite number");
     if (flags & FLAG_MOMENTS) {
         ck->m = malloc(sizeof(float) * P);
         ck->v = malloc(sizeof(float) * P);
         if (!ck->m || !ck->v)
             return fail(ck, e, name, "out of memory for the optimizer state");
-        get_floats(&in, ck->m, P);
-        get_floats(&in, ck->v, P);
+        if (get_floats(&in, ck->m, P) != 0 || get_floats(&in, ck->v, P) != 0)
+            return fail(ck, e, name, "corrupted: an optimizer moment is not a finite number");
     }
     if (flags & FLAG_RESUME) {
         ck->has_resume = 1;
@@ -330,7 +336,8 @@ int checkpoint_parse(const uint8_t *buf, size_t len, const char *name, Checkpoin
             ck->carry = malloc(sizeof(float) * nc);
             if (!ck->carry)
                 return fail(ck, e, name, "out of memory for the carried state");
-            get_floats(&in, ck->carry, nc);
+            if (get_floats(&in, ck->carry, nc) != 0)
+                return fail(ck, e, name, "corrupted: the carried state is not finite");
         }
     }
     return 0;

@@ -1,6 +1,7 @@
 /* charrnn train: the training loop with progress, evaluation, samples, logging and checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 static const char *const MODES[] = {"seq", "window", NULL};
 static const char *const OPTIMIZERS[] = {"adam", "adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", NULL};
+static const char *const ON_NAN[] = {"stop", "skip", NULL};
+enum { ON_NAN_STOP = 0, ON_NAN_SKIP = 1 };
 
 #define ADAMW_DEFAULT_DECAY 0.01f  /* PyTorch's AdamW default */
 #define MIN_LR_FRACTION 0.1f       /* cosine decays to a tenth of --lr unless --min-lr says otherwise */
@@ -22,11 +25,37 @@ static const char *const SCHEDULES[] = {"constant", "cosine", NULL};
 #define TTY_REFRESH_SECONDS 0.1    /* progress line redraws on a terminal */
 #define PLAIN_REFRESH_SECONDS 10.0 /* progress lines when stderr is a file or pipe */
 
+#define MAX_SKIPPED_IN_A_ROW 20 /* --on-nan skip: this many non-finite batches in a row is divergence */
+
 /* The options that steer a run without changing what it computes. */
 typedef struct {
     const char *data, *out, *resume, *log;
     int eval_every, eval_batches, save_every, sample_length;
+    int on_nan;
 } RunOptions;
+
+/* Ctrl-C and SIGTERM: the first asks the loop to save and stop after the step in flight; a second one
+ * leaves at once (the last checkpoint is whole: checkpoints are renamed into place). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    if (stop_signal) {
+        write_file_atomic_abandon();
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 /* Live progress on stderr: one redrawn line on a terminal, a line every few seconds otherwise. */
 typedef struct {
@@ -183,6 +212,8 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
          "continue the run saved in FILE exactly where it stopped (--steps may extend it)"},
         {"--log", ARG_STRING, &r.log, 0, 0, NULL, "FILE",
          "append a CSV row per step: step, seconds, tokens/s, train loss, val loss, lr, grad norm"},
+        {"--on-nan", ARG_CHOICE, &r.on_nan, 0, 0, ON_NAN, "WHAT",
+         "a step with a non-finite loss or gradient: stop (keeping the last checkpoint) or skip its batch"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -315,15 +346,32 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
     return 0;
 }
 
+/* The loop. Returns 0 when the run is complete, 128 + signal after an interruption (saved), or -1. */
 static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, Err *e)
 {
     const TrainConfig *c = &tr->cfg;
     const double tokens_per_step = (double)c->seq_len * (double)c->batch;
-    while (tr->step < c->steps) {
+    int skipped_in_a_row = 0;
+    while (tr->step < c->steps && !stop_signal) {
         StepStats s;
         double t0 = now_seconds();
-        if (trainer_step(tr, &s, e) != 0)
+        int rc = trainer_step(tr, &s, e);
+        if (rc == TRAIN_STEP_DIVERGED) {
+            progress_clear(p);
+            if (r->on_nan == ON_NAN_STOP || ++skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW) {
+                char why[sizeof e->msg];
+                memcpy(why, e->msg, sizeof why);
+                return err_set(e,
+                               "train: %s; training diverged%s and stopped, the last checkpoint written is kept "
+                               "(try a lower --lr, or --on-nan skip)",
+                               why, r->on_nan == ON_NAN_SKIP ? " (too many batches in a row)" : "");
+            }
+            fprintf(stderr, "charrnn: %s; batch skipped (--on-nan skip)\n", e->msg);
+            continue;
+        }
+        if (rc != 0)
             return -1;
+        skipped_in_a_row = 0;
         double seconds = now_seconds() - t0;
         p->loss_sum += s.loss;
         p->loss_count++;
@@ -334,7 +382,9 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
             return -1;
     }
     progress_clear(p);
-    return save(tr, r->out, recent_train_loss(p), p->val_loss, e);
+    if (save(tr, r->out, recent_train_loss(p), p->val_loss, e) != 0)
+        return -1;
+    return stop_signal ? 128 + stop_signal : 0;
 }
 
 int cmd_train(int argc, char **argv, DeviceChoice device)
@@ -412,7 +462,9 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     p.first_step = tr.step;
     p.val_loss = resuming ? s.resume.val_loss : NAN;
     p.last_train = resuming ? s.resume.train_loss : NAN;
-    if (train_loop(&tr, &d, r, &p, log, &e) != 0)
+    catch_stop_signals();
+    int stopped = train_loop(&tr, &d, r, &p, log, &e);
+    if (stopped < 0)
         goto done;
     if (log && fclose(log) != 0) {
         log = NULL;
@@ -426,9 +478,13 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     if (!isnan(p.val_loss))
         fprintf(stderr, ", val loss %.4f", (double)p.val_loss);
     fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
-    status = EXIT_OK;
+    if (stopped) {
+        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: charrnn train --resume %s\n",
+                stopped == 128 + SIGINT ? "SIGINT" : "SIGTERM", tr.step, c->steps, r->out);
+    }
+    status = stopped ? stopped : EXIT_OK;
 done:
-    if (status != EXIT_OK) {
+    if (status == EXIT_USAGE || status == EXIT_ERROR) {
         progress_clear(&p);
         cli_fail(status, e.msg);
     }

@@ -95,16 +95,19 @@ int trainer_step(Trainer *tr, StepStats *s, Err *e)
         .T = c->seq_len,
         .B = c->batch,
         .loss_from_t = c->mode == MODE_WINDOW ? c->seq_len - 1 : 0,
-        .carry_in = c->stateful && carry,
+        .carry_in = c->stateful && carry && !tr->drop_carry,
         .carry_out = c->stateful,
     };
     if (ops->forward_backward(ctx, &b, &s->loss, e) != 0 || ops->grad_norm(ctx, &s->grad_norm, e) != 0)
         return -1;
-    /* A non-finite loss or gradient would poison every parameter: stop before the update. */
-    if (!isfinite(s->loss) || !isfinite(s->grad_norm))
-        return err_set(e, "step %ld: the %s is %g, training diverged (no update was made; try a lower --lr)",
-                       tr->step + 1, isfinite(s->loss) ? "gradient norm" : "loss",
-                       (double)(isfinite(s->loss) ? s->grad_norm : s->loss));
+    /* A non-finite loss or gradient would poison every parameter: no update; the state it left is not
+     * carried into the next batch either. */
+    tr->drop_carry = !isfinite(s->loss) || !isfinite(s->grad_norm);
+    if (tr->drop_carry) {
+        err_set(e, "step %ld: the %s is %g (no update was made)", tr->step + 1,
+                isfinite(s->loss) ? "gradient norm" : "loss", (double)(isfinite(s->loss) ? s->grad_norm : s->loss));
+        return TRAIN_STEP_DIVERGED;
+    }
     float scale = c->optim.clip > 0.0f && s->grad_norm > c->optim.clip ? c->optim.clip / s->grad_norm : 1.0f;
     s->lr = lr_at(&c->optim, tr->step, c->steps);
     if (ops->update(ctx, &c->optim, s->lr, tr->step + 1, scale, e) != 0)
@@ -150,6 +153,13 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
         goto fail;
     if (ops->get_params(ctx, ck->params, e) != 0 || ops->get_moments(ctx, ck->m, ck->v, e) != 0)
         goto fail;
+    for (size_t i = 0; i < P; i++) {
+        if (!isfinite(ck->params[i]) || !isfinite(ck->m[i]) || !isfinite(ck->v[i])) {
+            err_set(e, "the model has a non-finite %s at index %zu; refusing to save it",
+                    !isfinite(ck->params[i]) ? "parameter" : "optimizer moment", i);
+            goto fail;
+        }
+    }
     if (tr->cfg.stateful) {
         ck->carry = malloc(sizeof(float) * (size_t)tr->cfg.model.layers * tr->cfg.batch * tr->cfg.model.hidden);
         if (!ck->carry)

@@ -16,6 +16,7 @@ typedef struct {
     Batcher batcher;
     long step;      /* optimizer updates done */
     token_t *x, *y; /* [T, B] batch buffers */
+    int drop_carry; /* the last batch diverged: the next one starts from a zero state */
 } Trainer;
 
 typedef struct {
@@ -28,8 +29,12 @@ typedef struct {
 int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be, Err *e);
 /* Continues the run saved in ck (which must hold the resume state) on data d. */
 int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const char *data_path, Backend *be, Err *e);
+/* One optimizer step on the next batch: 0, or TRAIN_STEP_DIVERGED when the loss or gradient norm was not
+ * finite (the batch is consumed, nothing is updated, *e says what), or -1 on a failure. */
+#define TRAIN_STEP_DIVERGED 1
 int trainer_step(Trainer *tr, StepStats *s, Err *e);
-/* Fills ck with everything needed to resume (ck owns the copies; free with checkpoint_free). */
+/* Fills ck with everything needed to resume (ck owns the copies; free with checkpoint_free). Refuses
+ * parameters or moments that are not all finite: no NaN ever reaches a checkpoint. */
 int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkpoint *ck, Err *e);
 void trainer_free(Trainer *tr);
 

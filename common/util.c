@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,16 @@ static int open_temp_beside(const char *path, char **tmp, Err *e)
     return fd;
 }
 
+/* The temporary file of the write in progress, for write_file_atomic_abandon. */
+static char pending_tmp[4096];
+static volatile sig_atomic_t pending_tmp_set;
+
+void write_file_atomic_abandon(void)
+{
+    if (pending_tmp_set)
+        unlink(pending_tmp);
+}
+
 int check_writable(const char *path, Err *e)
 {
     char *tmp;
@@ -150,6 +161,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, Err *e)
     int fd = open_temp_beside(path, &tmp, e);
     if (fd < 0)
         return -1;
+    if (strlen(tmp) < sizeof pending_tmp) {
+        memcpy(pending_tmp, tmp, strlen(tmp) + 1);
+        pending_tmp_set = 1;
+    }
     const uint8_t *p = data;
     size_t done = 0;
     int ok = 1;
@@ -185,6 +200,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, Err *e)
     }
     if (!ok)
         unlink(tmp);
+    pending_tmp_set = 0;
     free(tmp);
     return ok ? 0 : -1;
 }

@@ -20,6 +20,10 @@ int read_file(const char *path, uint8_t **data, size_t *len, Err *e);
  * On failure the previous content of path is untouched and no temporary file is left behind. */
 int write_file_atomic(const char *path, const void *data, size_t len, Err *e);
 
+/* For a signal handler about to _exit: removes the temporary file of a write_file_atomic in progress,
+ * if any (async-signal-safe). The file being replaced is untouched either way. */
+void write_file_atomic_abandon(void);
+
 /* Checks, before long work, that a file can later be written at path: creates missing parent
  * directories, refuses a directory, and creates and removes a temporary file beside it. */
 int check_writable(const char *path, Err *e);

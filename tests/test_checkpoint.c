@@ -284,6 +284,10 @@ Test(checkpoint, rejects_valid_crc_with_impossible_settings, .init = setup, .fin
         expect_refused(copy, len, cases[i].needle);
     }
     memcpy(copy, buf, len);
+    set_f32(copy + len - 4 - 112 - 40 - 8 * 237 - 4, NAN); /* the last of the 237 parameters (then m and v) */
+    set_u32(copy + len - 4, crc32_update(0, copy, len - 4));
+    expect_refused(copy, len, "parameter is not a finite number");
+    memcpy(copy, buf, len);
     memset(copy + len - 4 - 112 - 40, 0, 32); /* the batch generator's state, before the position and carry */
     set_u32(copy + len - 4, crc32_update(0, copy, len - 4));
     expect_refused(copy, len, "all zero");

@@ -281,11 +281,15 @@ Test(train, divergence_stops_before_the_update)
     params[P - 1] = INFINITY; /* one output bias: every loss becomes non-finite */
     be.ops->set_params(be.ctx, params, &e);
     StepStats s;
-    cr_assert_eq(trainer_step(&tr, &s, &e), -1);
-    cr_assert(strstr(e.msg, "diverged"), "%s", e.msg);
+    cr_assert_eq(trainer_step(&tr, &s, &e), TRAIN_STEP_DIVERGED);
+    cr_assert(strstr(e.msg, "no update was made"), "%s", e.msg);
     be.ops->get_params(be.ctx, after, &e);
     cr_assert(memcmp(params, after, sizeof(float) * P) == 0, "no update may follow a non-finite loss");
     cr_assert_eq(tr.step, 0);
+    Checkpoint ck;
+    cr_assert_eq(trainer_snapshot(&tr, NAN, NAN, &ck, &e), -1, "a non-finite model may not be saved");
+    cr_assert(strstr(e.msg, "non-finite parameter"), "%s", e.msg);
+    cr_assert_null(ck.params);
     free(params);
     free(after);
     stop_small(&d, &be, &tr);

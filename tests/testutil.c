@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,4 +119,58 @@ void remove_tree(const char *path)
 {
     if (path[0])
         nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit)
+{
+    int pe[2];
+    memset(c, 0, sizeof *c);
+    if (pipe(pe) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (cwd && chdir(cwd) != 0)
+            _exit(127);
+        if (file_size_limit > 0) {
+            struct rlimit lim = {.rlim_cur = (rlim_t)file_size_limit, .rlim_max = RLIM_INFINITY};
+            setrlimit(RLIMIT_FSIZE, &lim);
+            signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG, as on a full disk */
+        }
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(pe[1], 2);
+        close(pe[0]);
+        char *argv[64];
+        int n = 0;
+        argv[n++] = (char *)CHARRNN_BIN;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(CHARRNN_BIN, argv);
+        _exit(127);
+    }
+    close(pe[1]);
+    c->pid = (int)pid;
+    c->err_fd = pe[0];
+    return 0;
+}
+
+int wait_for_stderr(Child *c, const char *needle)
+{
+    while (!strstr(c->err, needle)) {
+        if (!drain(c->err_fd, c->err, sizeof c->err, &c->err_len))
+            return 0;
+    }
+    return 1;
+}
+
+int finish_charrnn(Child *c)
+{
+    while (drain(c->err_fd, c->err, sizeof c->err, &c->err_len))
+        ;
+    close(c->err_fd);
+    int status;
+    waitpid((pid_t)c->pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

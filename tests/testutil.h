@@ -16,6 +16,21 @@ int have_shakespeare(void);
  * NUL-terminated). Returns the exit status, or 128+signal. */
 int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap);
 
+/* A charrnn process running in the background, its stderr read through a pipe. */
+typedef struct {
+    int pid;
+    int err_fd;
+    char err[1 << 16]; /* what it wrote to stderr so far */
+    size_t err_len;
+} Child;
+
+/* Starts charrnn like run_charrnn, stdout to /dev/null; a file-size limit (bytes, 0: none) applies to it. */
+int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit);
+/* Reads its stderr until `needle` appears (1) or it ends (0). */
+int wait_for_stderr(Child *c, const char *needle);
+/* Reads the rest of its stderr and returns its exit status (128 + signal if killed). */
+int finish_charrnn(Child *c);
+
 /* A fresh directory under /tmp; the returned string is static per call site's buffer. */
 void make_temp_dir(char *buf, size_t len);
 /* Removes a directory and everything in it (the tests clean up their temporary directories). */
