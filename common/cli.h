@@ -19,6 +19,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device);
 int cmd_sample(int argc, char **argv, DeviceChoice device);
 int cmd_eval(int argc, char **argv, DeviceChoice device);
 int cmd_info(int argc, char **argv, DeviceChoice device);
+int cmd_plot(int argc, char **argv, DeviceChoice device);
 
 /* Shared by the commands. */
 

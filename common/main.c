@@ -18,6 +18,7 @@ static void usage(FILE *f)
                "  sample   generate text from a checkpoint\n"
                "  eval     loss of a checkpoint on its validation text or on --data FILE\n"
                "  info     describe a checkpoint\n"
+               "  plot     chart the train and validation loss of a training log (train --log) as SVG\n"
                "\n"
                "global options:\n"
                "  --device auto|cpu|cuda  where to compute; auto picks cuda when usable, else cpu [default: auto]\n"
@@ -85,7 +86,9 @@ int main(int argc, char **argv)
         return cmd_eval(rest, args, device);
     if (strcmp(command, "info") == 0)
         return cmd_info(rest, args, device);
-    fprintf(stderr, "charrnn: unknown command '%s' (commands: train, sample, eval, info; see charrnn --help)\n",
+    if (strcmp(command, "plot") == 0)
+        return cmd_plot(rest, args, device);
+    fprintf(stderr, "charrnn: unknown command '%s' (commands: train, sample, eval, info, plot; see charrnn --help)\n",
             command);
     return EXIT_USAGE;
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages charrnn needs that are not installed yet (and nothing else).
 #   scripts/deps.sh          build tools
-#   scripts/deps.sh --test   build tools and the Criterion test framework
+#   scripts/deps.sh --test   build tools, Criterion, and what the full test run uses: clang (libFuzzer
+#                            and sanitizers), valgrind, rsvg-convert and xmllint (to check the plots)
 set -euo pipefail
 
 packages=(gcc make cmake pkg-config)
-[ "${1:-}" = "--test" ] && packages+=(libcriterion-dev)
+[ "${1:-}" = "--test" ] && packages+=(libcriterion-dev clang libclang-rt-14-dev valgrind librsvg2-bin libxml2-utils)
 
 missing=()
 for p in "${packages[@]}"; do
