@@ -115,8 +115,8 @@ int cmd_plot(int argc, char **argv, DeviceChoice device)
         rc = cli_fail(EXIT_ERROR, e.msg);
     } else {
         char rows[32];
-        printf("%s: %s row%s, %zu evaluation%s", out, fmt_count(log.rows, rows, sizeof rows),
-               log.rows == 1 ? "" : "s", log.val.n, log.val.n == 1 ? "" : "s");
+        printf("%s: %s row%s, %zu evaluation%s", out, fmt_count(log.rows, rows, sizeof rows), log.rows == 1 ? "" : "s",
+               log.val.n, log.val.n == 1 ? "" : "s");
         if (log.n_segments > 1)
             printf(", %zu resume%s", log.n_segments - 1, log.n_segments == 2 ? "" : "s");
         if (log.skipped)

@@ -1,47 +1,218 @@
+#define _POSIX_C_SOURCE 200809L
 #include "data.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-int dataset_from_text(Dataset *d, const uint8_t *text, size_t n, float val_fraction, const char *name, Err *e)
+/* ---- reading a text as it streams past ---- */
+
+#define READ_CHUNK (1u << 20) /* bytes read at a time: a text is never held whole in memory */
+
+/* Bytes from a file (fd >= 0) or from memory. */
+typedef struct {
+    int fd;
+    const uint8_t *mem;
+    size_t mem_len, mem_pos;
+    const char *name;
+} Source;
+
+static ssize_t source_read(Source *s, uint8_t *dst, size_t max)
 {
+    if (s->fd < 0) {
+        size_t n = s->mem_len - s->mem_pos < max ? s->mem_len - s->mem_pos : max;
+        memcpy(dst, s->mem + s->mem_pos, n);
+        s->mem_pos += n;
+        return (ssize_t)n;
+    }
+    ssize_t r;
+    do
+        r = read(s->fd, dst, max);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static int source_rewind(Source *s, Err *e)
+{
+    s->mem_pos = 0;
+    if (s->fd >= 0 && lseek(s->fd, 0, SEEK_SET) != 0)
+        return err_set(e, "%s: cannot read it a second time: %s", s->name, strerror(errno));
+    return 0;
+}
+
+typedef int (*VisitFn)(void *ctx, uint32_t cp, uint64_t at, Err *e);
+
+/* Decodes the whole source, calling visit for every character with its byte offset; a sequence split
+ * between two reads is finished with the next one. Also returns the byte count and their CRC-32. */
+static int walk_text(Source *s, VisitFn visit, void *ctx, uint64_t *bytes, uint32_t *crc, Err *e)
+{
+    *bytes = 0;
+    *crc = 0;
+    uint8_t *buf = malloc(READ_CHUNK + 4);
+    if (!buf)
+        return err_set(e, "%s: out of memory", s->name);
+    size_t have = 0;   /* an unfinished sequence carried to the front of buf */
+    uint64_t base = 0; /* byte offset of buf[0] */
+    int rc = 0;
+    for (;;) {
+        ssize_t r = source_read(s, buf + have, READ_CHUNK);
+        if (r < 0) {
+            rc = err_set(e, "%s: read failed at byte %llu: %s", s->name, (unsigned long long)(base + have),
+                         strerror(errno));
+            break;
+        }
+        *crc = crc32_update(*crc, buf + have, (size_t)r);
+        const size_t n = have + (size_t)r;
+        const int at_end = r == 0;
+        size_t pos = 0;
+        while (pos < n && rc == 0) {
+            size_t at = pos;
+            uint32_t cp;
+            const char *why = utf8_decode(buf, n, &pos, &cp);
+            if (why == UTF8_CUT_SHORT && !at_end)
+                break;
+            if (why)
+                rc = err_set(e, "%s: invalid UTF-8 at byte offset %llu (%s)", s->name, (unsigned long long)(base + at),
+                             why);
+            else
+                rc = visit(ctx, cp, base + at, e);
+        }
+        if (rc != 0 || at_end)
+            break;
+        have = n - pos;
+        memmove(buf, buf + pos, have);
+        base += pos;
+    }
+    *bytes = base + have;
+    free(buf);
+    return rc;
+}
+
+typedef struct {
+    CharSet set;
+    size_t chars;
+    const char *name;
+} FirstPass;
+
+static int first_pass_visit(void *ctx, uint32_t cp, uint64_t at, Err *e)
+{
+    FirstPass *f = ctx;
+    if (cp == 0)
+        return err_set(e, "%s: NUL byte at offset %llu; this looks like a binary file, not text", f->name,
+                       (unsigned long long)at);
+    charset_add(&f->set, cp);
+    f->chars++;
+    return 0;
+}
+
+typedef struct {
+    const Vocab *vocab;
+    token_t *tokens;
+    size_t n, max;
+    const char *name;
+} Encoder;
+
+static int encode_visit(void *ctx, uint32_t cp, uint64_t at, Err *e)
+{
+    Encoder *en = ctx;
+    int id = vocab_index(en->vocab, cp);
+    if (id < 0) {
+        char desc[48];
+        describe_codepoint(cp, desc, sizeof desc);
+        return err_set(e, "%s: character %s at byte offset %llu is not in the model's vocabulary", en->name, desc,
+                       (unsigned long long)at);
+    }
+    if (en->n == en->max)
+        return err_set(e, "%s: the file grew while it was being read", en->name);
+    en->tokens[en->n++] = (token_t)id;
+    return 0;
+}
+
+/* Two passes over the source: the vocabulary, then the tokens (2 bytes per character). */
+static int dataset_read(Dataset *d, Source *src, float val_fraction, Err *e)
+{
+    const char *name = src->name;
+    FirstPass first = {.name = name};
+    uint64_t bytes, bytes_again;
+    uint32_t crc, crc_again;
     memset(d, 0, sizeof *d);
-    if (n == 0)
-        return err_set(e, "%s: is empty; training needs a text file", name);
-    if (vocab_build(&d->vocab, text, n, name, e) != 0)
+    if (charset_init(&first.set, e) != 0)
+        return -1;
+    int rc = walk_text(src, first_pass_visit, &first, &bytes, &crc, e);
+    if (rc == 0 && bytes == 0)
+        rc = err_set(e, "%s: is empty; training needs a text file", name);
+    if (rc == 0)
+        rc = vocab_from_charset(&d->vocab, &first.set, name, e);
+    charset_free(&first.set);
+    if (rc != 0)
         return -1;
     if (d->vocab.size < 2) {
         vocab_free(&d->vocab);
         return err_set(e, "%s: contains only one distinct character; there is nothing to learn", name);
     }
-    d->tokens = malloc(sizeof(token_t) * n);
-    if (!d->tokens) {
+    Encoder en = {.vocab = &d->vocab, .max = first.chars, .name = name};
+    en.tokens = malloc(sizeof(token_t) * first.chars);
+    if (!en.tokens) {
         vocab_free(&d->vocab);
-        return err_set(e, "%s: out of memory for %zu tokens", name, n);
+        return err_set(e, "%s: out of memory for %zu tokens (%.1f MiB)", name, first.chars,
+                       2.0 * (double)first.chars / 1048576.0);
     }
-    if (vocab_encode(&d->vocab, text, n, d->tokens, &d->n, name, e) != 0) {
+    d->tokens = en.tokens;
+    if (source_rewind(src, e) != 0 || walk_text(src, encode_visit, &en, &bytes_again, &crc_again, e) != 0) {
         dataset_free(d);
         return -1;
     }
+    if (bytes_again != bytes || crc_again != crc || en.n != first.chars) {
+        dataset_free(d);
+        return err_set(e, "%s: the file changed while it was being read", name);
+    }
+    d->n = en.n;
     /* The fraction arrives as a float (0.1f is 0.10000000149...); read it as the decimal it was written as,
      * so that 10% of 1000 characters is 100, not 101. */
     double fraction = round((double)val_fraction * 1e6) / 1e6;
     d->n_train = (size_t)floor((double)d->n * (1.0 - fraction));
-    d->file_bytes = n;
-    d->file_crc = crc32_update(0, text, n);
+    d->file_bytes = bytes;
+    d->file_crc = crc;
+    return 0;
+}
+
+int dataset_from_text(Dataset *d, const uint8_t *text, size_t n, float val_fraction, const char *name, Err *e)
+{
+    Source src = {.fd = -1, .mem = text, .mem_len = n, .name = name};
+    return dataset_read(d, &src, val_fraction, e);
+}
+
+/* Opens a regular file for reading, with clear messages for the usual mistakes. */
+static int open_text(const char *path, Source *src, off_t *size, Err *e)
+{
+    memset(src, 0, sizeof *src);
+    src->name = path;
+    src->fd = open(path, O_RDONLY);
+    if (src->fd < 0)
+        return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(src->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int is_dir = S_ISDIR(st.st_mode);
+        close(src->fd);
+        return err_set(e, "%s: %s", path, is_dir ? "is a directory, expected a text file" : "is not a regular file");
+    }
+    *size = st.st_size;
     return 0;
 }
 
 int dataset_load(Dataset *d, const char *path, float val_fraction, Err *e)
 {
-    uint8_t *text;
-    size_t n;
+    Source src;
+    off_t size;
     memset(d, 0, sizeof *d);
-    if (read_file(path, &text, &n, e) != 0)
+    if (open_text(path, &src, &size, e) != 0)
         return -1;
-    int rc = dataset_from_text(d, text, n, val_fraction, path, e);
-    free(text);
+    int rc = dataset_read(d, &src, val_fraction, e);
+    close(src.fd);
     return rc;
 }
 
@@ -54,24 +225,27 @@ void dataset_free(Dataset *d)
 
 int tokens_load(const char *path, const Vocab *v, token_t **tokens, size_t *n, Err *e)
 {
-    uint8_t *text;
-    size_t len;
+    Source src;
+    off_t size;
     *tokens = NULL;
     *n = 0;
-    if (read_file(path, &text, &len, e) != 0)
+    if (open_text(path, &src, &size, e) != 0)
         return -1;
-    token_t *t = malloc(sizeof(token_t) * (len ? len : 1));
-    int rc = -1;
-    if (!t)
-        err_set(e, "%s: out of memory for %zu tokens", path, len);
-    else
-        rc = vocab_encode(v, text, len, t, n, path, e);
-    free(text);
-    if (rc != 0)
-        free(t);
-    else
-        *tokens = t;
-    return rc;
+    /* A character is at least one byte: the file's size bounds the token count. */
+    Encoder en = {.vocab = v, .max = (size_t)size, .name = path};
+    en.tokens = malloc(sizeof(token_t) * (en.max ? en.max : 1));
+    uint64_t bytes;
+    uint32_t crc;
+    int rc = en.tokens ? walk_text(&src, encode_visit, &en, &bytes, &crc, e)
+                       : err_set(e, "%s: out of memory for %zu tokens", path, en.max);
+    close(src.fd);
+    if (rc != 0) {
+        free(en.tokens);
+        return -1;
+    }
+    *tokens = en.tokens;
+    *n = en.n;
+    return 0;
 }
 
 int batcher_check(BatchMode mode, int stateful, int T, int B, size_t n, Err *e)

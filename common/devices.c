@@ -1,11 +1,18 @@
-/* The devices this executable was built with: the CPU always, CUDA when built with it (on a real GPU,
- * or, in charrnn-emu, on the emulated device of cuda/emu/). */
+/* The devices this executable was built with: the CPU always; CUDA when built with it, either linked in
+ * (charrnn-emu, on the emulated device of cuda/emu/) or as the module charrnn-cuda.so beside the
+ * program, loaded the first time a command asks for the GPU. */
+#define _DEFAULT_SOURCE /* readlink */
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "../cpu/cpu.h"
 #include "device.h"
 #ifdef CHARRNN_WITH_CUDA
 #include "../cuda/cuda.h"
+#endif
+#ifdef CHARRNN_CUDA_MODULE
+#include <dlfcn.h>
 #endif
 
 const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda", NULL};
@@ -14,6 +21,50 @@ const char *const DEVICE_NAMES[] = {"auto", "cpu", "cuda", NULL};
 #define CUDA_KIND "emulated CUDA device"
 #else
 #define CUDA_KIND "CUDA device"
+#endif
+
+#ifdef CHARRNN_WITH_CUDA
+/* The CUDA backend's three entry points, linked in or found in the module. */
+typedef struct {
+    const BackendOps *ops;
+    int (*usable)(Err *e);
+    const char *(*name)(void);
+} CudaEntry;
+
+#ifdef CHARRNN_CUDA_MODULE
+static int cuda_entry(CudaEntry *c, Err *e)
+{
+    static CudaEntry loaded;
+    if (!loaded.ops) {
+        char path[4096];
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof CHARRNN_CUDA_MODULE - 1);
+        if (n <= 0)
+            return err_set(e, "--device cuda: cannot locate the program to find %s beside it", CHARRNN_CUDA_MODULE);
+        path[n] = 0;
+        char *slash = strrchr(path, '/');
+        strcpy(slash ? slash + 1 : path, CHARRNN_CUDA_MODULE);
+        void *module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!module)
+            return err_set(e, "--device cuda: the CUDA backend could not be loaded (%s)", dlerror());
+        loaded.ops = dlsym(module, "cuda_backend_ops");
+        *(void **)&loaded.usable = dlsym(module, "cuda_device_usable");
+        *(void **)&loaded.name = dlsym(module, "cuda_device_name");
+        if (!loaded.ops || !loaded.usable || !loaded.name) {
+            loaded.ops = NULL;
+            return err_set(e, "--device cuda: %s is not a charrnn CUDA backend", path);
+        }
+    }
+    *c = loaded;
+    return 0;
+}
+#else
+static int cuda_entry(CudaEntry *c, Err *e)
+{
+    (void)e;
+    *c = (CudaEntry){&cuda_backend_ops, cuda_device_usable, cuda_device_name};
+    return 0;
+}
+#endif
 #endif
 
 int device_select(DeviceChoice choice, const BackendOps **ops, const char **note, Err *e)
@@ -26,10 +77,11 @@ int device_select(DeviceChoice choice, const BackendOps **ops, const char **note
     }
 #ifdef CHARRNN_WITH_CUDA
     Err why;
-    if (cuda_device_usable(&why) == 0) {
-        snprintf(why_auto, sizeof why_auto, "device auto: using cuda (%s: %s)", CUDA_KIND, cuda_device_name());
+    CudaEntry cuda = {0};
+    if (cuda_entry(&cuda, &why) == 0 && cuda.usable(&why) == 0) {
+        snprintf(why_auto, sizeof why_auto, "device auto: using cuda (%s: %s)", CUDA_KIND, cuda.name());
         *note = choice == DEVICE_AUTO ? why_auto : NULL;
-        *ops = &cuda_backend_ops;
+        *ops = cuda.ops;
         return 0;
     }
     if (choice == DEVICE_CUDA)

@@ -16,8 +16,8 @@
  * Reading the log */
 
 enum { N_COLUMNS = 7, COL_STEP = 0, COL_SECONDS = 1, COL_TRAIN = 3, COL_VAL = 4 };
-static const char *const COLUMNS[N_COLUMNS] = {"step", "seconds", "tokens_per_s", "train_loss",
-                                               "val_loss", "lr", "grad_norm"};
+static const char *const COLUMNS[N_COLUMNS] = {"step",     "seconds", "tokens_per_s", "train_loss",
+                                               "val_loss", "lr",      "grad_norm"};
 /* A row charrnn writes is under 120 bytes; anything this long is not one. */
 #define MAX_LINE 1024
 
@@ -153,8 +153,8 @@ int plot_log_read_stream(FILE *f, const char *name, PlotLog *log, Err *e)
     if (strncmp(header, "\xEF\xBB\xBF", 3) == 0) /* a byte-order mark from an editor or spreadsheet */
         header += 3;
     if (r < 0 || strcmp(header, PLOT_LOG_HEADER) != 0)
-        return err_set(e, "%s: not a charrnn training log: the first line should be the header '%s', found '%s'",
-                       name, PLOT_LOG_HEADER, quote(header, q, sizeof q));
+        return err_set(e, "%s: not a charrnn training log: the first line should be the header '%s', found '%s'", name,
+                       PLOT_LOG_HEADER, quote(header, q, sizeof q));
 
     double offset = 0, prev_step = 0, prev_seconds = 0;
     int have_prev = 0;
@@ -370,15 +370,28 @@ static void buf_text(Buf *b, const char *text)
             continue;
         }
         switch (*s) {
-        case '&': buf_puts(b, "&amp;"); break;
-        case '<': buf_puts(b, "&lt;"); break;
-        case '>': buf_puts(b, "&gt;"); break;
-        case '"': buf_puts(b, "&quot;"); break;
-        case '\'': buf_puts(b, "&apos;"); break;
+        case '&':
+            buf_puts(b, "&amp;");
+            break;
+        case '<':
+            buf_puts(b, "&lt;");
+            break;
+        case '>':
+            buf_puts(b, "&gt;");
+            break;
+        case '"':
+            buf_puts(b, "&quot;");
+            break;
+        case '\'':
+            buf_puts(b, "&apos;");
+            break;
         case '\t':
         case '\n':
-        case '\r': buf_puts(b, " "); break;
-        default: buf_add(b, (const char *)s, (size_t)len);
+        case '\r':
+            buf_puts(b, " ");
+            break;
+        default:
+            buf_add(b, (const char *)s, (size_t)len);
         }
         s += len;
     }
@@ -671,28 +684,36 @@ static void draw_legend(Buf *b, const Chart *c, const Panel *p)
     }
     double w = 44 + 6.8 * (double)longest + 10, h = 10 + 18.0 * rows;
     double x = p->right - 10 - w, y = p->top + 10;
-    buf_printf(b, "<g font-size=\"12\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fff\" "
-                  "fill-opacity=\"0.9\" stroke=\"#bbb\" rx=\"3\"/>\n", x, y, w, h);
+    buf_printf(b,
+               "<g font-size=\"12\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fff\" "
+               "fill-opacity=\"0.9\" stroke=\"#bbb\" rx=\"3\"/>\n",
+               x, y, w, h);
     double ly = y + 5 + 9;
     for (int i = 0; i < 4; i++) {
         if (!labels[i][0])
             continue;
         double x1 = x + 8, x2 = x + 36, ty = ly + 4;
         if (i == 0 && log->train.n)
-            buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.4\"/>\n",
+            buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.4\"/>\n",
                        x1, ly, x2, ly, TRAIN_COLOR);
         if (i == 1)
-            buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"0.8\" "
-                          "stroke-opacity=\"0.35\"/>\n", x1, ly, x2, ly, TRAIN_COLOR);
+            buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"0.8\" "
+                       "stroke-opacity=\"0.35\"/>\n",
+                       x1, ly, x2, ly, TRAIN_COLOR);
         if (i == 2 && log->val.n)
-            buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>\n",
+            buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>\n",
                        x1, ly, x2, ly, VAL_COLOR);
         if (i == 2 && log->val.n && c->val.n <= MAX_MARKERS)
-            buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"#fff\"/>\n", (x1 + x2) / 2, ly,
-                       VAL_COLOR);
+            buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" stroke=\"#fff\"/>\n", (x1 + x2) / 2,
+                       ly, VAL_COLOR);
         if (i == 3)
-            buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
-                          "stroke-dasharray=\"4 3\"/>\n", x1, ly, x2, ly);
+            buf_printf(b,
+                       "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
+                       "stroke-dasharray=\"4 3\"/>\n",
+                       x1, ly, x2, ly);
         int missing = (i == 0 && !log->train.n) || (i == 2 && !log->val.n);
         buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\"%s>", missing ? x1 : x2 + 8, ty,
                    missing ? " fill=\"#666\" font-style=\"italic\"" : "");
@@ -706,8 +727,13 @@ static void draw_legend(Buf *b, const Chart *c, const Panel *p)
 static void draw_panel(Buf *b, const Chart *c, int index, const Axis *y)
 {
     const PlotLog *log = c->log;
-    Panel p = {index * PANEL_W + MARGIN_LEFT, (index + 1) * PANEL_W - MARGIN_RIGHT, PLOT_TOP, PLOT_BOTTOM,
-               {0, 0, 0}, *y, index == 1};
+    Panel p = {index * PANEL_W + MARGIN_LEFT,
+               (index + 1) * PANEL_W - MARGIN_RIGHT,
+               PLOT_TOP,
+               PLOT_BOTTOM,
+               {0, 0, 0},
+               *y,
+               index == 1};
     double lo = INFINITY, hi = -INFINITY;
     series_x_range(c, &p, &log->train, &lo, &hi);
     series_x_range(c, &p, &log->val, &lo, &hi);
@@ -772,8 +798,10 @@ static void draw_panel(Buf *b, const Chart *c, int index, const Axis *y)
         buf_printf(b, "elapsed training time (%s)%s", c->time_unit,
                    log->n_segments > 1 ? ", resumed runs added up" : "");
     buf_puts(b, "</text>\n");
-    buf_printf(b, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" font-size=\"13\" text-anchor=\"middle\">"
-                  "loss (nats/char)</text>\n", p.left - 52, p.top + ph / 2);
+    buf_printf(b,
+               "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" font-size=\"13\" text-anchor=\"middle\">"
+               "loss (nats/char)</text>\n",
+               p.left - 52, p.top + ph / 2);
     /* Where resumed runs begin. */
     if (log->n_segments > 1 && log->n_segments - 1 <= MAX_RESUME_LINES) {
         buf_puts(b, "<g stroke=\"#888\" stroke-dasharray=\"4 3\">\n");
@@ -786,8 +814,10 @@ static void draw_panel(Buf *b, const Chart *c, int index, const Axis *y)
     }
     /* The data. */
     char attrs[160];
-    snprintf(attrs, sizeof attrs, "fill=\"none\" stroke=\"%s\" stroke-width=\"0.8\" stroke-opacity=\"0.35\" "
-                                  "stroke-linejoin=\"round\"", TRAIN_COLOR);
+    snprintf(attrs, sizeof attrs,
+             "fill=\"none\" stroke=\"%s\" stroke-width=\"0.8\" stroke-opacity=\"0.35\" "
+             "stroke-linejoin=\"round\"",
+             TRAIN_COLOR);
     if (c->raw.n) {
         buf_printf(b, "<g clip-path=\"url(#clip%d)\" fill-opacity=\"0.35\">\n", index);
         draw_line(b, c, &p, &log->train, &c->raw, attrs, 1.2, TRAIN_COLOR);
@@ -796,8 +826,10 @@ static void draw_panel(Buf *b, const Chart *c, int index, const Axis *y)
     snprintf(attrs, sizeof attrs, "fill=\"none\" stroke=\"%s\" stroke-width=\"1.4\" stroke-linejoin=\"round\"",
              TRAIN_COLOR);
     draw_line(b, c, &p, &log->train, &c->train, attrs, 2.0, TRAIN_COLOR);
-    snprintf(attrs, sizeof attrs, "fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" stroke-linejoin=\"round\" "
-                                  "stroke-linecap=\"round\"", VAL_COLOR);
+    snprintf(attrs, sizeof attrs,
+             "fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" stroke-linejoin=\"round\" "
+             "stroke-linecap=\"round\"",
+             VAL_COLOR);
     draw_line(b, c, &p, &log->val, &c->val, attrs, 3.5, VAL_COLOR);
     if (c->val.n && c->val.n <= MAX_MARKERS) {
         buf_printf(b, "<g fill=\"%s\" stroke=\"#fff\" stroke-width=\"1\">\n", VAL_COLOR);
@@ -930,9 +962,11 @@ int plot_render_svg(const PlotLog *log, const PlotStyle *style, char **svg, size
     Axis y = nice_axis(lo - margin, hi + margin, 0.05, 9, 0);
 
     const char *title = style->title ? style->title : "Training loss";
-    buf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                   "font-family=\"%s\">\n<title>", WIDTH, HEIGHT, WIDTH, HEIGHT, FONT);
+    buf_printf(&b,
+               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+               "font-family=\"%s\">\n<title>",
+               WIDTH, HEIGHT, WIDTH, HEIGHT, FONT);
     buf_text(&b, title);
     buf_puts(&b, "</title>\n<desc>Train and validation loss (nats/char) of a charrnn training log, against steps and "
                  "against elapsed training time.</desc>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");

@@ -27,18 +27,18 @@ typedef struct {
 typedef struct {
     size_t train_start, val_start; /* index of the segment's first point in each series */
     float step, seconds;           /* where the segment starts */
-    int overlaps; /* its first step is not after the last one before it (resumed from an earlier
-                   * checkpoint): lines break there; after a plain continuation they go on */
+    int overlaps;                  /* its first step is not after the last one before it (resumed from an earlier
+                                    * checkpoint): lines break there; after a plain continuation they go on */
 } PlotSegment;
 
 typedef struct {
     PlotSeries train, val;
     PlotSegment *segments; /* at least one once a row was read */
     size_t n_segments, segments_cap;
-    size_t rows;       /* data rows read */
-    size_t skipped;    /* NaN, inf or out-of-float-range values left out (a row with such a step or seconds
-                        * counts once) */
-    int truncated;     /* 1 when an unfinished last line (no newline, unparsable) was ignored */
+    size_t rows;    /* data rows read */
+    size_t skipped; /* NaN, inf or out-of-float-range values left out (a row with such a step or seconds
+                     * counts once) */
+    int truncated;  /* 1 when an unfinished last line (no newline, unparsable) was ignored */
 } PlotLog;
 
 /* Reads a log, streaming it line by line. Errors name the file, and the line where one is at fault:

@@ -6,6 +6,8 @@
 
 #define UNICODE_LIMIT 0x110000u
 
+const char UTF8_CUT_SHORT[] = "sequence cut short by the end of the text";
+
 const char *utf8_decode(const uint8_t *s, size_t n, size_t *pos, uint32_t *cp)
 {
     size_t i = *pos;
@@ -29,7 +31,7 @@ const char *utf8_decode(const uint8_t *s, size_t n, size_t *pos, uint32_t *cp)
         return "byte that never appears in UTF-8";
     }
     if (n - i < (size_t)len)
-        return "sequence cut short by the end of the text";
+        return UTF8_CUT_SHORT;
     for (int k = 1; k < len; k++) {
         if ((s[i + k] & 0xC0) != 0x80)
             return "sequence cut short by a non-continuation byte";
@@ -91,41 +93,61 @@ static int invalid_utf8(Err *e, const char *name, size_t offset, const char *why
     return err_set(e, "%s: invalid UTF-8 at byte offset %zu (%s)", name, offset, why);
 }
 
-int vocab_build(Vocab *v, const uint8_t *text, size_t n, const char *name, Err *e)
+int charset_init(CharSet *s, Err *e)
+{
+    s->distinct = 0;
+    s->seen = calloc(UNICODE_LIMIT / 8, 1); /* one bit per code point */
+    return s->seen ? 0 : err_set(e, "out of memory for the character set");
+}
+
+void charset_add(CharSet *s, uint32_t cp)
+{
+    if (!(s->seen[cp >> 3] & (1u << (cp & 7)))) {
+        s->seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
+        s->distinct++;
+    }
+}
+
+void charset_free(CharSet *s)
+{
+    free(s->seen);
+    s->seen = NULL;
+}
+
+int vocab_from_charset(Vocab *v, const CharSet *s, const char *name, Err *e)
 {
     memset(v, 0, sizeof *v);
-    uint8_t *seen = calloc(UNICODE_LIMIT / 8, 1); /* one bit per code point */
-    if (!seen)
+    if (s->distinct > VOCAB_MAX_SIZE)
+        return err_set(e, "%s: %d distinct characters, more than the %d a vocabulary can hold", name, s->distinct,
+                       VOCAB_MAX_SIZE);
+    v->codepoints = malloc(sizeof(uint32_t) * (size_t)(s->distinct ? s->distinct : 1));
+    if (!v->codepoints)
         return err_set(e, "%s: out of memory building the vocabulary", name);
-    int distinct = 0;
+    for (uint32_t cp = 0; cp < UNICODE_LIMIT; cp++)
+        if (s->seen[cp >> 3] & (1u << (cp & 7)))
+            v->codepoints[v->size++] = cp;
+    return 0;
+}
+
+int vocab_build(Vocab *v, const uint8_t *text, size_t n, const char *name, Err *e)
+{
+    CharSet set;
+    memset(v, 0, sizeof *v);
+    if (charset_init(&set, e) != 0)
+        return -1;
     for (size_t pos = 0; pos < n;) {
         uint32_t cp;
         size_t at = pos;
         const char *why = utf8_decode(text, n, &pos, &cp);
         if (why) {
-            free(seen);
+            charset_free(&set);
             return invalid_utf8(e, name, at, why);
         }
-        if (!(seen[cp >> 3] & (1u << (cp & 7)))) {
-            seen[cp >> 3] |= (uint8_t)(1u << (cp & 7));
-            distinct++;
-        }
+        charset_add(&set, cp);
     }
-    if (distinct > VOCAB_MAX_SIZE) {
-        free(seen);
-        return err_set(e, "%s: %d distinct characters, more than the %d a vocabulary can hold", name, distinct,
-                       VOCAB_MAX_SIZE);
-    }
-    v->codepoints = malloc(sizeof(uint32_t) * (size_t)(distinct ? distinct : 1));
-    if (!v->codepoints) {
-        free(seen);
-        return err_set(e, "%s: out of memory building the vocabulary", name);
-    }
-    for (uint32_t cp = 0; cp < UNICODE_LIMIT; cp++)
-        if (seen[cp >> 3] & (1u << (cp & 7)))
-            v->codepoints[v->size++] = cp;
-    free(seen);
-    return 0;
+    int rc = vocab_from_charset(v, &set, name, e);
+    charset_free(&set);
+    return rc;
 }
 
 int vocab_from_utf8(Vocab *v, const uint8_t *chars, size_t n, Err *e)

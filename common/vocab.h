@@ -16,10 +16,23 @@ typedef struct {
 } Vocab;
 
 /* Decodes one code point at s[*pos] (strict UTF-8: no overlong forms, no surrogates, <= U+10FFFF) and
- * advances *pos. Returns NULL on success or a short reason the bytes are invalid. */
+ * advances *pos. Returns NULL on success or a short reason the bytes are invalid; UTF8_CUT_SHORT when
+ * the bytes end in the middle of a sequence (which more bytes may complete). */
+extern const char UTF8_CUT_SHORT[];
 const char *utf8_decode(const uint8_t *s, size_t n, size_t *pos, uint32_t *cp);
 /* Writes cp as UTF-8 into out (room for 4 bytes) and returns the byte count. */
 int utf8_encode(uint32_t cp, char *out);
+
+/* The set of characters seen in a text, one bit per code point (136 KiB), for building a vocabulary
+ * while the text streams past. */
+typedef struct {
+    uint8_t *seen;
+    int distinct;
+} CharSet;
+int charset_init(CharSet *s, Err *e);
+void charset_add(CharSet *s, uint32_t cp);
+void charset_free(CharSet *s);
+int vocab_from_charset(Vocab *v, const CharSet *s, const char *name, Err *e);
 
 /* name labels errors, e.g. the file name: "x.txt: invalid UTF-8 at byte offset 12 (...)". */
 int vocab_build(Vocab *v, const uint8_t *text, size_t n, const char *name, Err *e);

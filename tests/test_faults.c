@@ -209,3 +209,30 @@ Test(faults, full_disk_keeps_the_previous_checkpoint, .init = setup, .fini = tea
     cr_expect_eq(temp_files_left(), 0);
     free(before);
 }
+
+/* A large text costs two bytes per character of memory (the tokens) and nothing more: the file is read
+ * in chunks, twice, never whole. Compared with a small text so that the program's own size cancels. */
+static long peak_memory_kb(const char *data)
+{
+    Child c;
+    char *args[] = {"--device", "cpu",       "train",  "--data",  (char *)data, "--hidden", "8", "--layers",
+                    "1",        "--seq-len", "8",      "--batch", "2",          "--steps",  "1", "--eval-every",
+                    "0",        "--out",     "m.ckpt", NULL};
+    cr_assert_eq(start_charrnn(&c, dir, args, 0), 0);
+    cr_assert_eq(finish_charrnn(&c), 0, "%s", c.err);
+    return c.max_rss_kb;
+}
+
+Test(faults, large_text_takes_two_bytes_per_character, .init = setup, .fini = teardown)
+{
+    const size_t chars = 24u << 20; /* 24 Mi characters */
+    FILE *f = fopen(path_in_dir("big.txt"), "w");
+    const char *line = "All the world's a stage, and all the men and women merely players;\n";
+    for (size_t written = 0; written < chars; written += strlen(line))
+        fputs(line, f);
+    fclose(f);
+    long small = peak_memory_kb("text.txt"), big = peak_memory_kb("big.txt");
+    long grown_kb = big - small, budget_kb = (long)(2.25 * (double)chars / 1024.0); /* tokens, plus 1/8 slack */
+    cr_expect_leq(grown_kb, budget_kb, "a %zu-character text grew the peak memory by %ld KiB (budget %ld KiB)", chars,
+                  grown_kb, budget_kb);
+}

@@ -394,14 +394,15 @@ Test(plot, unfinished_last_line_of_a_running_trainer_is_ignored, .init = setup, 
 {
     PlotLog log;
     Err e;
-    cr_assert_eq(plot_log_read(write_log("live.csv", HEADER "1,0.1,1000,4.1,,0.002,0.5\n2,0.2,10"), &log, &e), 0,
-                 "%s", e.msg);
+    cr_assert_eq(plot_log_read(write_log("live.csv", HEADER "1,0.1,1000,4.1,,0.002,0.5\n2,0.2,10"), &log, &e), 0, "%s",
+                 e.msg);
     cr_expect_eq(log.rows, 1);
     cr_expect_eq(log.truncated, 1);
     plot_log_free(&log);
     /* A complete last row without its newline counts. */
-    cr_assert_eq(plot_log_read(write_log("done.csv", HEADER "1,0.1,1000,4.1,,0.002,0.5\n2,0.2,1000,4.0,,0.002,0.5"),
-                               &log, &e), 0, "%s", e.msg);
+    cr_assert_eq(
+        plot_log_read(write_log("done.csv", HEADER "1,0.1,1000,4.1,,0.002,0.5\n2,0.2,1000,4.0,,0.002,0.5"), &log, &e),
+        0, "%s", e.msg);
     cr_expect_eq(log.rows, 2);
     cr_expect_eq(log.truncated, 0);
     plot_log_free(&log);
@@ -452,9 +453,18 @@ Test(plot, axes_have_round_ticks_units_and_titles, .init = setup, .fini = teardo
     free(text);
     size_t len;
     char *svg = render(&log, NULL, 0, 0, &len);
-    const char *labels[] = {">0</text>", ">200</text>", ">1000</text>", ">250</text>", ">1.5</text>",
-                            ">4.0</text>", "loss (nats/char)", ">step<", "elapsed training time (s)",
-                            "Loss vs. step", "Loss vs. elapsed training time", "<title>Training loss</title>"};
+    const char *labels[] = {">0</text>",
+                            ">200</text>",
+                            ">1000</text>",
+                            ">250</text>",
+                            ">1.5</text>",
+                            ">4.0</text>",
+                            "loss (nats/char)",
+                            ">step<",
+                            "elapsed training time (s)",
+                            "Loss vs. step",
+                            "Loss vs. elapsed training time",
+                            "<title>Training loss</title>"};
     for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
         cr_expect(strstr(svg, labels[i]) != NULL, "missing %s", labels[i]);
     cr_expect(strstr(svg, ">1.50</text>") == NULL && strstr(svg, ">1.499") == NULL, "no ragged tick labels");
@@ -494,7 +504,7 @@ Test(plot, huge_log_is_downsampled_to_a_bounded_svg, .init = setup, .fini = tear
 Test(plot, default_output_replaces_the_csv_extension)
 {
     const char *cases[][2] = {{"run.csv", "run.svg"},         {"logs/a.b.csv", "logs/a.b.svg"}, {"log", "log.svg"},
-                              {"dir.csv/x", "dir.csv/x.svg"}, {"runs/.csv", "runs/.csv.svg"},  {"a.CSV", "a.CSV.svg"}};
+                              {"dir.csv/x", "dir.csv/x.svg"}, {"runs/.csv", "runs/.csv.svg"},   {"a.CSV", "a.CSV.svg"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *o = plot_default_output(cases[i][0]);
         cr_expect_str_eq(o, cases[i][1]);
@@ -578,7 +588,8 @@ Test(plot_cli, plots_the_log_of_a_real_resumed_training_run, .init = setup, .fin
     cr_assert(f);
     for (int i = 0; i < 60; i++)
         fputs("It is a truth universally acknowledged, that a single man in possession\n"
-              "of a good fortune, must be in want of a wife.\n", f);
+              "of a good fortune, must be in want of a wife.\n",
+              f);
     fclose(f);
 #define TRAIN(...)                                                                                                     \
     RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "12", "--layers", "1", "--embed", "5",           \

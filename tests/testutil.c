@@ -1,4 +1,5 @@
 #define _XOPEN_SOURCE 700 /* nftw */
+#define _DEFAULT_SOURCE   /* wait4 */
 #include "testutil.h"
 
 #include <fcntl.h>
@@ -171,6 +172,8 @@ int finish_charrnn(Child *c)
         ;
     close(c->err_fd);
     int status;
-    waitpid((pid_t)c->pid, &status, 0);
+    struct rusage usage;
+    wait4((pid_t)c->pid, &status, 0, &usage);
+    c->max_rss_kb = usage.ru_maxrss;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -22,6 +22,7 @@ typedef struct {
     int err_fd;
     char err[1 << 16]; /* what it wrote to stderr so far */
     size_t err_len;
+    long max_rss_kb; /* its peak resident memory, once finished */
 } Child;
 
 /* Starts charrnn like run_charrnn, stdout to /dev/null; a file-size limit (bytes, 0: none) applies to it. */
