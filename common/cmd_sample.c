@@ -1,4 +1,4 @@
-/* charrnn sample: stream text from a checkpoint. */
+/* charrnn sample: stream text from a checkpoint, once or for every prompt read from stdin. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +17,65 @@ static void emit_stdout(uint32_t cp, void *arg)
     fflush(stdout); /* stream: each character appears as soon as it is sampled */
 }
 
+/* Prints the prime and `length` sampled characters that continue it, from a fresh hidden state.
+ * Returns 0, 1 when the prime has a character outside the vocabulary (nothing printed, *e says which),
+ * or -1 on a failure. tokens needs room for strlen(prime) + 1 tokens. */
+static int continue_text(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rng *rng, const char *prime,
+                         long length, const char *name, token_t *tokens, Err *e)
+{
+    size_t n = 0, len = strlen(prime);
+    if (vocab_encode(vocab, (const uint8_t *)prime, len, tokens, &n, name, e) != 0)
+        return 1;
+    fputs(prime, stdout);
+    fflush(stdout);
+    return generate(be, vocab, sc, rng, tokens, n, length, emit_stdout, NULL, e);
+}
+
+/* --interactive: one continuation per line of stdin, each from a fresh state; a bad prompt is reported
+ * and the next one read. */
+static int interact(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rng *rng, long length, Err *e)
+{
+    const int tty = isatty(STDIN_FILENO);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int rc = 0;
+    for (;;) {
+        if (tty)
+            fputs("> ", stderr);
+        if ((got = getline(&line, &cap, stdin)) < 0)
+            break;
+        if (got > 0 && line[got - 1] == '\n')
+            line[--got] = 0;
+        token_t *tokens = malloc(sizeof(token_t) * ((size_t)got + 1));
+        if (!tokens) {
+            rc = err_set(e, "out of memory");
+            break;
+        }
+        rc = continue_text(be, vocab, sc, rng, line, length, "sample: prompt", tokens, e);
+        free(tokens);
+        if (rc == 1) {
+            fprintf(stderr, "charrnn: %s\n", e->msg);
+            rc = 0;
+            continue;
+        }
+        if (rc != 0)
+            break;
+        putchar('\n');
+        fflush(stdout);
+    }
+    free(line);
+    if (tty && rc == 0)
+        fputc('\n', stderr);
+    return rc;
+}
+
 int cmd_sample(int argc, char **argv, DeviceChoice device)
 {
-    const char *path = DEFAULT_CHECKPOINT, *prime = NULL;
+    const char *path = DEFAULT_CHECKPOINT, *prime = "";
     long length = 500;
     float temperature = 1.0f;
-    int top_k = 0, argmax = 0, dev = (int)device;
+    int top_k = 0, argmax = 0, interactive = 0, dev = (int)device;
     uint64_t seed = 1337;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to sample from"},
@@ -32,6 +85,8 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         {"--top-k", ARG_INT, &top_k, 0, 65536, NULL, "K", "sample only among the K most likely characters; 0: all"},
         {"--argmax", ARG_FLAG, &argmax, 0, 0, NULL, NULL, "always take the most likely character (deterministic)"},
         {"--prime", ARG_STRING, &prime, 0, 0, NULL, "TEXT", "text to start from (printed, then continued)"},
+        {"--interactive", ARG_FLAG, &interactive, 0, 0, NULL, NULL,
+         "read prompts from stdin, one per line, and continue each (each continuation ends with a newline)"},
         {"--seed", ARG_U64, &seed, 0, 0, NULL, "N", "sampling seed: the same seed gives the same text"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
     };
@@ -40,6 +95,8 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
     if (!cli_parse(opts, n_opts, argc, argv, "sample", "charrnn [--device DEVICE] sample [options]",
                    "Generates text from a checkpoint, streaming it to standard output.", &status))
         return status;
+    if (interactive && option_find(opts, n_opts, "--prime")->given)
+        return cli_fail(EXIT_USAGE, "sample: --prime and --interactive do not go together (the prompts are primes)");
     Err e;
     const BackendOps *ops;
     const char *device_note;
@@ -47,36 +104,34 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
     if (cli_open(dev, path, &ops, &device_note, &ck) != 0)
         return EXIT_USAGE;
 
-    status = EXIT_USAGE;
-    size_t n_prime = 0;
-    token_t *prime_tokens = NULL;
     Backend be;
     memset(&be, 0, sizeof be);
-    if (prime) {
-        size_t len = strlen(prime);
-        prime_tokens = malloc(sizeof(token_t) * (len ? len : 1));
-        if (!prime_tokens ||
-            vocab_encode(&ck.vocab, (const uint8_t *)prime, len, prime_tokens, &n_prime, "sample: --prime", &e) != 0) {
-            if (!prime_tokens)
-                err_set(&e, "out of memory");
-            goto done;
-        }
+    token_t *tokens = malloc(sizeof(token_t) * (strlen(prime) + 1));
+    size_t n_prime;
+    status = EXIT_USAGE;
+    if (!tokens) {
+        err_set(&e, "out of memory");
+        goto done;
     }
+    /* A bad --prime is bad input: refuse it before loading the model on the device. */
+    if (vocab_encode(&ck.vocab, (const uint8_t *)prime, strlen(prime), tokens, &n_prime, "sample: --prime", &e) != 0)
+        goto done;
     status = EXIT_ERROR;
     device_announce(device_note);
     if (backend_create(&be, ops, &ck.cfg.model, 1, 1, &e) != 0 || ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;
-    if (prime) {
-        fputs(prime, stdout);
-        fflush(stdout);
-    }
     SamplerConfig sc = {.temperature = temperature, .top_k = top_k, .argmax = argmax};
     Rng rng;
     rng_seed(&rng, seed);
-    if (generate(&be, &ck.vocab, &sc, &rng, prime_tokens, n_prime, length, emit_stdout, NULL, &e) != 0)
-        goto done;
-    if (isatty(STDOUT_FILENO))
-        putchar('\n');
+    if (interactive) {
+        if (interact(&be, &ck.vocab, &sc, &rng, length, &e) != 0)
+            goto done;
+    } else {
+        if (continue_text(&be, &ck.vocab, &sc, &rng, prime, length, "sample: --prime", tokens, &e) != 0)
+            goto done;
+        if (isatty(STDOUT_FILENO))
+            putchar('\n');
+    }
     status = fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
     if (status != EXIT_OK)
         err_set(&e, "sample: writing to standard output failed");
@@ -84,7 +139,7 @@ done:
     if (status != EXIT_OK)
         cli_fail(status, e.msg);
     backend_destroy(&be);
-    free(prime_tokens);
+    free(tokens);
     checkpoint_free(&ck);
     return status;
 }

@@ -242,6 +242,24 @@ Test(cli, default_paths_train_then_sample_as_typed, .init = setup, .fini = teard
               "auto says which device it picked: %s", err);
 }
 
+Test(cli, interactive_sampling_continues_every_prompt, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "3", "--out", "m.ckpt"), 0, "%s", err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/prompts.txt", dir);
+    write_text_file(path, "It is\nQuite ~ wrong\n\na wife", 29);
+    int rc = run_charrnn_stdin(
+        dir, (char *[]){"--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--interactive", "--length", "15", NULL},
+        path, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(strncmp(out, "It is", 5), 0, "the first prompt is continued: %s", out);
+    cr_assert(strstr(out, "a wife"), "the last prompt (no newline) too: %s", out);
+    cr_assert(strstr(err, "sample: prompt: character 'Q'"), "the bad prompt is named: %s", err);
+    cr_assert_eq(count_lines(err), 1, "%s", err);
+    EXPECT_USAGE_ERROR("--prime and --interactive", "--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--prime",
+                       "It", "--interactive");
+}
+
 Test(cli, window_mode_and_stateful_runs_train, .init = setup, .fini = teardown)
 {
     cr_assert_eq(TRAIN_TINY("--steps", "6", "--mode", "window", "--out", "w.ckpt"), 0, "%s", err);

@@ -35,6 +35,12 @@ static int drain(int fd, char *buf, size_t cap, size_t *used)
 
 int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap)
 {
+    return run_charrnn_stdin(cwd, args, "/dev/null", out, out_cap, err, err_cap);
+}
+
+int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
+                      size_t err_cap)
+{
     int po[2], pe[2];
     if (pipe(po) != 0 || pipe(pe) != 0)
         return -1;
@@ -42,8 +48,10 @@ int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, 
     if (pid == 0) {
         if (cwd && chdir(cwd) != 0)
             _exit(127);
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
+        int in = open(stdin_path, O_RDONLY);
+        if (in < 0)
+            _exit(126);
+        dup2(in, 0);
         dup2(po[1], 1);
         dup2(pe[1], 2);
         close(po[0]);

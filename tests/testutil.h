@@ -15,6 +15,9 @@ int have_shakespeare(void);
  * current one), with stdin from /dev/null; captures stdout and stderr (each truncated to cap bytes,
  * NUL-terminated). Returns the exit status, or 128+signal. */
 int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap);
+/* The same, with stdin read from the file stdin_path (a path relative to cwd is resolved there). */
+int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
+                      size_t err_cap);
 
 /* A charrnn process running in the background, its stderr read through a pipe. */
 typedef struct {
