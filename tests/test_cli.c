@@ -247,7 +247,8 @@ Test(cli, interactive_sampling_continues_every_prompt, .init = setup, .fini = te
     cr_assert_eq(TRAIN_TINY("--steps", "3", "--out", "m.ckpt"), 0, "%s", err);
     char path[128];
     snprintf(path, sizeof path, "%s/prompts.txt", dir);
-    write_text_file(path, "It is\nQuite ~ wrong\n\na wife", 29);
+    const char *prompts = "It is\nQuite ~ wrong\n\na wife";
+    write_text_file(path, prompts, strlen(prompts));
     int rc = run_charrnn_stdin(
         dir, (char *[]){"--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--interactive", "--length", "15", NULL},
         path, out, sizeof out, err, sizeof err);

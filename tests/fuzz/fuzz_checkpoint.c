@@ -14,12 +14,12 @@
 
 #include "checkpoint.h"
 
-#define CHECK(cond)                                                                                    \
-    do {                                                                                               \
-        if (!(cond)) {                                                                                 \
-            fprintf(stderr, "fuzz_checkpoint: invariant violated: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                                   \
-        }                                                                                              \
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "fuzz_checkpoint: invariant violated: %s (line %d)\n", #cond, __LINE__);                   \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 /* Where a successfully parsed checkpoint is written back (one file per process). */

@@ -14,12 +14,12 @@
 
 #include "options.h"
 
-#define CHECK(cond)                                                                                   \
-    do {                                                                                              \
-        if (!(cond)) {                                                                                \
-            fprintf(stderr, "fuzz_options: invariant violated: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                                  \
-        }                                                                                             \
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "fuzz_options: invariant violated: %s (line %d)\n", #cond, __LINE__);                      \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 #define MAX_ARGS 64
@@ -31,7 +31,7 @@ static const char *const DEVICES[] = {"auto", "cpu", "cuda", NULL};
 /* The option targets, with their defaults. */
 typedef struct {
     int hidden, layers, warmup, top_k;
-    long steps;
+    long steps, limit;
     uint64_t seed;
     float lr, val_fraction, eps, clip, temperature;
     const char *data, *prime;
@@ -40,9 +40,25 @@ typedef struct {
 } Values;
 
 static const Values DEFAULTS = {
-    .hidden = 256, .layers = 2, .warmup = 0, .top_k = 0, .steps = 2000, .seed = 1337, .lr = 0.002f,
-    .val_fraction = 0.1f, .eps = 1e-8f, .clip = 5.0f, .temperature = 1.0f, .data = "data/input.txt",
-    .prime = NULL, .stateful = 0, .argmax = 0, .mode = 0, .schedule = 1, .device = 0,
+    .hidden = 256,
+    .layers = 2,
+    .warmup = 0,
+    .top_k = 0,
+    .steps = 2000,
+    .limit = 0,
+    .seed = 1337,
+    .lr = 0.002f,
+    .val_fraction = 0.1f,
+    .eps = 1e-8f,
+    .clip = 5.0f,
+    .temperature = 1.0f,
+    .data = "data/input.txt",
+    .prime = NULL,
+    .stateful = 0,
+    .argmax = 0,
+    .mode = 0,
+    .schedule = 1,
+    .device = 0,
 };
 
 static int n_choices(const char *const *choices)
@@ -159,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {"--warmup", ARG_INT, &v.warmup, 0, 1e9, NULL, "N", "warmup steps"},
         {"--top-k", ARG_INT, &v.top_k, 0, 65536, NULL, "K", "sample among the K most likely"},
         {"--steps", ARG_LONG, &v.steps, 1, 1e12, NULL, "N", "total optimizer steps"},
+        {"--limit", ARG_LONG, &v.limit, 0, 1e18, NULL, "BYTES", "read at most BYTES; no practical upper bound"},
         {"--seed", ARG_U64, &v.seed, 0, 0, NULL, "N", "seed"},
         {"--lr", ARG_FLOAT, &v.lr, 1e-9, 10, NULL, "RATE", "peak learning rate"},
         {"--val-fraction", ARG_FLOAT, &v.val_fraction, 0, 0.5, NULL, "F", "held-out fraction"},

@@ -26,8 +26,8 @@ static void write_bytes(const char *name, const uint8_t *buf, size_t len)
 }
 
 /* Saves a checkpoint with deterministic contents, then writes the damaged variants beside it. */
-static void make(const char *name, const char *vocab_utf8, int E, int H, int L, BatchMode mode, int stateful,
-                 int T, int B, OptimizerKind opt, int moments, int resume, const char *data_path)
+static void make(const char *name, const char *vocab_utf8, int E, int H, int L, BatchMode mode, int stateful, int T,
+                 int B, OptimizerKind opt, int moments, int resume, const char *data_path)
 {
     Err e;
     Checkpoint ck;
