@@ -282,10 +282,11 @@ int checkpoint_parse(const uint8_t *buf, size_t len, const char *name, Checkpoin
     /* From here on sizes come from the file: check each against what is left before using it. */
     uint32_t path_len = get_u32(&in);
     size_t expected = FIXED_HEADER + (size_t)path_len + 4;
-    if (expected + 4 <= len) {
+    if (expected <= len) { /* the vocabulary's length field lies inside the file: it is not the CRC */
         In at = {buf + FIXED_HEADER + path_len, buf + len};
-        expected += (size_t)get_u32(&at) + body_bytes(&ck->cfg, flags);
+        expected += (size_t)get_u32(&at);
     }
+    expected += body_bytes(&ck->cfg, flags);
     if (expected > len) {
         snprintf(msg, sizeof msg, "truncated or corrupted: %zu bytes, its header describes %zu", len, expected);
         return fail(ck, e, name, crc_ok ? "corrupted: sizes in the header exceed the file" : msg);

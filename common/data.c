@@ -171,10 +171,10 @@ static int dataset_read(Dataset *d, Source *src, float val_fraction, Err *e)
         return err_set(e, "%s: the file changed while it was being read", name);
     }
     d->n = en.n;
-    /* The fraction arrives as a float (0.1f is 0.10000000149...); read it as the decimal it was written as,
-     * so that 10% of 1000 characters is 100, not 101. */
-    double fraction = round((double)val_fraction * 1e6) / 1e6;
-    d->n_train = (size_t)floor((double)d->n * (1.0 - fraction));
+    /* The fraction arrives as a float (0.1f is 0.10000000149...): read it as the decimal it was written as
+     * (to a millionth) and split in integers, so that 30% of 90 characters is exactly 27. */
+    const uint64_t millionths = (uint64_t)llround((double)val_fraction * 1e6);
+    d->n_train = (size_t)((uint64_t)d->n * (1000000u - millionths) / 1000000u);
     d->file_bytes = bytes;
     d->file_crc = crc;
     return 0;

@@ -295,6 +295,19 @@ Test(checkpoint, rejects_valid_crc_with_impossible_settings, .init = setup, .fin
     free(buf);
 }
 
+/* Found by fuzzing: a file that ends right after the data path, so that the CRC's bytes sit where the
+ * vocabulary's length would be. It must be refused, not read past its end. */
+Test(checkpoint, rejects_a_file_ending_where_the_vocabulary_length_would_be, .init = setup, .fini = teardown)
+{
+    uint8_t *buf;
+    size_t len;
+    saved_bytes(&buf, &len);
+    const size_t cut = 144 + 14 + 4; /* header, the 14-byte data path, then only the 4 CRC bytes */
+    set_u32(buf + cut - 4, crc32_update(0, buf, cut - 4));
+    expect_refused(buf, cut, "sizes in the header exceed the file");
+    free(buf);
+}
+
 Test(checkpoint, missing_file_and_directory_are_named, .init = setup, .fini = teardown)
 {
     Checkpoint ck;

@@ -3,7 +3,8 @@
 # Provides:
 #   charrnn_fuzz_common                           the common sources they need, instrumented for
 #                                                 libFuzzer, AddressSanitizer and UBSan
-#   fuzz_checkpoint, fuzz_utf8, fuzz_options      the fuzzers (run them with tests/fuzz/run.sh)
+#   fuzz_checkpoint, fuzz_utf8, fuzz_dataset,
+#   fuzz_options                                  the fuzzers (run them with tests/fuzz/run.sh)
 #   fuzz_make_seeds                               writes the checkpoint seed corpus
 #   fuzzers                                       builds all of the above
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
@@ -28,7 +29,7 @@ target_compile_options(charrnn_fuzz_common PUBLIC ${CHARRNN_FUZZ_FLAGS})
 target_link_libraries(charrnn_fuzz_common PUBLIC m)
 
 add_custom_target(fuzzers)
-foreach(name checkpoint utf8 options)
+foreach(name checkpoint utf8 dataset options)
   add_executable(fuzz_${name} ${CHARRNN_FUZZ_DIR}/fuzz_${name}.c)
   target_link_libraries(fuzz_${name} PRIVATE charrnn_fuzz_common)
   # libFuzzer supplies main().

@@ -8,7 +8,7 @@
 #   tests/fuzz/run.sh [SECONDS_TOTAL]
 #
 # Environment: CHARRNN_FUZZ_BUILD (build directory, default build-fuzz at the repository root),
-# CHARRNN_FUZZ_TARGETS (which fuzzers, default "checkpoint utf8 options"), CC (default clang).
+# CHARRNN_FUZZ_TARGETS (which fuzzers, default "checkpoint utf8 dataset options"), CC (default clang).
 set -euo pipefail
 
 total=${1:-60}
@@ -19,7 +19,7 @@ fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${CHARRNN_FUZZ_BUILD:-$root/build-fuzz}
-read -r -a targets <<<"${CHARRNN_FUZZ_TARGETS:-checkpoint utf8 options}"
+read -r -a targets <<<"${CHARRNN_FUZZ_TARGETS:-checkpoint utf8 dataset options}"
 export CC=${CC:-clang}
 
 if ! command -v "$CC" >/dev/null; then
