@@ -117,6 +117,10 @@ Test(cli, bad_data_files_are_named, .init = setup, .fini = teardown)
     snprintf(path, sizeof path, "%s/bin.dat", dir);
     write_text_file(path, "abc\xff\xfe\x00\x01", 7);
     EXPECT_USAGE_ERROR("bin.dat: invalid UTF-8 at byte offset 3", "--device", "cpu", "train", "--data", "bin.dat");
+    snprintf(path, sizeof path, "%s/nul.bin", dir);
+    write_text_file(path, "abc\0def", 7);
+    EXPECT_USAGE_ERROR("nul.bin: NUL byte at offset 3; this looks like a binary file", "--device", "cpu", "train",
+                       "--data", "nul.bin");
     snprintf(path, sizeof path, "%s/same.txt", dir);
     write_text_file(path, "zzzzzzzz", 8);
     EXPECT_USAGE_ERROR("only one distinct character", "--device", "cpu", "train", "--data", "same.txt");
