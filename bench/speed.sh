@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training tokens/s and sampling chars/s of charrnn on one device, at the benchmark configurations.
-#   bench/speed.sh [--bin PATH] [--steps N] DEVICE...      (DEVICE: cpu, cuda)
+#   bench/speed.sh [--bin PATH] [--steps N] [--threads N] DEVICE...      (DEVICE: cpu, cuda)
 # Training: the median tokens/s of N timed steps after 3 warm-up steps, from train --log.
 # Sampling: chars/s of the difference between generating 20000 and 4000 characters, so that program
 # start-up and device initialisation cancel out.
@@ -8,10 +8,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=./build/charrnn
 steps=30
+threads=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) break ;;
   esac
@@ -34,18 +36,19 @@ seconds() {
   awk "BEGIN {print $t1 - $t0}"
 }
 
-printf "%-8s %-6s %14s %14s\n" config device "train tok/s" "sample char/s"
+printf "%-8s %-6s %14s %14s   (charrnn, %s thread%s)\n" config device "train tok/s" "sample char/s" "$threads" \
+  "$([ "$threads" = 1 ] || echo s)"
 for device in "$@"; do
   for cfg in "${configs[@]}"; do
     read -r name E H L T B <<<"$cfg"
     ckpt="$work/$name-$device.ckpt"
-    "$bin" --device "$device" train --data "$data" --embed "$E" --hidden "$H" --layers "$L" --seq-len "$T" \
+    "$bin" --device "$device" train --threads "$threads" --data "$data" --embed "$E" --hidden "$H" --layers "$L" --seq-len "$T" \
       --batch "$B" --steps $((steps + 3)) --eval-every 0 --save-every 0 --out "$ckpt" --log "$work/log.csv" \
       2>"$work/err" || { cat "$work/err" >&2; exit 1; }
     train=$(tail -n +5 "$work/log.csv" | cut -d, -f3 | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
     rm -f "$work/log.csv"
-    long=$(seconds "$bin" --device "$device" sample --checkpoint "$ckpt" --length 20000) || exit 1
-    short=$(seconds "$bin" --device "$device" sample --checkpoint "$ckpt" --length 4000) || exit 1
+    long=$(seconds "$bin" --device "$device" sample --threads "$threads" --checkpoint "$ckpt" --length 20000) || exit 1
+    short=$(seconds "$bin" --device "$device" sample --threads "$threads" --checkpoint "$ckpt" --length 4000) || exit 1
     sample=$(awk "BEGIN {print 16000 / ($long - $short)}")
     printf "%-8s %-6s %14.0f %14.0f\n" "$name" "$device" "$train" "$sample"
   done

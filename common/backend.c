@@ -3,8 +3,10 @@
 #include <limits.h>
 #include <string.h>
 
-int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B, Err *e)
+int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B,
+                   const BackendOptions *opts, Err *e)
 {
+    static const BackendOptions defaults = {.threads = 1};
     memset(be, 0, sizeof *be);
     if (model_config_check(cfg, e) != 0)
         return -1;
@@ -14,7 +16,7 @@ int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, i
     if (max_T < 1 || max_B < 1 || ((double)max_T + 1) * max_B * width > INT_MAX)
         return err_set(e, "a batch of %d x %d is too large for this model (at most %d values per activation buffer)",
                        max_T, max_B, INT_MAX);
-    be->ctx = ops->create(cfg, max_T, max_B, e);
+    be->ctx = ops->create(cfg, max_T, max_B, opts ? opts : &defaults, e);
     if (!be->ctx)
         return -1;
     be->ops = ops;

@@ -22,9 +22,14 @@ typedef struct {
     int carry_out;    /* 1: keep h_T of every layer as the carried state (stateful streams) */
 } Batch;
 
+/* How a backend runs, as opposed to what it computes. */
+typedef struct {
+    int threads; /* CPU threads for the products and elementwise loops (the CPU backend); 0: one */
+} BackendOptions;
+
 typedef struct BackendOps {
     const char *name; /* "cpu", "cuda" */
-    void *(*create)(const ModelConfig *cfg, int max_T, int max_B, Err *e);
+    void *(*create)(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e);
     void (*destroy)(void *ctx);
 
     /* Whole-buffer transfers, model_num_params floats each. */
@@ -59,7 +64,9 @@ typedef struct {
     int max_T, max_B;
 } Backend;
 
-int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B, Err *e);
+/* opts may be NULL for the defaults. */
+int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B,
+                   const BackendOptions *opts, Err *e);
 /* For backends: checks that a batch fits the shape a model was created for. */
 int batch_check(const Batch *b, int max_T, int max_B, Err *e);
 void backend_destroy(Backend *be);

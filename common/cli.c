@@ -85,3 +85,9 @@ int cli_open(int device, const char *path, const BackendOps **ops, const char **
     }
     return 0;
 }
+
+int cli_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}

@@ -21,7 +21,10 @@ int cmd_eval(int argc, char **argv, DeviceChoice device);
 int cmd_info(int argc, char **argv, DeviceChoice device);
 int cmd_plot(int argc, char **argv, DeviceChoice device);
 
+#define MAX_THREADS 256
+
 /* Shared by the commands. */
+int cli_default_threads(void); /* the online cores, 1..MAX_THREADS */
 
 /* Parses a command's options. Returns 1 when the command should go on; 0 after printing --help
  * (*status = EXIT_OK) or an error (*status = EXIT_USAGE). */

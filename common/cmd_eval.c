@@ -13,13 +13,14 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
     long batches = 0;
-    int dev = (int)device;
+    int dev = (int)device, threads = cli_default_threads();
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to evaluate"},
         {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
          "evaluate on all of FILE (default: the validation split of the training text)"},
         {"--batches", ARG_LONG, &batches, 0, 1e12, NULL, "N", "at most N batches spread over the text; 0: all"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
+        {"--threads", ARG_INT, &threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;
@@ -78,7 +79,8 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
     status = EXIT_ERROR;
     device_announce(device_note);
     double loss;
-    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &e) != 0 ||
+    BackendOptions backend_opts = {.threads = threads};
+    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0 ||
         evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
         goto done;

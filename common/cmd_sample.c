@@ -10,11 +10,14 @@
 #include "options.h"
 #include "sampler.h"
 
+/* Streams: on a terminal each character appears as soon as it is sampled; into a pipe or file, each
+ * line does (a system call per character would cost as much as computing it). */
 static void emit_stdout(uint32_t cp, void *arg)
 {
-    (void)arg;
+    const int *per_character = arg;
     print_codepoint(stdout, cp);
-    fflush(stdout); /* stream: each character appears as soon as it is sampled */
+    if (*per_character || cp == '\n')
+        fflush(stdout);
 }
 
 /* Prints the prime and `length` sampled characters that continue it, from a fresh hidden state.
@@ -23,12 +26,13 @@ static void emit_stdout(uint32_t cp, void *arg)
 static int continue_text(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rng *rng, const char *prime,
                          long length, const char *name, token_t *tokens, Err *e)
 {
+    int per_character = isatty(STDOUT_FILENO);
     size_t n = 0, len = strlen(prime);
     if (vocab_encode(vocab, (const uint8_t *)prime, len, tokens, &n, name, e) != 0)
         return 1;
     fputs(prime, stdout);
     fflush(stdout);
-    return generate(be, vocab, sc, rng, tokens, n, length, emit_stdout, NULL, e);
+    return generate(be, vocab, sc, rng, tokens, n, length, emit_stdout, &per_character, e);
 }
 
 /* --interactive: one continuation per line of stdin, each from a fresh state; a bad prompt is reported
@@ -75,7 +79,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
     const char *path = DEFAULT_CHECKPOINT, *prime = "";
     long length = 500;
     float temperature = 1.0f;
-    int top_k = 0, argmax = 0, interactive = 0, dev = (int)device;
+    int top_k = 0, argmax = 0, interactive = 0, dev = (int)device, threads = cli_default_threads();
     uint64_t seed = 1337;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to sample from"},
@@ -89,6 +93,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
          "read prompts from stdin, one per line, and continue each (each continuation ends with a newline)"},
         {"--seed", ARG_U64, &seed, 0, 0, NULL, "N", "sampling seed: the same seed gives the same text"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
+        {"--threads", ARG_INT, &threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;
@@ -118,7 +123,9 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         goto done;
     status = EXIT_ERROR;
     device_announce(device_note);
-    if (backend_create(&be, ops, &ck.cfg.model, 1, 1, &e) != 0 || ops->set_params(be.ctx, ck.params, &e) != 0)
+    BackendOptions backend_opts = {.threads = threads};
+    if (backend_create(&be, ops, &ck.cfg.model, 1, 1, &backend_opts, &e) != 0 ||
+        ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;
     SamplerConfig sc = {.temperature = temperature, .top_k = top_k, .argmax = argmax};
     Rng rng;

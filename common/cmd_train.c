@@ -32,6 +32,7 @@ typedef struct {
     const char *data, *out, *resume, *log;
     int eval_every, eval_batches, save_every, sample_length;
     int on_nan;
+    int threads;
 } RunOptions;
 
 /* Ctrl-C and SIGTERM: the first asks the loop to save and stop after the step in flight; a second one
@@ -169,8 +170,12 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         .seed = 1337,
         .val_fraction = 0.1f,
     };
-    RunOptions r = {
-        .data = DEFAULT_DATA, .eval_every = 250, .eval_batches = 16, .save_every = 1000, .sample_length = 200};
+    RunOptions r = {.data = DEFAULT_DATA,
+                    .eval_every = 250,
+                    .eval_batches = 16,
+                    .save_every = 1000,
+                    .sample_length = 200,
+                    .threads = cli_default_threads()};
     c.optim.schedule = LR_COSINE;
     int dev = (int)device, mode = (int)c.mode, opt = (int)c.optim.kind, sched = (int)c.optim.schedule;
     Option opts[] = {
@@ -215,6 +220,8 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         {"--on-nan", ARG_CHOICE, &r.on_nan, 0, 0, ON_NAN, "WHAT",
          "a step with a non-finite loss or gradient: stop (keeping the last checkpoint) or skip its batch"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
+        {"--threads", ARG_INT, &r.threads, 1, MAX_THREADS, NULL, "N",
+         "CPU threads (--device cpu) (default: every core)"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     memset(s, 0, sizeof *s);
@@ -438,7 +445,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
 
     status = EXIT_ERROR;
     device_announce(device_note);
-    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &e) != 0)
+    BackendOptions backend_opts = {.threads = r->threads};
+    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)
                   : trainer_start(&tr, c, &d, r->data, &be, &e)) != 0)

@@ -3,8 +3,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cpu.h"
+#include "fastmath.h"
 #include "matmul.h"
 
 typedef struct {
@@ -46,8 +50,12 @@ static void cpu_destroy(void *ctx)
     free(c);
 }
 
-static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, Err *e)
+static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
 {
+    matmul_set_threads(opts->threads > 0 ? opts->threads : 1);
+#ifdef _OPENMP
+    omp_set_num_threads(opts->threads > 0 ? opts->threads : 1);
+#endif
     CpuModel *c = calloc(1, sizeof *c);
     if (!c) {
         err_set(e, "out of memory");
@@ -291,7 +299,7 @@ static int cpu_sample_step(void *ctx, int token, float *logits, Err *e)
         matmul_nn(pre, u, c->p.w_xh[l], 1, H, layer_inputs(&c->cfg, l), 1);
         matmul_nn(pre, h, c->p.w_hh[l], 1, H, H, 1);
         for (int j = 0; j < H; j++)
-            h[j] = tanhf(pre[j]);
+            h[j] = fast_tanhf(pre[j]);
         u = h;
     }
     output_forward(logits, u, c->p.w_hy, c->p.b_y, 1, H, c->cfg.vocab);

@@ -1,6 +1,7 @@
-/* Row-major single-precision matrix products for the CPU reference. C is [M, N]; with accumulate the
+/* Row-major single-precision matrix products for the CPU backend. C is [M, N]; with accumulate the
  * product is added to C, otherwise it replaces C. The suffix names the operands: n as stored, t
- * transposed. */
+ * transposed. They run on OpenBLAS (through CBLAS) when the build found it, else on the loops of
+ * matmul.c; both are tested against a naive loop. */
 #ifndef CHARRNN_MATMUL_H
 #define CHARRNN_MATMUL_H
 
@@ -10,5 +11,15 @@ void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, in
 void matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
 /* C = A B^T, A [M, K], B [N, K]: gradients flowing back through a weight matrix */
 void matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
+
+/* The loops of matmul.c, whichever path matmul_* take (so that tests can compare the two). */
+void own_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
+void own_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
+void own_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
+
+/* "OpenBLAS" or "built-in loops": what matmul_* run on. */
+const char *matmul_backend(void);
+/* Threads for the products (OpenBLAS's pool, or OpenMP for the loops). */
+void matmul_set_threads(int threads);
 
 #endif

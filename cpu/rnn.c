@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "fastmath.h"
 #include "matmul.h"
 
 void embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E)
@@ -48,7 +49,7 @@ void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh,
         float *ht = h + (size_t)t * step;
         matmul_nn(ht, ht - step, w_hh, B, H, H, 1);
         for (size_t i = 0; i < step; i++)
-            ht[i] = tanhf(ht[i]);
+            ht[i] = fast_tanhf(ht[i]);
     }
 }
 

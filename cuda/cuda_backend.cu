@@ -165,8 +165,9 @@ static int cuda_setup(CudaModel *c, Err *e)
     return 0;
 }
 
-static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, Err *e)
+static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
 {
+    (void)opts; /* nothing to set yet: the host side is one thread */
     CudaModel *c = new CudaModel();
     c->cfg = *cfg;
     c->max_T = max_T;

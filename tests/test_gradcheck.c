@@ -143,7 +143,7 @@ static float run_backend(const Problem *pr, const float *params, float *grads, f
     const ModelConfig *c = &pr->cfg;
     Backend be;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, c, pr->T, pr->B, &e), 0, "%s", e.msg);
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, c, pr->T, pr->B, NULL, &e), 0, "%s", e.msg);
     cr_assert_eq(be.ops->set_params(be.ctx, params, &e), 0);
     size_t nh = (size_t)c->layers * pr->B * c->hidden;
     float *h0 = calloc(nh, sizeof(float));

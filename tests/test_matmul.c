@@ -1,9 +1,11 @@
 /* The CPU products against a naive triple loop, on odd sizes that exercise the 4-row blocks, their
  * remainders and the 8-wide dot-product tails. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 
+#include "../cpu/fastmath.h"
 #include "../cpu/matmul.h"
 #include "util.h"
 
@@ -23,7 +25,9 @@ static double at(const float *m, int trans, int i, int k, int M, int K)
     return trans ? m[(size_t)k * M + i] : m[(size_t)i * K + k];
 }
 
-static void check(int ta, int tb, int M, int N, int K, int accumulate)
+typedef void (*Product)(float *, const float *, const float *, int, int, int, int);
+
+static void check(int ta, int tb, int M, int N, int K, int accumulate, const Product products[3])
 {
     Rng r;
     rng_seed(&r, (uint64_t)(M * 1000 + N * 10 + K + ta * 7 + tb * 13));
@@ -31,12 +35,7 @@ static void check(int ta, int tb, int M, int N, int K, int accumulate)
     float *C0 = malloc(sizeof(float) * (size_t)M * N);
     for (int i = 0; i < M * N; i++)
         C0[i] = C[i];
-    if (!ta && !tb)
-        matmul_nn(C, A, B, M, N, K, accumulate);
-    else if (ta && !tb)
-        matmul_tn(C, A, B, M, N, K, accumulate);
-    else
-        matmul_nt(C, A, B, M, N, K, accumulate);
+    products[ta ? 1 : tb ? 2 : 0](C, A, B, M, N, K, accumulate);
     for (int i = 0; i < M; i++) {
         for (int j = 0; j < N; j++) {
             double ref = accumulate ? C0[i * N + j] : 0.0, mag = fabs(ref);
@@ -53,25 +52,79 @@ static void check(int ta, int tb, int M, int N, int K, int accumulate)
     free(A), free(B), free(C), free(C0);
 }
 
-static const int SIZES[][3] = {{1, 1, 1}, {3, 5, 7}, {13, 11, 9}, {4, 8, 16}, {17, 33, 65}, {65, 13, 129}};
+/* The vectorisable tanh against libm's, in double, over the whole useful range. */
+Test(fastmath, tanh_is_within_4e_7_of_tanh)
+{
+    double worst = 0.0;
+    float at = 0.0f;
+    for (float x = -12.0f; x < 12.0f; x += 1e-4f) {
+        double err = fabs((double)fast_tanhf(x) - tanh((double)x));
+        if (err > worst)
+            worst = err, at = x;
+    }
+    cr_assert_leq(worst, 4e-7, "fast_tanhf is %.3g away from tanh at %g", worst, at);
+    cr_assert_eq(fast_tanhf(0.0f), 0.0f);
+    cr_assert_eq(fast_tanhf(100.0f), 1.0f);
+    cr_assert_eq(fast_tanhf(-100.0f), -1.0f);
+}
 
+/* Odd sizes for the 4-row and 16-column blocks and their remainders, vector-matrix products, rows wider
+ * than the streaming threshold, and products large enough to go to OpenBLAS when it is built in. */
+static const int SIZES[][3] = {{1, 1, 1},     {3, 5, 7},    {13, 11, 9},  {4, 8, 16},    {17, 33, 65},
+                               {65, 13, 129}, {1, 300, 65}, {3, 513, 17}, {70, 130, 129}};
+
+static void check_all(int ta, int tb, const Product products[3])
+{
+    for (size_t s = 0; s < sizeof SIZES / sizeof SIZES[0]; s++)
+        for (int acc = 0; acc < 2; acc++)
+            check(ta, tb, SIZES[s][0], SIZES[s][1], SIZES[s][2], acc, products);
+}
+
+static const Product DISPATCHED[3] = {matmul_nn, matmul_tn, matmul_nt};
+static const Product OWN[3] = {own_matmul_nn, own_matmul_tn, own_matmul_nt};
+
+/* What the backend calls (OpenBLAS for large products when built with it, else the loops). */
 Test(matmul, nn_matches_naive_loop)
 {
-    for (size_t s = 0; s < sizeof SIZES / sizeof SIZES[0]; s++)
-        for (int acc = 0; acc < 2; acc++)
-            check(0, 0, SIZES[s][0], SIZES[s][1], SIZES[s][2], acc);
+    check_all(0, 0, DISPATCHED);
 }
-
 Test(matmul, tn_matches_naive_loop)
 {
-    for (size_t s = 0; s < sizeof SIZES / sizeof SIZES[0]; s++)
-        for (int acc = 0; acc < 2; acc++)
-            check(1, 0, SIZES[s][0], SIZES[s][1], SIZES[s][2], acc);
+    check_all(1, 0, DISPATCHED);
 }
-
 Test(matmul, nt_matches_naive_loop)
 {
-    for (size_t s = 0; s < sizeof SIZES / sizeof SIZES[0]; s++)
-        for (int acc = 0; acc < 2; acc++)
-            check(0, 1, SIZES[s][0], SIZES[s][1], SIZES[s][2], acc);
+    check_all(0, 1, DISPATCHED);
+}
+
+/* The built-in loops: the AVX2 kernels where the processor has them... */
+Test(matmul, own_loops_match_naive_loop)
+{
+    check_all(0, 0, OWN);
+    check_all(1, 0, OWN);
+    check_all(0, 1, OWN);
+}
+
+/* ...and the portable ones, which other processors run. */
+Test(matmul, portable_loops_match_naive_loop)
+{
+    setenv("CHARRNN_PORTABLE_LOOPS", "1", 1); /* read once, at the first product of this process */
+    check_all(0, 0, OWN);
+    check_all(1, 0, OWN);
+    check_all(0, 1, OWN);
+}
+
+/* Both paths agree with each other, not only each with the naive loop. */
+Test(matmul, dispatched_and_own_products_agree)
+{
+    Rng r;
+    rng_seed(&r, 5);
+    const int M = 70, N = 130, K = 129;
+    float *A = random_matrix(&r, M, K), *B = random_matrix(&r, K, N);
+    float *C1 = calloc((size_t)M * N, sizeof(float)), *C2 = calloc((size_t)M * N, sizeof(float));
+    matmul_nn(C1, A, B, M, N, K, 0);
+    own_matmul_nn(C2, A, B, M, N, K, 0);
+    for (int i = 0; i < M * N; i++)
+        cr_assert_float_eq(C1[i], C2[i], 1e-4, "C[%d]: %s %.7f, own %.7f", i, matmul_backend(), C1[i], C2[i]);
+    free(A), free(B), free(C1), free(C2);
 }

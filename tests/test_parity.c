@@ -66,8 +66,8 @@ static Pair make_pair(const Shape *s, uint64_t seed)
     Err e;
     skip_without_device();
     const int max_B = s->max_B ? s->max_B : s->B;
-    cr_assert_eq(backend_create(&p.cpu, &cpu_backend_ops, &s->cfg, s->T, max_B, &e), 0, "%s", e.msg);
-    cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, max_B, &e), 0, "%s", e.msg);
+    cr_assert_eq(backend_create(&p.cpu, &cpu_backend_ops, &s->cfg, s->T, max_B, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, max_B, NULL, &e), 0, "%s", e.msg);
     p.P = model_num_params(&s->cfg);
     p.nh = (size_t)s->cfg.layers * max_B * s->cfg.hidden;
     float *params = malloc(sizeof(float) * p.P), *zeros = calloc(p.P > p.nh ? p.P : p.nh, sizeof(float));

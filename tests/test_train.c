@@ -60,7 +60,7 @@ static void start_small(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr)
     Err e;
     *d = periodic_dataset(20);
     *c = small_config(d, MODE_SEQ, 0);
-    cr_assert_eq(backend_create(be, &cpu_backend_ops, &c->model, c->seq_len, c->batch, &e), 0);
+    cr_assert_eq(backend_create(be, &cpu_backend_ops, &c->model, c->seq_len, c->batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(tr, c, d, "periodic", be, &e), 0, "%s", e.msg);
 }
 
@@ -83,7 +83,7 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
 
     Backend straight_be;
     Trainer straight;
-    cr_assert_eq(backend_create(&straight_be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
+    cr_assert_eq(backend_create(&straight_be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(&straight, &c, &d, "periodic", &straight_be, &e), 0, "%s", e.msg);
     run_steps(&straight, 2 * 6);
 
@@ -92,7 +92,7 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
     snprintf(path, sizeof path, "%s/half.ckpt", dir);
     Backend first_be;
     Trainer first;
-    cr_assert_eq(backend_create(&first_be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
+    cr_assert_eq(backend_create(&first_be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(&first, &c, &d, "periodic", &first_be, &e), 0);
     run_steps(&first, 6);
     Checkpoint ck;
@@ -105,7 +105,7 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
     Backend second_be;
     Trainer second;
     cr_assert_eq(checkpoint_load(path, &ck, &e), 0, "%s", e.msg);
-    cr_assert_eq(backend_create(&second_be, &cpu_backend_ops, &ck.cfg.model, c.seq_len, c.batch, &e), 0);
+    cr_assert_eq(backend_create(&second_be, &cpu_backend_ops, &ck.cfg.model, c.seq_len, c.batch, NULL, &e), 0);
     cr_assert_eq(trainer_resume(&second, &ck, &d, "periodic", &second_be, &e), 0, "%s", e.msg);
     cr_assert_eq(second.step, 6);
     run_steps(&second, 6);
@@ -159,7 +159,7 @@ Test(train, learns_a_periodic_text)
     Backend be;
     Trainer tr;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0, "%s", e.msg);
     double before, after;
     cr_assert_eq(evaluate(&be, c.mode, d.tokens + d.n_train, d.n - d.n_train, c.seq_len, c.batch, 0, &before, &e), 0);
@@ -302,7 +302,7 @@ Test(train, resume_refuses_a_stream_position_outside_the_data)
     Backend be;
     Trainer tr;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, &e), 0);
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
     Checkpoint ck;
     cr_assert_eq(trainer_snapshot(&tr, NAN, NAN, &ck, &e), 0);
