@@ -14,14 +14,30 @@ void embedding_forward(float *out, const token_t *x, const float *embedding, int
 /* dembedding[x[i]] += dout[i], in row order (deterministic) */
 void embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int E);
 
-/* One Elman layer over T steps. h: [T+1, B, H] time-major, h[0] = h_0 on entry; u: [T, B, I]. */
+/* One Elman layer over T steps. h: [T+1, B, H] time-major, h[0] = h_0 on entry; u: [T, B, I].
+ * rnn_forward = the input projections of all steps (one product) + rnn_recurrence_forward. */
 void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T, int B, int I,
                  int H);
+/* The recurrence alone: h_t = tanh(h_t + h_{t-1} W_hh) for t = 1..T, where h_t holds the projected input. */
+void rnn_recurrence_forward(float *h, const float *w_hh, int T, int B, int H);
+/* Layer 0 with the embedding folded into its input projection (fewer multiply-adds whenever the
+ * vocabulary has fewer entries than the batch has rows): ew [V, H] = Emb W_xh + b_h, then p[i] = ew[x[i]]
+ * for the rows of p [rows, H]. */
+void embedding_projection_forward(float *p, float *ew, const token_t *x, const float *embedding, const float *w_xh,
+                                  const float *b_h, int rows, int V, int E, int H);
+
 /* Full BPTT through the layer: dh [T, B, H] is the loss gradient arriving at h_1..h_T from above.
  * Writes da [T, B, H] (gradient at the pre-activations) and du [T, B, I] (for the layer below; skipped
- * when du is NULL), adds into dw_xh, dw_hh, db_h. carry is [B, H] scratch. */
+ * when du is NULL), adds into dw_xh, dw_hh, db_h. carry is [B, H] scratch.
+ * rnn_backward = rnn_recurrence_backward + dW_xh and du. */
 void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,
                   const float *h, const float *u, const float *w_xh, const float *w_hh, int T, int B, int I, int H);
+/* Backward through time to da, and dW_hh, db_h. */
+void rnn_recurrence_backward(float *da, float *dw_hh, float *db_h, float *carry, const float *dh, const float *h,
+                             const float *w_hh, int T, int B, int H);
+/* The folded layer 0's input side: adds dW_xh and dEmbedding from da [rows, H]; g is [V, H] scratch. */
+void embedding_projection_backward(float *dembedding, float *dw_xh, float *g, const token_t *x, const float *da,
+                                   const float *embedding, const float *w_xh, int rows, int V, int E, int H);
 
 /* logits [rows, V] = h [rows, H] w_hy + b_y */
 void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H, int V);

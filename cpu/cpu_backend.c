@@ -29,6 +29,7 @@ typedef struct {
     float *da;                  /* [T, B, H]: gradient at a layer's pre-activations */
     float *du;                  /* [T, B, max(E, H)]: gradient for the layer below */
     float *scratch;             /* [B, H]: the backward carry */
+    float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh + b_h, then its gradient per token */
     float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
     float *acts;
 
@@ -78,6 +79,7 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
         T * B * H,           /* da */
         T * B * W,           /* du */
         B * H,               /* scratch */
+        V * H,               /* vocab_rows */
         L * B * H,           /* carry */
         L * H + W,           /* sample_h, sample_x */
     };
@@ -110,7 +112,8 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->da = a, a += sizes[4];
     c->du = a, a += sizes[5];
     c->scratch = a, a += sizes[6];
-    c->carry = a, a += sizes[7];
+    c->vocab_rows = a, a += sizes[7];
+    c->carry = a, a += sizes[8];
     c->sample_h = a, a += L * H;
     c->sample_x = a;
     return c;
@@ -181,18 +184,33 @@ static int cpu_get_carry(void *ctx, float *h, Err *e)
 
 /* Embedding, every layer's recurrence and the logits of the counted timesteps. Returns the number of
  * counted rows; their logits start at c->logits. */
+/* Layer 0's input projection goes through the vocabulary (embedding_projection_forward) when the
+ * vocabulary has fewer entries than the batch has rows: the same numbers, fewer multiply-adds. */
+static int fold_embedding(const CpuModel *c, const Batch *b)
+{
+    return c->cfg.vocab <= b->T * b->B;
+}
+
 static int forward_to_logits(CpuModel *c, const Batch *b)
 {
-    const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab;
+    const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
     const size_t state = (size_t)B * H;
-    embedding_forward(c->emb_out, b->x, c->p.embedding, T * B, c->cfg.embed);
+    const int fold = fold_embedding(c, b);
+    if (!fold)
+        embedding_forward(c->emb_out, b->x, c->p.embedding, T * B, E);
     const float *u = c->emb_out;
     for (int l = 0; l < c->cfg.layers; l++) {
         if (b->carry_in)
             memcpy(c->h[l], c->carry + (size_t)l * c->max_B * H, sizeof(float) * state);
         else
             memset(c->h[l], 0, sizeof(float) * state);
-        rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], T, B, layer_inputs(&c->cfg, l), H);
+        if (l == 0 && fold) {
+            embedding_projection_forward(c->h[0] + state, c->vocab_rows, b->x, c->p.embedding, c->p.w_xh[0],
+                                         c->p.b_h[0], T * B, V, E, H);
+            rnn_recurrence_forward(c->h[0], c->p.w_hh[0], T, B, H);
+        } else {
+            rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], T, B, layer_inputs(&c->cfg, l), H);
+        }
         if (b->carry_out)
             memcpy(c->carry + (size_t)l * c->max_B * H, c->h[l] + (size_t)T * state, sizeof(float) * state);
         u = c->h[l] + state;
@@ -234,14 +252,22 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     output_backward(c->dh + uncounted, c->g.w_hy, c->g.b_y, c->logits, top, c->p.w_hy, rows, H, V);
 
     for (int l = L - 1; l >= 0; l--) {
+        if (l == 0 && fold_embedding(c, b)) {
+            rnn_recurrence_backward(c->da, c->g.w_hh[0], c->g.b_h[0], c->scratch, c->dh, c->h[0], c->p.w_hh[0], T, B,
+                                    H);
+            embedding_projection_backward(c->g.embedding, c->g.w_xh[0], c->vocab_rows, b->x, c->da, c->p.embedding,
+                                          c->p.w_xh[0], T * B, V, c->cfg.embed, H);
+            break;
+        }
         const int I = layer_inputs(&c->cfg, l);
         const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
         rnn_backward(c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l], u, c->p.w_xh[l],
                      c->p.w_hh[l], T, B, I, H);
         if (l > 0)
             memcpy(c->dh, c->du, sizeof(float) * (size_t)T * state); /* becomes dh of the layer below */
+        else
+            embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
     }
-    embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
     return 0;
 }
 

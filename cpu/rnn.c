@@ -39,12 +39,17 @@ static void add_column_sums(float *sums, const float *m, int rows, int cols)
 void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T, int B, int I,
                  int H)
 {
-    const size_t step = (size_t)B * H;
     /* The input projections of all timesteps in one product, written straight into h_1..h_T. */
-    float *p = h + step;
+    float *p = h + (size_t)B * H;
     broadcast_rows(p, b_h, T * B, H);
     matmul_nn(p, u, w_xh, T * B, H, I, 1);
-    /* The recurrence is the only sequential part: h_t = tanh(p_t + h_{t-1} W_hh). */
+    rnn_recurrence_forward(h, w_hh, T, B, H);
+}
+
+void rnn_recurrence_forward(float *h, const float *w_hh, int T, int B, int H)
+{
+    const size_t step = (size_t)B * H;
+    /* The only sequential part: h_t = tanh(p_t + h_{t-1} W_hh), with p_t already in h_t. */
     for (int t = 1; t <= T; t++) {
         float *ht = h + (size_t)t * step;
         matmul_nn(ht, ht - step, w_hh, B, H, H, 1);
@@ -53,8 +58,28 @@ void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh,
     }
 }
 
+void embedding_projection_forward(float *p, float *ew, const token_t *x, const float *embedding, const float *w_xh,
+                                  const float *b_h, int rows, int V, int E, int H)
+{
+    /* Emb[x] W_xh = (Emb W_xh)[x]: one small product for the vocabulary, then a gather per row. */
+    broadcast_rows(ew, b_h, V, H);
+    matmul_nn(ew, embedding, w_xh, V, H, E, 1);
+    for (int i = 0; i < rows; i++)
+        memcpy(p + (size_t)i * H, ew + (size_t)x[i] * H, sizeof(float) * (size_t)H);
+}
+
 void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,
                   const float *h, const float *u, const float *w_xh, const float *w_hh, int T, int B, int I, int H)
+{
+    rnn_recurrence_backward(da, dw_hh, db_h, carry, dh, h, w_hh, T, B, H);
+    /* dW_xh = u^T da over all timesteps; the gradient for the layer below, du = da W_xh^T. */
+    matmul_tn(dw_xh, u, da, I, H, T * B, 1);
+    if (du)
+        matmul_nt(du, da, w_xh, T * B, I, H, 0);
+}
+
+void rnn_recurrence_backward(float *da, float *dw_hh, float *db_h, float *carry, const float *dh, const float *h,
+                             const float *w_hh, int T, int B, int H)
 {
     const size_t step = (size_t)B * H;
     /* Backward through time: the gradient reaching h_t is what comes from above plus what the next
@@ -69,12 +94,25 @@ void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da,
         if (t > 1)
             matmul_nt(carry, dat, w_hh, B, H, H, 0);
     }
-    /* Weight gradients over all timesteps at once: dW_hh = [h_0..h_{T-1}]^T da, dW_xh = u^T da. */
+    /* dW_hh = [h_0..h_{T-1}]^T da over all timesteps at once; db = column sums of da. */
     matmul_tn(dw_hh, h, da, H, H, T * B, 1);
-    matmul_tn(dw_xh, u, da, I, H, T * B, 1);
     add_column_sums(db_h, da, T * B, H);
-    if (du)
-        matmul_nt(du, da, w_xh, T * B, I, H, 0);
+}
+
+void embedding_projection_backward(float *dembedding, float *dw_xh, float *g, const token_t *x, const float *da,
+                                   const float *embedding, const float *w_xh, int rows, int V, int E, int H)
+{
+    /* The rows of da summed per token (in row order), g [V, H]; then dW_xh = Emb^T g and
+     * dEmb = g W_xh^T, each a product the size of the vocabulary rather than of the batch. */
+    memset(g, 0, sizeof(float) * (size_t)V * H);
+    for (int i = 0; i < rows; i++) {
+        float *gv = g + (size_t)x[i] * H;
+        const float *d = da + (size_t)i * H;
+        for (int j = 0; j < H; j++)
+            gv[j] += d[j];
+    }
+    matmul_tn(dw_xh, embedding, g, E, H, V, 1);
+    matmul_nt(dembedding, g, w_xh, V, E, H, 1);
 }
 
 void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H, int V)

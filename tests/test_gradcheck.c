@@ -87,9 +87,11 @@ static double naive_loss(const Problem *pr, const double *p, double *hT)
     return loss / counted;
 }
 
-static Problem make_problem(int layers, int window, int carry_in, uint64_t seed)
+/* B = 3 gives 15 rows for 11 characters, so the CPU backend folds the embedding into layer 0's input
+ * projection; B = 2 (10 rows) takes the direct path. Both are checked. */
+static Problem make_problem_b(int layers, int window, int carry_in, uint64_t seed, int B)
 {
-    Problem pr = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers}, .T = 5, .B = 3};
+    Problem pr = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers}, .T = 5, .B = B};
     pr.loss_from_t = window ? pr.T - 1 : 0;
     pr.carry_in = carry_in;
     size_t n = (size_t)pr.T * pr.B;
@@ -108,6 +110,11 @@ static Problem make_problem(int layers, int window, int carry_in, uint64_t seed)
             pr.h0[i] = (double)(float)(1.8 * rng_uniform(&rng) - 0.9); /* representable in float */
     }
     return pr;
+}
+
+static Problem make_problem(int layers, int window, int carry_in, uint64_t seed)
+{
+    return make_problem_b(layers, window, carry_in, seed, 3);
 }
 
 static void free_problem(Problem *pr)
@@ -216,9 +223,9 @@ static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, flo
     return loss;
 }
 
-static void check_gradients(int layers, int window, int carry_in)
+static void check_gradients_b(int layers, int window, int carry_in, int B)
 {
-    Problem pr = make_problem(layers, window, carry_in, 7 + (uint64_t)layers * 3 + (uint64_t)window * 5);
+    Problem pr = make_problem_b(layers, window, carry_in, 7 + (uint64_t)layers * 3 + (uint64_t)window * 5, B);
     float *g, *carry;
     double *fd, *hT;
     backend_and_fd(&pr, &g, &fd, &carry, &hT);
@@ -243,6 +250,19 @@ static void check_gradients(int layers, int window, int carry_in)
     free_problem(&pr);
 }
 
+static void check_gradients(int layers, int window, int carry_in)
+{
+    check_gradients_b(layers, window, carry_in, 3);
+}
+
+Test(gradcheck, one_layer_embedding_not_folded)
+{
+    check_gradients_b(1, 0, 0, 2);
+}
+Test(gradcheck, three_layers_window_mode_embedding_not_folded)
+{
+    check_gradients_b(3, 1, 0, 2);
+}
 Test(gradcheck, one_layer_seq_mode)
 {
     check_gradients(1, 0, 0);
