@@ -440,7 +440,9 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         err_set(&e, "train: --log %s: cannot open for appending", r->log);
         goto done;
     }
-    if (log && fseek(log, 0, SEEK_END) == 0 && ftell(log) == 0)
+    /* Every invocation starts its rows with the header, so a log of a resumed run reads as the logs of
+     * its runs one after another (charrnn plot starts a new segment there). */
+    if (log)
         fprintf(log, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
 
     status = EXIT_ERROR;

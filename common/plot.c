@@ -157,7 +157,7 @@ int plot_log_read_stream(FILE *f, const char *name, PlotLog *log, Err *e)
                        PLOT_LOG_HEADER, quote(header, q, sizeof q));
 
     double offset = 0, prev_step = 0, prev_seconds = 0;
-    int have_prev = 0;
+    int have_prev = 0, restart = 0;
     size_t lineno = 1;
     while ((r = read_line(f, line, sizeof line, &terminated)) != 0) {
         lineno++;
@@ -165,8 +165,12 @@ int plot_log_read_stream(FILE *f, const char *name, PlotLog *log, Err *e)
             plot_log_free(log);
             return err_set(e, "%s: line %zu: longer than %d bytes; not a charrnn log row", name, lineno, MAX_LINE - 1);
         }
-        if (!line[0] || strcmp(line, PLOT_LOG_HEADER) == 0) /* blank lines; the header of a concatenated log */
+        if (!line[0])
             continue;
+        if (strcmp(line, PLOT_LOG_HEADER) == 0) { /* train writes it again when it appends: a new run follows */
+            restart = have_prev;
+            continue;
+        }
         double v[N_COLUMNS];
         int has_val;
         if (parse_row(line, v, &has_val, msg, sizeof msg) != 0) {
@@ -183,13 +187,14 @@ int plot_log_read_stream(FILE *f, const char *name, PlotLog *log, Err *e)
             log->skipped++;
             continue;
         }
-        if (!have_prev || seconds < prev_seconds || step <= prev_step) {
+        if (!have_prev || restart || seconds < prev_seconds || step <= prev_step) {
             if (have_prev) /* a resumed run: its clock restarted from 0 */
                 offset += prev_seconds;
             if (segment_push(log, step, offset, have_prev && step <= prev_step) != 0)
                 goto oom;
         }
         have_prev = 1;
+        restart = 0;
         prev_step = step;
         prev_seconds = seconds;
         double t = offset + seconds;
