@@ -6,7 +6,8 @@ one table of figures and ratios (ours / peer; above 1 is faster).
     bench/compare.py [--threads 1,2] [--steps 30] [--rounds 3] [--configs small,medium,deep]
     bench/compare.py --quality [--quality-steps 2000]
 
-Training: median tokens/s of the timed steps; the table shows the median over rounds. Sampling:
+Training: median tokens/s of the timed steps; the table shows the median over rounds. The peer runs
+with torch threads x OpenBLAS threads equal to the thread count (both splits tried above one thread). Sampling:
 chars/s, generating one character at a time with the hidden state carried. Memory: peak resident set
 size of the training process. --quality trains the deep configuration for the same number of steps
 (Adam 2e-3, constant rate, clip 5, the same batches shape) in both and compares validation loss.
@@ -60,12 +61,20 @@ def ours(binary, name, threads, steps, data, work):
 
 
 def peer(name, threads, steps, data):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads))
-    cmd = [PYTHON, os.path.join(HERE, "peer_torch.py"), "--configs", name, "--threads", str(threads), "--steps",
-           str(steps), "--data", data]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    fields = out.strip().splitlines()[-1].split()
-    return float(fields[2]), float(fields[3]), float(fields[4])
+    """The peer's figures with `threads` threads in all: torch threads x OpenBLAS threads = threads. With
+    more than one, both ways of splitting them are run and the faster training kept (fairest to it)."""
+    splits = [(threads, 1)] if threads == 1 else [(threads, 1), (1, threads)]
+    best = None
+    for torch_threads, blas_threads in splits:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas_threads), OMP_NUM_THREADS=str(torch_threads))
+        cmd = [PYTHON, os.path.join(HERE, "peer_torch.py"), "--configs", name, "--threads", str(torch_threads),
+               "--steps", str(steps), "--data", data]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        fields = out.strip().splitlines()[-1].split()
+        figures = (float(fields[2]), float(fields[3]), float(fields[4]))
+        if best is None or figures[0] > best[0]:
+            best = figures
+    return best
 
 
 def quality(binary, steps, data, work):
