@@ -7,8 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/deps.sh
 scripts/build.sh
 data/get_tinyshakespeare.sh "${1:-}"
-./build/charrnn --device auto train --embed 64 --hidden 192 --layers 1 --seq-len 64 --batch 32 \
-  --steps 3000 --eval-every 500 --out checkpoints/quickstart.ckpt
+./build/charrnn --device auto train --steps 1500 --out checkpoints/quickstart.ckpt
 echo
 ./build/charrnn --device auto sample --checkpoint checkpoints/quickstart.ckpt --length 600 --prime "ROMEO:"
 echo
