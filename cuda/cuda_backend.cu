@@ -68,9 +68,13 @@ struct CudaModel {
     float *carry;                  /* [L, max_B, H] */
     float *sample_h, *sample_next; /* [L, H] and [H]: the generation state */
     float *sample_logits;          /* [V] */
+    float *vocab_rows;             /* [V, H]: layer 0's Emb W_xh, then its gradient summed per token */
+    float *w_hh_t;                 /* [L, H, H]: W_hh transposed, for the backward steps */
     double *scalar;                /* one reduction result */
 
     token_t *tokens; /* x then y, [T, B] each */
+    int *buckets;    /* the batch's rows grouped by token: order [T * B], then start [V + 1] */
+    int *host_buckets;
 };
 
 static size_t carry_floats(const CudaModel *c)
@@ -86,6 +90,8 @@ static void cuda_destroy(void *ctx)
     cudaFree(c->weights);
     cudaFree(c->acts);
     cudaFree(c->tokens);
+    cudaFree(c->buckets);
+    free(c->host_buckets);
     cudaFree(c->scalar);
     if (c->blas)
         cublasDestroy(c->blas);
@@ -138,12 +144,15 @@ static int cuda_setup(CudaModel *c, Err *e)
         T * B,               /* row_loss */
         L * B * H,           /* carry */
         L * H + H + V,       /* sample_h, sample_next, sample_logits */
+        V * H,               /* vocab_rows */
+        L * H * H,           /* w_hh_t */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += sizes[i];
     if (device_alloc((void **)&c->acts, total * sizeof(float), "activations", e) != 0 ||
         device_alloc((void **)&c->tokens, 2 * T * B * sizeof(token_t), "token batch", e) != 0 ||
+        device_alloc((void **)&c->buckets, (T * B + V + 1) * sizeof(int), "token buckets", e) != 0 ||
         device_alloc((void **)&c->scalar, sizeof(double), "reduction result", e) != 0)
         return -1;
     CUDA_TRY(cudaMemsetAsync(c->weights, 0, 4 * P * sizeof(float), c->stream));
@@ -160,7 +169,12 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->carry = a, a += sizes[7];
     c->sample_h = a, a += L * H;
     c->sample_next = a, a += H;
-    c->sample_logits = a;
+    c->sample_logits = a, a += V;
+    c->vocab_rows = a, a += sizes[9];
+    c->w_hh_t = a;
+    c->host_buckets = (int *)malloc((T * B + V + 1) * sizeof(int));
+    if (!c->host_buckets)
+        return err_set(e, "out of memory");
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
@@ -237,6 +251,34 @@ static int cuda_get_carry(void *ctx, float *h, Err *e)
 
 /* The tokens to the device, then embedding, every layer and the logits of the counted timesteps; the
  * counted rows' losses are left in row_loss. */
+/* Layer 0's input projection goes through the vocabulary, (Emb W_xh)[x], when the vocabulary has fewer
+ * entries than the batch has rows: the same numbers as the CPU backend's fold, fewer multiply-adds. */
+static int fold_embedding(const CudaModel *c, const Batch *b)
+{
+    return c->cfg.vocab <= b->T * b->B;
+}
+
+/* The batch's rows grouped by token (a counting sort, stable), to the device: the embedding's gradient
+ * then sums each token's rows in row order (kernels::token_row_sums). */
+static int upload_buckets(CudaModel *c, const Batch *b, Err *e)
+{
+    const int n = b->T * b->B, V = c->cfg.vocab;
+    int *order = c->host_buckets, *start = c->host_buckets + n;
+    memset(start, 0, sizeof(int) * (size_t)(V + 1));
+    for (int i = 0; i < n; i++)
+        start[b->x[i] + 1]++;
+    for (int v = 0; v < V; v++)
+        start[v + 1] += start[v];
+    for (int i = 0; i < n; i++) /* start[] serves as the fill cursor: afterwards start[v] is bucket v's end */
+        order[start[b->x[i]]++] = i;
+    for (int v = V; v > 0; v--) /* shift back: start[v] is bucket v - 1's end, that is bucket v's start */
+        start[v] = start[v - 1];
+    start[0] = 0;
+    CUDA_TRY(cudaMemcpyAsync(c->buckets, c->host_buckets, sizeof(int) * (size_t)(n + V + 1), cudaMemcpyHostToDevice,
+                             c->stream));
+    return 0;
+}
+
 static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *loss, Err *e)
 {
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
@@ -245,7 +287,9 @@ static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *los
     token_t *x = c->tokens, *y = c->tokens + n;
     CUDA_TRY(cudaMemcpyAsync(x, b->x, n * sizeof(token_t), cudaMemcpyHostToDevice, s));
     CUDA_TRY(cudaMemcpyAsync(y, b->y, n * sizeof(token_t), cudaMemcpyHostToDevice, s));
-    CUDA_TRY(kernels::embedding_forward(c->emb_out, x, c->p.embedding, T * B, c->cfg.embed, s));
+    const int fold = fold_embedding(c, b), E = c->cfg.embed;
+    if (!fold)
+        CUDA_TRY(kernels::embedding_forward(c->emb_out, x, c->p.embedding, T * B, E, s));
     const float *u = c->emb_out;
     for (int l = 0; l < L; l++) {
         float *h = c->h[l], *carry = c->carry + (size_t)l * c->max_B * H;
@@ -253,8 +297,14 @@ static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *los
             CUDA_TRY(cudaMemcpyAsync(h, carry, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
         else
             CUDA_TRY(cudaMemsetAsync(h, 0, state * sizeof(float), s));
-        /* The input projections of all timesteps in one product, into h_1..h_T; then the recurrence. */
-        CUBLAS_TRY(gemm(c->blas, 0, 0, T * B, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], h + state, 0));
+        /* The input projections of all timesteps in one product (or a gather from the vocabulary's),
+         * into h_1..h_T; then the recurrence. */
+        if (l == 0 && fold) {
+            CUBLAS_TRY(gemm(c->blas, 0, 0, V, H, E, c->p.embedding, c->p.w_xh[0], c->vocab_rows, 0));
+            CUDA_TRY(kernels::gather_rows(h + state, x, c->vocab_rows, T * B, H, s));
+        } else {
+            CUBLAS_TRY(gemm(c->blas, 0, 0, T * B, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], h + state, 0));
+        }
         for (int t = 1; t <= T; t++)
             CUDA_TRY(kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B, H, s));
         if (b->carry_out)
@@ -291,9 +341,10 @@ static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     const size_t state = (size_t)B * H;
     const int rows = (T - b->loss_from_t) * B;
     cudaStream_t s = c->stream;
-    if (forward_to_loss(c, b, 1.0f / (float)rows, loss, e) != 0)
+    if (upload_buckets(c, b, e) != 0 || forward_to_loss(c, b, 1.0f / (float)rows, loss, e) != 0)
         return -1;
-    const token_t *x = c->tokens;
+    const int *order = c->buckets, *start = c->buckets + T * B;
+    const int E = c->cfg.embed;
 
     CUDA_TRY(cudaMemsetAsync(c->grads, 0, c->n_params * sizeof(float), s));
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
@@ -307,18 +358,28 @@ static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     for (int l = L - 1; l >= 0; l--) {
         const int I = layer_inputs(&c->cfg, l);
         const float *h = c->h[l], *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
+        float *w_hh_t = c->w_hh_t + (size_t)l * H * H;
         /* Backward through time, one fused kernel per step; nothing flows in past h_T. */
+        CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, s));
         for (int t = T; t >= 1; t--)
             CUDA_TRY(kernels::rnn_step_backward(c->da + (t - 1) * state, t < T ? c->da + t * state : NULL,
-                                                c->dh + (t - 1) * state, h + t * state, c->p.w_hh[l], B, H, s));
+                                                c->dh + (t - 1) * state, h + t * state, w_hh_t, B, H, s));
         /* Weight gradients over all timesteps at once. */
         CUBLAS_TRY(gemm(c->blas, 1, 0, H, H, T * B, h, c->da, c->g.w_hh[l], 1));
-        CUBLAS_TRY(gemm(c->blas, 1, 0, I, H, T * B, u, c->da, c->g.w_xh[l], 1));
         CUDA_TRY(kernels::add_column_sums(c->g.b_h[l], c->da, T * B, H, s));
+        if (l == 0 && fold_embedding(c, b)) {
+            /* Through the vocabulary: G = da summed per token, dW_xh = Emb^T G, dEmb = G W_xh^T. */
+            CUDA_TRY(kernels::token_row_sums(c->vocab_rows, c->da, order, start, V, H, 0, s));
+            CUBLAS_TRY(gemm(c->blas, 1, 0, E, H, V, c->p.embedding, c->vocab_rows, c->g.w_xh[0], 1));
+            CUBLAS_TRY(gemm(c->blas, 0, 1, V, E, H, c->vocab_rows, c->p.w_xh[0], c->g.embedding, 1));
+            break;
+        }
+        CUBLAS_TRY(gemm(c->blas, 1, 0, I, H, T * B, u, c->da, c->g.w_xh[l], 1));
         /* The gradient for the layer below (or the embedding) goes straight into dh or du. */
         CUBLAS_TRY(gemm(c->blas, 0, 1, T * B, I, H, c->da, c->p.w_xh[l], l > 0 ? c->dh : c->du, 0));
+        if (l == 0)
+            CUDA_TRY(kernels::token_row_sums(c->g.embedding, c->du, order, start, V, E, 1, s));
     }
-    CUDA_TRY(kernels::embedding_backward(c->g.embedding, x, c->du, T * B, V, c->cfg.embed, s));
     return 0;
 }
 

@@ -9,6 +9,7 @@ namespace kernels
 static const int THREADS = 256;      /* elementwise kernels: a multiple of the warp, enough to hide latency */
 static const int STEP_THREADS = 128; /* recurrence kernels: threads per block along H */
 static const int MAX_BLOCKS = 4096;  /* grid-stride loops cover larger sizes */
+static const int TILE = 32;          /* transpose tile: a warp's width */
 
 static int blocks_for(size_t n)
 {
@@ -43,25 +44,60 @@ cudaError_t embedding_forward(float *out, const token_t *x, const float *embeddi
     return launched();
 }
 
-/* One thread per embedding entry, reading the rows in order: no atomics, the same sum every run. */
-__global__ void embedding_backward_kernel(float *dembedding, const token_t *x, const float *dout, int rows, int V,
-                                          int E)
+/* out[v] (+)= the sum of the rows of `in` whose token is v, for every token v. The rows come grouped by
+ * token (order[start[v] .. start[v+1]) lists token v's rows in row order), so thread (v, j) adds exactly
+ * its rows in the same order every run: deterministic, no atomics, work proportional to the batch. */
+__global__ void token_row_sums_kernel(float *out, const float *in, const int *order, const int *start, int V, int W,
+                                      int accumulate)
 {
-    size_t n = (size_t)V * E;
+    size_t n = (size_t)V * W;
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
-        const int v = (int)(k / E), j = (int)(k % E);
-        float acc = dembedding[k];
-        for (int i = 0; i < rows; i++)
-            if (x[i] == v)
-                acc += dout[(size_t)i * E + j];
-        dembedding[k] = acc;
+        const int v = (int)(k / W), j = (int)(k % W);
+        float acc = accumulate ? out[k] : 0.0f;
+        for (int r = start[v]; r < start[v + 1]; r++)
+            acc += in[(size_t)order[r] * W + j];
+        out[k] = acc;
     }
 }
 
-cudaError_t embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int V, int E,
-                               cudaStream_t s)
+cudaError_t token_row_sums(float *out, const float *in, const int *order, const int *start, int V, int W,
+                           int accumulate, cudaStream_t s)
 {
-    LAUNCH(embedding_backward_kernel, blocks_for((size_t)V * E), THREADS, 0, s)(dembedding, x, dout, rows, V, E);
+    LAUNCH(token_row_sums_kernel, blocks_for((size_t)V * W), THREADS, 0, s)(out, in, order, start, V, W, accumulate);
+    return launched();
+}
+
+/* out [rows, H] = table[x[i]] row by row: layer 0's input projection through the vocabulary */
+__global__ void gather_rows_kernel(float *out, const token_t *x, const float *table, int rows, int H)
+{
+    size_t n = (size_t)rows * H;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = table[(size_t)x[i / H] * H + i % H];
+}
+
+cudaError_t gather_rows(float *out, const token_t *x, const float *table, int rows, int H, cudaStream_t s)
+{
+    LAUNCH(gather_rows_kernel, blocks_for((size_t)rows * H), THREADS, 0, s)(out, x, table, rows, H);
+    return launched();
+}
+
+/* out [H, H] = in^T, through a shared tile so that both the reads and the writes are coalesced. */
+__global__ void transpose_kernel(float *out, const float *in, int H)
+{
+    __shared__ float tile[TILE][TILE + 1]; /* +1: no shared-memory bank conflicts on the column reads */
+    int x = blockIdx.x * TILE + threadIdx.x, y = blockIdx.y * TILE + threadIdx.y;
+    if (x < H && y < H)
+        tile[threadIdx.y][threadIdx.x] = in[(size_t)y * H + x];
+    __syncthreads();
+    x = blockIdx.y * TILE + threadIdx.x, y = blockIdx.x * TILE + threadIdx.y;
+    if (x < H && y < H)
+        out[(size_t)y * H + x] = tile[threadIdx.x][threadIdx.y];
+}
+
+cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s)
+{
+    dim3 grid((H + TILE - 1) / TILE, (H + TILE - 1) / TILE), block(TILE, TILE);
+    LAUNCH(transpose_kernel, grid, block, 0, s)(out, in, H);
     return launched();
 }
 
@@ -122,9 +158,10 @@ cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh,
     return launched();
 }
 
-/* Thread (b, j): da_t[b, j] = (dh_t[b, j] + sum_k da_next[b, k] W_hh[j, k]) * (1 - h_t[b, j]^2). */
+/* Thread (b, j): da_t[b, j] = (dh_t[b, j] + sum_k da_next[b, k] W_hh[j, k]) * (1 - h_t[b, j]^2), reading
+ * W_hh^T (w_hh_t[k, j]) so that the threads of a warp read consecutive addresses. */
 __global__ void rnn_step_backward_kernel(float *da_t, const float *__restrict__ da_next, const float *__restrict__ dh_t,
-                                         const float *__restrict__ h_t, const float *__restrict__ w_hh, int B, int H)
+                                         const float *__restrict__ h_t, const float *__restrict__ w_hh_t, int B, int H)
 {
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= H)
@@ -133,18 +170,18 @@ __global__ void rnn_step_backward_kernel(float *da_t, const float *__restrict__ 
         const size_t at = (size_t)b * H + j;
         float acc = dh_t[at];
         if (da_next) {
-            const float *dn = da_next + (size_t)b * H, *w = w_hh + (size_t)j * H;
+            const float *dn = da_next + (size_t)b * H;
             for (int k = 0; k < H; k++)
-                acc += dn[k] * w[k];
+                acc += dn[k] * w_hh_t[(size_t)k * H + j];
         }
         da_t[at] = acc * (1.0f - h_t[at] * h_t[at]);
     }
 }
 
-cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t, const float *w_hh,
-                              int B, int H, cudaStream_t s)
+cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t,
+                              const float *w_hh_t, int B, int H, cudaStream_t s)
 {
-    LAUNCH(rnn_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(da_t, da_next, dh_t, h_t, w_hh, B, H);
+    LAUNCH(rnn_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(da_t, da_next, dh_t, h_t, w_hh_t, B, H);
     return launched();
 }
 

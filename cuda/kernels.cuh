@@ -15,9 +15,15 @@ namespace kernels
 
 /* out [rows, E] = embedding rows of x */
 cudaError_t embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E, cudaStream_t s);
-/* dembedding[v] += sum of dout[i] over the i with x[i] = v, summed in row order (deterministic) */
-cudaError_t embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int V, int E,
-                               cudaStream_t s);
+/* out [V, W] (+)= per token v, the sum of the rows of in [rows, W] whose token is v; order and start
+ * group the rows by token (order[start[v]..start[v+1]) are token v's rows, ascending), so the sums run
+ * in a fixed order (deterministic). The embedding's gradient, and layer 0's per-token gradient. */
+cudaError_t token_row_sums(float *out, const float *in, const int *order, const int *start, int V, int W,
+                           int accumulate, cudaStream_t s);
+/* out [rows, H] = table[x[i]]: layer 0's input projection through the vocabulary */
+cudaError_t gather_rows(float *out, const token_t *x, const float *table, int rows, int H, cudaStream_t s);
+/* out [H, H] = in^T */
+cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s);
 /* every row of out [rows, cols] = row */
 cudaError_t broadcast_rows(float *out, const float *row, int rows, int cols, cudaStream_t s);
 /* sums [cols] += column sums of m [rows, cols] */
@@ -27,9 +33,10 @@ cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cud
  * (the input projection) and h_t on return. */
 cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh, const float *b_h, int B, int H,
                              cudaStream_t s);
-/* The fused backward step: da_t = (dh_t + da_next W_hh^T) * (1 - h_t^2); da_next NULL at t = T. */
-cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t, const float *w_hh,
-                              int B, int H, cudaStream_t s);
+/* The fused backward step: da_t = (dh_t + da_next W_hh^T) * (1 - h_t^2); da_next NULL at t = T. Takes
+ * W_hh already transposed (w_hh_t), for coalesced reads. */
+cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t,
+                              const float *w_hh_t, int B, int H, cudaStream_t s);
 
 /* Per row of logits [rows, V]: row_loss = logsumexp - z[y]; with scale != 0 the row is overwritten by
  * dlogits = (softmax - onehot(y)) * scale. */
