@@ -51,6 +51,8 @@ static int interact(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rn
             break;
         if (got > 0 && line[got - 1] == '\n')
             line[--got] = 0;
+        if (got > 0 && line[got - 1] == '\r') /* a line ended the Windows way */
+            line[--got] = 0;
         token_t *tokens = malloc(sizeof(token_t) * ((size_t)got + 1));
         if (!tokens) {
             rc = err_set(e, "out of memory");

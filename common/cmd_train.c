@@ -1,5 +1,6 @@
 /* charrnn train: the training loop with progress, evaluation, samples, logging and checkpoints. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ static void catch_stop_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* output interrupted by the first signal goes on */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -116,6 +118,29 @@ static int save(const Trainer *tr, const char *path, float train_loss, float val
     int rc = checkpoint_save(path, &ck, e);
     checkpoint_free(&ck);
     return rc;
+}
+
+/* A run killed in the middle of writing its log leaves a partial last row; cut it off before appending,
+ * so that the next rows (and charrnn plot) start on a line of their own. */
+static int drop_unfinished_row(const char *path, Err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0; /* a new log */
+    char tail[4096];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    long from = size > (long)sizeof tail ? size - (long)sizeof tail : 0;
+    size_t n = size > 0 && fseek(f, from, SEEK_SET) == 0 ? fread(tail, 1, (size_t)(size - from), f) : 0;
+    fclose(f);
+    if (n == 0 || tail[n - 1] == '\n')
+        return 0;
+    while (n > 0 && tail[n - 1] != '\n')
+        n--;
+    if (n == 0 && from > 0)
+        return 0; /* no line end in the last 4 KiB: not a charrnn log; leave it alone */
+    if (truncate(path, from + (long)n) != 0)
+        return err_set(e, "train: --log %s: cannot cut off its unfinished last row: %s", path, strerror(errno));
+    return 0;
 }
 
 /* Everything a train command works from, once its options are parsed. */
@@ -368,10 +393,15 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
             if (r->on_nan == ON_NAN_STOP || ++skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW) {
                 char why[sizeof e->msg];
                 memcpy(why, e->msg, sizeof why);
+                if (r->on_nan == ON_NAN_SKIP)
+                    return err_set(e,
+                                   "train: %s; %d batches in a row diverged, so training stopped; the last "
+                                   "checkpoint written is kept (try a lower --lr)",
+                                   why, MAX_SKIPPED_IN_A_ROW);
                 return err_set(e,
-                               "train: %s; training diverged%s and stopped, the last checkpoint written is kept "
+                               "train: %s; training diverged and stopped, the last checkpoint written is kept "
                                "(try a lower --lr, or --on-nan skip)",
-                               why, r->on_nan == ON_NAN_SKIP ? " (too many batches in a row)" : "");
+                               why);
             }
             fprintf(stderr, "charrnn: %s; batch skipped (--on-nan skip)\n", e->msg);
             continue;
@@ -391,7 +421,7 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
     progress_clear(p);
     if (save(tr, r->out, recent_train_loss(p), p->val_loss, e) != 0)
         return -1;
-    return stop_signal ? 128 + stop_signal : 0;
+    return stop_signal && tr->step < c->steps ? 128 + stop_signal : 0; /* a finished run is just finished */
 }
 
 int cmd_train(int argc, char **argv, DeviceChoice device)
@@ -435,6 +465,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         goto done;
     }
     if (check_writable(r->out, &e) != 0)
+        goto done;
+    if (r->log && drop_unfinished_row(r->log, &e) != 0)
         goto done;
     if (r->log && !(log = fopen(r->log, "a"))) {
         err_set(&e, "train: --log %s: cannot open for appending", r->log);

@@ -114,12 +114,15 @@ typedef struct {
     token_t *tokens;
     size_t n, max;
     const char *name;
+    int second_pass; /* the vocabulary came from this very file: an unknown character means it changed */
 } Encoder;
 
 static int encode_visit(void *ctx, uint32_t cp, uint64_t at, Err *e)
 {
     Encoder *en = ctx;
     int id = vocab_index(en->vocab, cp);
+    if (id < 0 && en->second_pass)
+        return err_set(e, "%s: the file changed while it was being read", en->name);
     if (id < 0) {
         char desc[48];
         describe_codepoint(cp, desc, sizeof desc);
@@ -154,7 +157,7 @@ static int dataset_read(Dataset *d, Source *src, float val_fraction, Err *e)
         vocab_free(&d->vocab);
         return err_set(e, "%s: contains only one distinct character; there is nothing to learn", name);
     }
-    Encoder en = {.vocab = &d->vocab, .max = first.chars, .name = name};
+    Encoder en = {.vocab = &d->vocab, .max = first.chars, .name = name, .second_pass = 1};
     en.tokens = malloc(sizeof(token_t) * first.chars);
     if (!en.tokens) {
         vocab_free(&d->vocab);

@@ -38,7 +38,7 @@ static int cuda_entry(CudaEntry *c, Err *e)
     if (!loaded.ops) {
         char path[4096];
         ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof CHARRNN_CUDA_MODULE - 1);
-        if (n <= 0)
+        if (n <= 0 || n >= (ssize_t)(sizeof path - sizeof CHARRNN_CUDA_MODULE - 1))
             return err_set(e, "--device cuda: cannot locate the program to find %s beside it", CHARRNN_CUDA_MODULE);
         path[n] = 0;
         char *slash = strrchr(path, '/');
@@ -86,7 +86,10 @@ int device_select(DeviceChoice choice, const BackendOps **ops, const char **note
     }
     if (choice == DEVICE_CUDA)
         return err_set(e, "%s", why.msg);
-    snprintf(why_auto, sizeof why_auto, "device auto: using cpu (%s)", why.msg + sizeof "--device cuda: " - 1);
+    const char *prefix = "--device cuda: ", *reason = why.msg;
+    if (strncmp(reason, prefix, strlen(prefix)) == 0)
+        reason += strlen(prefix);
+    snprintf(why_auto, sizeof why_auto, "device auto: using cpu (%s)", reason);
 #else
     if (choice == DEVICE_CUDA)
         return err_set(e, "--device cuda: this charrnn was built without CUDA support (no CUDA compiler was "

@@ -26,7 +26,8 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     size_t n = (size_t)cfg->seq_len * (size_t)cfg->batch;
     tr->x = malloc(sizeof(token_t) * n);
     tr->y = malloc(sizeof(token_t) * n);
-    if (!tr->x || !tr->y) {
+    tr->zero_carry = calloc((size_t)cfg->model.layers * cfg->batch * cfg->model.hidden, sizeof(float));
+    if (!tr->x || !tr->y || !tr->zero_carry) {
         trainer_free(tr);
         return err_set(e, "out of memory for the batch buffers");
     }
@@ -95,15 +96,16 @@ int trainer_step(Trainer *tr, StepStats *s, Err *e)
         .T = c->seq_len,
         .B = c->batch,
         .loss_from_t = c->mode == MODE_WINDOW ? c->seq_len - 1 : 0,
-        .carry_in = c->stateful && carry && !tr->drop_carry,
+        .carry_in = c->stateful && carry,
         .carry_out = c->stateful,
     };
     if (ops->forward_backward(ctx, &b, &s->loss, e) != 0 || ops->grad_norm(ctx, &s->grad_norm, e) != 0)
         return -1;
-    /* A non-finite loss or gradient would poison every parameter: no update; the state it left is not
-     * carried into the next batch either. */
-    tr->drop_carry = !isfinite(s->loss) || !isfinite(s->grad_norm);
-    if (tr->drop_carry) {
+    /* A non-finite loss or gradient would poison every parameter: no update; the hidden state it left is
+     * not carried into the next batch either (nor saved): the streams go on from a zero state. */
+    if (!isfinite(s->loss) || !isfinite(s->grad_norm)) {
+        if (c->stateful && ops->set_carry(ctx, tr->zero_carry, e) != 0)
+            return -1;
         err_set(e, "step %ld: the %s is %g (no update was made)", tr->step + 1,
                 isfinite(s->loss) ? "gradient norm" : "loss", (double)(isfinite(s->loss) ? s->grad_norm : s->loss));
         return TRAIN_STEP_DIVERGED;
@@ -166,6 +168,11 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
             goto oom;
         if (ops->get_carry(ctx, ck->carry, e) != 0)
             goto fail;
+        for (size_t i = 0; i < (size_t)tr->cfg.model.layers * tr->cfg.batch * tr->cfg.model.hidden; i++)
+            if (!isfinite(ck->carry[i])) {
+                err_set(e, "the carried hidden state is not finite; refusing to save it");
+                goto fail;
+            }
     }
     return 0;
 oom:
@@ -179,7 +186,9 @@ void trainer_free(Trainer *tr)
 {
     free(tr->x);
     free(tr->y);
+    free(tr->zero_carry);
     tr->x = tr->y = NULL;
+    tr->zero_carry = NULL;
 }
 
 int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches, double *loss,

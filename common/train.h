@@ -14,9 +14,9 @@ typedef struct {
     const char *data_path; /* recorded in checkpoints */
     Backend *be;
     Batcher batcher;
-    long step;      /* optimizer updates done */
-    token_t *x, *y; /* [T, B] batch buffers */
-    int drop_carry; /* the last batch diverged: the next one starts from a zero state */
+    long step;         /* optimizer updates done */
+    token_t *x, *y;    /* [T, B] batch buffers */
+    float *zero_carry; /* [L, B, H] zeros: the state after a diverged batch */
 } Trainer;
 
 typedef struct {

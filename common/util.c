@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, Err *e)
         return -1;
     if (strlen(tmp) < sizeof pending_tmp) {
         memcpy(pending_tmp, tmp, strlen(tmp) + 1);
+        atomic_signal_fence(memory_order_seq_cst); /* the whole name is in place before a handler may read it */
         pending_tmp_set = 1;
     }
     const uint8_t *p = data;
@@ -201,6 +203,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, Err *e)
     if (!ok)
         unlink(tmp);
     pending_tmp_set = 0;
+    atomic_signal_fence(memory_order_seq_cst);
     free(tmp);
     return ok ? 0 : -1;
 }

@@ -72,16 +72,16 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
     const size_t W = E > H ? E : H;
     const size_t sizes[] = {
-        T * B * E,           /* emb_out */
-        L * (T + 1) * B * H, /* h */
-        T * B * V,           /* logits */
-        T * B * H,           /* dh */
-        T * B * H,           /* da */
-        T * B * W,           /* du */
-        B * H,               /* scratch */
-        V * H,               /* vocab_rows */
-        L * B * H,           /* carry */
-        L * H + W,           /* sample_h, sample_x */
+        T * B * E,              /* emb_out */
+        L * (T + 1) * B * H,    /* h */
+        T * B * V,              /* logits */
+        T * B * H,              /* dh */
+        T * B * H,              /* da */
+        T * B * W,              /* du */
+        B * H,                  /* scratch */
+        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
+        L * B * H,              /* carry */
+        L * H + W,              /* sample_h, sample_x */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)

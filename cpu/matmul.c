@@ -12,31 +12,52 @@
 #include <omp.h>
 #endif
 
+/* Threads split a product by rows of C (each element is summed by one thread, in the same order: the
+ * result does not depend on the thread count), when it has the rows and the work to pay for them. */
+#define PARALLEL_WORK (1L << 16) /* multiply-adds below which starting threads costs more than it gains */
+static int worth_threads(int M, int N, int K)
+{
+    return M >= 8 && (long)M * N * K >= PARALLEL_WORK;
+}
+
 /* ---- portable loops ---- */
 
 #define ROWS 4 /* rows of C computed together: each B row loaded once serves four of them */
 
 /* C += A' B, where A'[i][k] = A[i * rs + k * cs]: rs = K, cs = 1 reads A [M, K] as stored, rs = 1, cs = M
  * reads A [K, M] transposed. Each row of C is a sum of rows of B, so the inner loop is contiguous. */
+/* Rows i..i+ROWS-1 of C += A' B, where A'[i][k] = A[i * rs + k * cs]: each row of C is a sum of rows of
+ * B, so the inner loop is contiguous. */
+static void row_block_portable(float *C, const float *A, size_t rs, size_t cs, const float *B, int N, int K, int i)
+{
+    float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
+    for (int k = 0; k < K; k++) {
+        const float *a = A + (size_t)i * rs + (size_t)k * cs;
+        const float *b = B + (size_t)k * N;
+        const float x0 = a[0], x1 = a[rs], x2 = a[2 * rs], x3 = a[3 * rs];
+        for (int j = 0; j < N; j++) {
+            c0[j] += x0 * b[j];
+            c1[j] += x1 * b[j];
+            c2[j] += x2 * b[j];
+            c3[j] += x3 * b[j];
+        }
+    }
+}
+
+/* C += A' B: rs = K, cs = 1 reads A [M, K] as stored, rs = 1, cs = M reads A [K, M] transposed. */
 static void add_row_products_portable(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N,
                                       int K)
 {
-    int i = 0;
-    for (; i + ROWS <= M; i += ROWS) {
-        float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-        for (int k = 0; k < K; k++) {
-            const float *a = A + (size_t)i * rs + (size_t)k * cs;
-            const float *b = B + (size_t)k * N;
-            const float x0 = a[0], x1 = a[rs], x2 = a[2 * rs], x3 = a[3 * rs];
-            for (int j = 0; j < N; j++) {
-                c0[j] += x0 * b[j];
-                c1[j] += x1 * b[j];
-                c2[j] += x2 * b[j];
-                c3[j] += x3 * b[j];
-            }
-        }
+    const int blocks = M / ROWS;
+    if (worth_threads(M, N, K)) {
+#pragma omp parallel for schedule(static)
+        for (int blk = 0; blk < blocks; blk++)
+            row_block_portable(C, A, rs, cs, B, N, K, ROWS * blk);
+    } else {
+        for (int blk = 0; blk < blocks; blk++)
+            row_block_portable(C, A, rs, cs, B, N, K, ROWS * blk);
     }
-    for (; i < M; i++) {
+    for (int i = ROWS * blocks; i < M; i++) {
         float *c = C + (size_t)i * N;
         for (int k = 0; k < K; k++) {
             const float x = A[(size_t)i * rs + (size_t)k * cs];
@@ -47,24 +68,35 @@ static void add_row_products_portable(float *C, const float *A, size_t rs, size_
     }
 }
 
+/* Row i of C = A B^T: dot products with eight partial sums (independent chains the compiler can keep in
+ * vector lanes). */
+static void nt_row_portable(float *C, const float *A, const float *B, int N, int K, int accumulate, int i)
+{
+    const float *a = A + (size_t)i * K;
+    float *c = C + (size_t)i * N;
+    for (int j = 0; j < N; j++) {
+        const float *b = B + (size_t)j * K;
+        float s[8] = {0};
+        int k = 0;
+        for (; k + 8 <= K; k += 8)
+            for (int u = 0; u < 8; u++)
+                s[u] += a[k + u] * b[k + u];
+        float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (; k < K; k++)
+            sum += a[k] * b[k];
+        c[j] = accumulate ? c[j] + sum : sum;
+    }
+}
+
 static void matmul_nt_portable(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
-    for (int i = 0; i < M; i++) {
-        const float *a = A + (size_t)i * K;
-        float *c = C + (size_t)i * N;
-        for (int j = 0; j < N; j++) {
-            const float *b = B + (size_t)j * K;
-            /* eight partial sums: independent chains the compiler can keep in vector lanes */
-            float s[8] = {0};
-            int k = 0;
-            for (; k + 8 <= K; k += 8)
-                for (int u = 0; u < 8; u++)
-                    s[u] += a[k + u] * b[k + u];
-            float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-            for (; k < K; k++)
-                sum += a[k] * b[k];
-            c[j] = accumulate ? c[j] + sum : sum;
-        }
+    if (worth_threads(M, N, K)) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < M; i++)
+            nt_row_portable(C, A, B, N, K, accumulate, i);
+    } else {
+        for (int i = 0; i < M; i++)
+            nt_row_portable(C, A, B, N, K, accumulate, i);
     }
 }
 
@@ -151,18 +183,29 @@ AVX2 static void row_product(float *c, const float *a, size_t cs, const float *B
     }
 }
 
+/* Rows i..i+3 of C. */
+AVX2 static void four_rows(float *C, const float *A, size_t rs, size_t cs, const float *B, int N, int K, int i)
+{
+    int j = 0;
+    for (; j + 16 <= N; j += 16)
+        block_4x16(C, A, rs, cs, B, N, K, i, j);
+    for (int r = i; r < i + 4 && j < N; r++)
+        row_product(C + (size_t)r * N, A + (size_t)r * rs, cs, B, N, K, j);
+}
+
 AVX2 static void add_row_products_avx2(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N,
                                        int K)
 {
-    int i = 0;
-    for (; i + 4 <= M; i += 4) {
-        int j = 0;
-        for (; j + 16 <= N; j += 16)
-            block_4x16(C, A, rs, cs, B, N, K, i, j);
-        for (int r = i; r < i + 4 && j < N; r++)
-            row_product(C + (size_t)r * N, A + (size_t)r * rs, cs, B, N, K, j);
+    const int blocks = M / 4;
+    if (worth_threads(M, N, K)) { /* tested outside the pragma: an idle parallel region still costs a call */
+#pragma omp parallel for schedule(static)
+        for (int blk = 0; blk < blocks; blk++)
+            four_rows(C, A, rs, cs, B, N, K, 4 * blk);
+    } else {
+        for (int blk = 0; blk < blocks; blk++)
+            four_rows(C, A, rs, cs, B, N, K, 4 * blk);
     }
-    for (; i < M; i++)
+    for (int i = 4 * blocks; i < M; i++)
         row_product(C + (size_t)i * N, A + (size_t)i * rs, cs, B, N, K, 0);
 }
 
@@ -174,42 +217,52 @@ AVX2 static float horizontal_sum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* C = A B^T: dot products of rows, four rows of B against one row of A at a time. */
-AVX2 static void matmul_nt_avx2(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+/* Row i of C = A B^T: dot products, four rows of B against row i of A at a time. */
+AVX2 static void nt_row_avx2(float *C, const float *A, const float *B, int N, int K, int accumulate, int i)
 {
     const int k8 = K - K % 8;
-    for (int i = 0; i < M; i++) {
-        const float *a = A + (size_t)i * K;
-        float *c = C + (size_t)i * N;
-        int j = 0;
-        for (; j + 4 <= N; j += 4) {
-            const float *b0 = B + (size_t)j * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;
-            __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int k = 0; k < k8; k += 8) {
-                const __m256 x = _mm256_loadu_ps(a + k);
-                s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + k), s0);
-                s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + k), s1);
-                s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + k), s2);
-                s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + k), s3);
-            }
-            float d[4] = {horizontal_sum(s0), horizontal_sum(s1), horizontal_sum(s2), horizontal_sum(s3)};
-            for (int k = k8; k < K; k++) {
-                d[0] += a[k] * b0[k], d[1] += a[k] * b1[k];
-                d[2] += a[k] * b2[k], d[3] += a[k] * b3[k];
-            }
-            for (int q = 0; q < 4; q++)
-                c[j + q] = accumulate ? c[j + q] + d[q] : d[q];
+    const float *a = A + (size_t)i * K;
+    float *c = C + (size_t)i * N;
+    int j = 0;
+    for (; j + 4 <= N; j += 4) {
+        const float *b0 = B + (size_t)j * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (int k = 0; k < k8; k += 8) {
+            const __m256 x = _mm256_loadu_ps(a + k);
+            s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + k), s0);
+            s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + k), s1);
+            s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + k), s2);
+            s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + k), s3);
         }
-        for (; j < N; j++) {
-            const float *b = B + (size_t)j * K;
-            __m256 s0 = _mm256_setzero_ps();
-            for (int k = 0; k < k8; k += 8)
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-            float d = horizontal_sum(s0);
-            for (int k = k8; k < K; k++)
-                d += a[k] * b[k];
-            c[j] = accumulate ? c[j] + d : d;
+        float d[4] = {horizontal_sum(s0), horizontal_sum(s1), horizontal_sum(s2), horizontal_sum(s3)};
+        for (int k = k8; k < K; k++) {
+            d[0] += a[k] * b0[k], d[1] += a[k] * b1[k];
+            d[2] += a[k] * b2[k], d[3] += a[k] * b3[k];
         }
+        for (int q = 0; q < 4; q++)
+            c[j + q] = accumulate ? c[j + q] + d[q] : d[q];
+    }
+    for (; j < N; j++) {
+        const float *b = B + (size_t)j * K;
+        __m256 s0 = _mm256_setzero_ps();
+        for (int k = 0; k < k8; k += 8)
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+        float d = horizontal_sum(s0);
+        for (int k = k8; k < K; k++)
+            d += a[k] * b[k];
+        c[j] = accumulate ? c[j] + d : d;
+    }
+}
+
+AVX2 static void matmul_nt_avx2(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    if (worth_threads(M, N, K)) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < M; i++)
+            nt_row_avx2(C, A, B, N, K, accumulate, i);
+    } else {
+        for (int i = 0; i < M; i++)
+            nt_row_avx2(C, A, B, N, K, accumulate, i);
     }
 }
 
@@ -220,13 +273,24 @@ static int use_avx2(void)
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("CHARRNN_PORTABLE_LOOPS");
+        const char *portable = getenv("CHARRNN_PORTABLE_LOOPS");
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                 !(portable && *portable && strcmp(portable, "0") != 0);
     }
     return cached;
 }
 #endif
 
 /* ---- the loops' entry points ---- */
+
+const char *matmul_loops(void)
+{
+#ifdef HAVE_AVX2_KERNELS
+    if (use_avx2())
+        return "AVX2/FMA";
+#endif
+    return "portable";
+}
 
 static void add_row_products(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N, int K)
 {

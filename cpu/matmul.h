@@ -17,6 +17,9 @@ void own_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K
 void own_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
 void own_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate);
 
+/* "AVX2/FMA" or "portable": which of the built-in loops this process runs. The portable ones can be
+ * forced with the environment variable CHARRNN_PORTABLE_LOOPS=1 (read at the first product). */
+const char *matmul_loops(void);
 /* "OpenBLAS" or "built-in loops": what matmul_* run on. */
 const char *matmul_backend(void);
 /* Threads for the products (OpenBLAS's pool, or OpenMP for the loops). */

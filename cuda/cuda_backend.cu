@@ -144,7 +144,7 @@ static int cuda_setup(CudaModel *c, Err *e)
         T * B,               /* row_loss */
         L * B * H,           /* carry */
         L * H + H + V,       /* sample_h, sample_next, sample_logits */
-        V * H,               /* vocab_rows */
+        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
         L * H * H,           /* w_hh_t */
     };
     size_t total = 0;

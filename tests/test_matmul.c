@@ -7,6 +7,7 @@
 
 #include "../cpu/fastmath.h"
 #include "../cpu/matmul.h"
+#include <criterion/logging.h>
 #include "util.h"
 
 #define MATMUL_TOL 1e-5 /* relative to the sum of |terms|: float reassociation error is ~K * 6e-8 */
@@ -53,16 +54,23 @@ static void check(int ta, int tb, int M, int N, int K, int accumulate, const Pro
 }
 
 /* The vectorisable tanh against libm's, in double, over the whole useful range. */
-Test(fastmath, tanh_is_within_4e_7_of_tanh)
+Test(fastmath, tanh_is_within_its_stated_error_of_tanh)
 {
     double worst = 0.0;
     float at = 0.0f;
-    for (float x = -12.0f; x < 12.0f; x += 1e-4f) {
+    /* every float in [5.7, 6.0], where the error peaks (an exhaustive search over all floats finds the
+     * worst, 4.1e-7, at 5.8278761), and a fine grid elsewhere */
+    for (float x = 5.7f; x < 6.0f; x = nextafterf(x, 7.0f)) {
         double err = fabs((double)fast_tanhf(x) - tanh((double)x));
         if (err > worst)
             worst = err, at = x;
     }
-    cr_assert_leq(worst, 4e-7, "fast_tanhf is %.3g away from tanh at %g", worst, at);
+    for (float x = -12.0f; x < 12.0f; x += 1e-5f) {
+        double err = fabs((double)fast_tanhf(x) - tanh((double)x));
+        if (err > worst)
+            worst = err, at = x;
+    }
+    cr_assert_leq(worst, FAST_TANH_ERROR, "fast_tanhf is %.3g away from tanh at %.9g", worst, at);
     cr_assert_eq(fast_tanhf(0.0f), 0.0f);
     cr_assert_eq(fast_tanhf(100.0f), 1.0f);
     cr_assert_eq(fast_tanhf(-100.0f), -1.0f);
@@ -100,6 +108,7 @@ Test(matmul, nt_matches_naive_loop)
 /* The built-in loops: the AVX2 kernels where the processor has them... */
 Test(matmul, own_loops_match_naive_loop)
 {
+    cr_log_info("built-in loops: %s", matmul_loops());
     check_all(0, 0, OWN);
     check_all(1, 0, OWN);
     check_all(0, 1, OWN);
@@ -109,6 +118,7 @@ Test(matmul, own_loops_match_naive_loop)
 Test(matmul, portable_loops_match_naive_loop)
 {
     setenv("CHARRNN_PORTABLE_LOOPS", "1", 1); /* read once, at the first product of this process */
+    cr_assert_str_eq(matmul_loops(), "portable");
     check_all(0, 0, OWN);
     check_all(1, 0, OWN);
     check_all(0, 1, OWN);

@@ -295,6 +295,39 @@ Test(train, divergence_stops_before_the_update)
     stop_small(&d, &be, &tr);
 }
 
+/* A diverged batch of a stateful run leaves no state behind: the streams go on from zeros, and that is
+ * what a checkpoint taken then holds. */
+Test(train, diverged_stateful_batch_leaves_a_zero_state)
+{
+    Dataset d = periodic_dataset(40);
+    TrainConfig c = small_config(&d, MODE_SEQ, 1);
+    Backend be;
+    Trainer tr;
+    Err e;
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
+    cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
+    run_steps(&tr, 2);
+    size_t P = model_num_params(&c.model), nh = (size_t)c.model.layers * c.batch * c.model.hidden;
+    float *params = malloc(sizeof(float) * P), *carry = malloc(sizeof(float) * nh);
+    be.ops->get_carry(be.ctx, carry, &e);
+    double before = 0.0;
+    for (size_t i = 0; i < nh; i++)
+        before += fabs(carry[i]);
+    cr_assert_gt(before, 0.0, "a stateful run carries a state");
+    be.ops->get_params(be.ctx, params, &e);
+    params[P - 1] = INFINITY; /* the hidden states stay finite; the loss does not */
+    be.ops->set_params(be.ctx, params, &e);
+    StepStats st;
+    cr_assert_eq(trainer_step(&tr, &st, &e), TRAIN_STEP_DIVERGED);
+    be.ops->get_carry(be.ctx, carry, &e);
+    for (size_t i = 0; i < nh; i++)
+        cr_assert_eq(carry[i], 0.0f, "carried state [%zu] = %f after a diverged batch", i, carry[i]);
+    free(params), free(carry);
+    trainer_free(&tr);
+    backend_destroy(&be);
+    dataset_free(&d);
+}
+
 Test(train, resume_refuses_a_stream_position_outside_the_data)
 {
     Dataset d = periodic_dataset(40);
