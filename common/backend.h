@@ -22,9 +22,18 @@ typedef struct {
     int carry_out;    /* 1: keep h_T of every layer as the carried state (stateful streams) */
 } Batch;
 
-/* How a backend runs, as opposed to what it computes. */
+/* How the CUDA backend runs a layer's recurrence: AUTO uses the persistent kernel wherever it fits. */
+typedef enum { RECURRENCE_AUTO, RECURRENCE_STEP, RECURRENCE_PERSISTENT } RecurrenceKind;
+typedef enum { GRAPHS_DEFAULT, GRAPHS_ON, GRAPHS_OFF } GraphsChoice;
+
+/* How a backend runs, as opposed to what it computes. All zero: the defaults. The CUDA backend takes
+ * recurrence and graphs left at their defaults from CHARRNN_CUDA_RECURRENCE and CHARRNN_CUDA_GRAPHS. */
 typedef struct {
-    int threads; /* CPU threads for the products and elementwise loops (the CPU backend); 0: one */
+    int threads;               /* CPU threads for the products and elementwise loops (the CPU backend); 0: one */
+    int tf32;                  /* CUDA: cuBLAS products on tensor cores in TF32 (10-bit mantissa inputs) */
+    GraphsChoice graphs;       /* CUDA: replay each step shape's captured graph (default) or launch eagerly */
+    RecurrenceKind recurrence; /* CUDA: persistent kernel or one kernel per timestep */
+    int persistent_rows;       /* CUDA, for tests: the persistent kernel's rows per thread (1, 2, 4, 8); 0: planned */
 } BackendOptions;
 
 typedef struct BackendOps {

@@ -25,6 +25,8 @@ int cmd_plot(int argc, char **argv, DeviceChoice device);
 
 /* Shared by the commands. */
 int cli_default_threads(void); /* the online cores, 1..MAX_THREADS */
+#define TF32_ON_CPU "--tf32: TF32 is a tensor-core format of --device cuda; the CPU computes in float32"
+#define TF32_HELP "--device cuda: products in TF32 on tensor cores (faster; about 1e-3 relative error)"
 
 /* Parses a command's options. Returns 1 when the command should go on; 0 after printing --help
  * (*status = EXIT_OK) or an error (*status = EXIT_USAGE). */

@@ -13,7 +13,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
     long batches = 0;
-    int dev = (int)device, threads = cli_default_threads();
+    int dev = (int)device, threads = cli_default_threads(), tf32 = 0;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to evaluate"},
         {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
@@ -21,6 +21,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         {"--batches", ARG_LONG, &batches, 0, 1e12, NULL, "N", "at most N batches spread over the text; 0: all"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
         {"--threads", ARG_INT, &threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},
+        {"--tf32", ARG_FLAG, &tf32, 0, 0, NULL, NULL, TF32_HELP},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;
@@ -30,6 +31,8 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
                    "zero state; window: every position with its --seq-len context).",
                    &status))
         return status;
+    if (tf32 && dev == DEVICE_CPU)
+        return cli_fail(EXIT_USAGE, TF32_ON_CPU);
     Err e;
     const BackendOps *ops;
     const char *device_note;
@@ -79,7 +82,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
     status = EXIT_ERROR;
     device_announce(device_note);
     double loss;
-    BackendOptions backend_opts = {.threads = threads};
+    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32};
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0 ||
         evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)

@@ -81,7 +81,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
     const char *path = DEFAULT_CHECKPOINT, *prime = "";
     long length = 500;
     float temperature = 1.0f;
-    int top_k = 0, argmax = 0, interactive = 0, dev = (int)device, threads = cli_default_threads();
+    int top_k = 0, argmax = 0, interactive = 0, dev = (int)device, threads = cli_default_threads(), tf32 = 0;
     uint64_t seed = 1337;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to sample from"},
@@ -96,6 +96,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         {"--seed", ARG_U64, &seed, 0, 0, NULL, "N", "sampling seed: the same seed gives the same text"},
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
         {"--threads", ARG_INT, &threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},
+        {"--tf32", ARG_FLAG, &tf32, 0, 0, NULL, NULL, TF32_HELP},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;
@@ -104,6 +105,8 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         return status;
     if (interactive && option_find(opts, n_opts, "--prime")->given)
         return cli_fail(EXIT_USAGE, "sample: --prime and --interactive do not go together (the prompts are primes)");
+    if (tf32 && dev == DEVICE_CPU)
+        return cli_fail(EXIT_USAGE, TF32_ON_CPU);
     Err e;
     const BackendOps *ops;
     const char *device_note;
@@ -125,7 +128,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         goto done;
     status = EXIT_ERROR;
     device_announce(device_note);
-    BackendOptions backend_opts = {.threads = threads};
+    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32};
     if (backend_create(&be, ops, &ck.cfg.model, 1, 1, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;

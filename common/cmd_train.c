@@ -34,6 +34,7 @@ typedef struct {
     int eval_every, eval_batches, save_every, sample_length;
     int on_nan;
     int threads;
+    int tf32;
 } RunOptions;
 
 /* Ctrl-C and SIGTERM: the first asks the loop to save and stop after the step in flight; a second one
@@ -247,6 +248,7 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
         {"--threads", ARG_INT, &r.threads, 1, MAX_THREADS, NULL, "N",
          "CPU threads (--device cpu) (default: every core)"},
+        {"--tf32", ARG_FLAG, &r.tf32, 0, 0, NULL, NULL, TF32_HELP},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     memset(s, 0, sizeof *s);
@@ -256,6 +258,8 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
     Err e;
     *status = EXIT_USAGE;
     s->device = (DeviceChoice)dev;
+    if (r.tf32 && s->device == DEVICE_CPU)
+        return !cli_fail(EXIT_USAGE, TF32_ON_CPU);
     if (r.resume) {
         Checkpoint *ck = &s->resume;
         const int choices[3] = {mode, opt, sched};
@@ -479,7 +483,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
 
     status = EXIT_ERROR;
     device_announce(device_note);
-    BackendOptions backend_opts = {.threads = r->threads};
+    BackendOptions backend_opts = {.threads = r->threads, .tf32 = r->tf32};
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)

@@ -53,6 +53,10 @@ static void cpu_destroy(void *ctx)
 
 static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
 {
+    if (opts->tf32) {
+        err_set(e, "--tf32: TF32 is a tensor-core format of --device cuda; the CPU computes in float32 (no CUDA device was found for --device auto)");
+        return NULL;
+    }
     matmul_set_threads(opts->threads > 0 ? opts->threads : 1);
 #ifdef _OPENMP
     omp_set_num_threads(opts->threads > 0 ? opts->threads : 1);

@@ -13,6 +13,17 @@ extern const BackendOps cuda_backend_ops;
 /* 0 when a CUDA device can be used; otherwise -1 and why (no device, no driver, ...). */
 int cuda_device_usable(Err *e);
 
+/* What the CUDA backend has done so far, for tests and benchmarks: which paths really ran. */
+typedef struct {
+    long graph_captures;     /* step shapes captured into a graph */
+    long graph_replays;      /* steps run by replaying a graph */
+    long eager_steps;        /* steps launched one call at a time */
+    long persistent_layers;  /* layer recurrences (forward or backward) run by the persistent kernel */
+    long stepped_layers;     /* ... and by one kernel per timestep */
+    const char *graphs_note; /* why graphs are off, or NULL */
+} CudaStats;
+void cuda_backend_stats(void *ctx, CudaStats *stats);
+
 /* "the GPU's name" or "emulated device" in the emulated build, for messages. */
 const char *cuda_device_name(void);
 

@@ -1,10 +1,13 @@
 /* The CUDA backend: the same model as cpu/cpu_backend.c, with parameters, gradients, optimizer moments
- * and activations resident on the device. The host sends token indices and reads back the loss, the
- * gradient norm and, when sampling, one row of logits. The schedule is DESIGN.md's: per layer one
- * cuBLAS product for the input projections of all timesteps, then one fused kernel per timestep; one
- * product for the logits; the mirror image backward. */
+ * and activations resident on the device. The host sends token indices and reads back the loss and
+ * the gradient norm (one wait per step) and, when sampling, one row of logits. The schedule is
+ * DESIGN.md's: per layer one cuBLAS product for the input projections of all timesteps, then the
+ * recurrence (one persistent grid-synchronised kernel for all timesteps where it fits, else one fused
+ * kernel per timestep); one product for the logits; the mirror image backward. A step's launches are
+ * captured once per batch shape into a CUDA graph and replayed. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.cuh"
@@ -45,6 +48,27 @@ static cublasStatus_t gemm(cublasHandle_t blas, int ta, int tb, int M, int N, in
 
 /* ---- the context ---- */
 
+/* A captured step: one shape of batch (and forward only or forward and backward) replayed as a graph.
+ * Everything a step reads from the host comes through the pinned staging buffers, at fixed addresses,
+ * so the graph stays valid from batch to batch; the learning rate changes every step, so the
+ * optimizer update stays outside. */
+typedef struct {
+    int backward, T, B, loss_from_t, carry_in, carry_out;
+} StepKey;
+
+typedef struct {
+    StepKey key;
+    cudaGraphExec_t exec; /* NULL: a free slot */
+    unsigned long last_used;
+    long persistent_layers, stepped_layers; /* what one replay runs */
+} StepGraph;
+
+enum { GRAPH_SLOTS = 4 }; /* training, evaluation and their shorter last batches */
+
+/* cuBLAS's recommended workspace for Hopper; given up front so that no product allocates while a
+ * graph is being captured. */
+static const size_t BLAS_WORKSPACE = 32u << 20;
+
 struct CudaModel {
     ModelConfig cfg;
     int max_T, max_B;
@@ -53,6 +77,7 @@ struct CudaModel {
     ParamTensor tensors[MODEL_MAX_TENSORS];
     cudaStream_t stream;
     cublasHandle_t blas;
+    void *blas_workspace;
 
     float *weights;                /* one allocation: params, grads, m, v */
     float *params, *grads, *m, *v; /* [n_params] each */
@@ -70,11 +95,24 @@ struct CudaModel {
     float *sample_logits;          /* [V] */
     float *vocab_rows;             /* [V, H]: layer 0's Emb W_xh, then its gradient summed per token */
     float *w_hh_t;                 /* [L, H, H]: W_hh transposed, for the backward steps */
-    double *scalar;                /* one reduction result */
+    double *sums;                  /* [2 + SUM_BLOCKS]: the loss sum, the squared gradient norm, partials */
 
     token_t *tokens; /* x then y, [T, B] each */
     int *buckets;    /* the batch's rows grouped by token: order [T * B], then start [V + 1] */
+
+    /* Pinned host staging: the step's inputs and its two results. */
+    token_t *host_tokens;
     int *host_buckets;
+    double *host_sums;
+
+    int tf32, use_graphs, persistent_rows;
+    RecurrenceKind recurrence;
+    kernels::RecurrencePlan plan; /* for plan_B rows */
+    int plan_B;
+    StepGraph graphs[GRAPH_SLOTS];
+    unsigned long clock;
+    int norm_ready; /* host_sums[1] holds the current gradients' squared norm */
+    CudaStats stats;
 };
 
 static size_t carry_floats(const CudaModel *c)
@@ -82,17 +120,30 @@ static size_t carry_floats(const CudaModel *c)
     return (size_t)c->cfg.layers * c->max_B * c->cfg.hidden;
 }
 
+static void drop_graphs(CudaModel *c)
+{
+    for (int i = 0; i < GRAPH_SLOTS; i++)
+        if (c->graphs[i].exec) {
+            cudaGraphExecDestroy(c->graphs[i].exec);
+            c->graphs[i].exec = NULL;
+        }
+}
+
 static void cuda_destroy(void *ctx)
 {
     CudaModel *c = (CudaModel *)ctx;
     if (!c)
         return;
+    drop_graphs(c);
     cudaFree(c->weights);
     cudaFree(c->acts);
     cudaFree(c->tokens);
     cudaFree(c->buckets);
-    free(c->host_buckets);
-    cudaFree(c->scalar);
+    cudaFree(c->sums);
+    cudaFree(c->blas_workspace);
+    cudaFreeHost(c->host_tokens);
+    cudaFreeHost(c->host_buckets);
+    cudaFreeHost(c->host_sums);
     if (c->blas)
         cublasDestroy(c->blas);
     if (c->stream)
@@ -117,6 +168,17 @@ static int device_alloc(void **ptr, size_t bytes, const char *what, Err *e)
     return 0;
 }
 
+static int pinned_alloc(void **ptr, size_t bytes, const char *what, Err *e)
+{
+    cudaError_t status = cudaMallocHost(ptr, bytes);
+    if (status != cudaSuccess) {
+        cudaGetLastError();
+        return err_set(e, "cudaMallocHost of %.1f MiB for the %s: %s", (double)bytes / 1048576.0, what,
+                       cudaGetErrorString(status));
+    }
+    return 0;
+}
+
 static int cuda_setup(CudaModel *c, Err *e)
 {
     const size_t T = (size_t)c->max_T, B = (size_t)c->max_B, L = (size_t)c->cfg.layers;
@@ -125,7 +187,11 @@ static int cuda_setup(CudaModel *c, Err *e)
     CUDA_TRY(cudaStreamCreate(&c->stream));
     CUBLAS_TRY(cublasCreate(&c->blas));
     CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
-    CUBLAS_TRY(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH)); /* full float32: no TF32 */
+    /* Full float32 unless --tf32: then the products' inputs are rounded to TF32 on tensor cores. */
+    CUBLAS_TRY(cublasSetMathMode(c->blas, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    if (device_alloc(&c->blas_workspace, BLAS_WORKSPACE, "cuBLAS workspace", e) != 0)
+        return -1;
+    CUBLAS_TRY(cublasSetWorkspace(c->blas, c->blas_workspace, BLAS_WORKSPACE));
 
     const size_t P = c->n_params;
     if (device_alloc((void **)&c->weights, 4 * P * sizeof(float), "parameters, gradients and moments", e) != 0)
@@ -150,10 +216,14 @@ static int cuda_setup(CudaModel *c, Err *e)
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += sizes[i];
+    const size_t n_sums = 2 + kernels::SUM_BLOCKS;
     if (device_alloc((void **)&c->acts, total * sizeof(float), "activations", e) != 0 ||
         device_alloc((void **)&c->tokens, 2 * T * B * sizeof(token_t), "token batch", e) != 0 ||
         device_alloc((void **)&c->buckets, (T * B + V + 1) * sizeof(int), "token buckets", e) != 0 ||
-        device_alloc((void **)&c->scalar, sizeof(double), "reduction result", e) != 0)
+        device_alloc((void **)&c->sums, n_sums * sizeof(double), "reduction results", e) != 0 ||
+        pinned_alloc((void **)&c->host_tokens, 2 * T * B * sizeof(token_t), "token staging", e) != 0 ||
+        pinned_alloc((void **)&c->host_buckets, (T * B + V + 1) * sizeof(int), "bucket staging", e) != 0 ||
+        pinned_alloc((void **)&c->host_sums, 2 * sizeof(double), "results", e) != 0)
         return -1;
     CUDA_TRY(cudaMemsetAsync(c->weights, 0, 4 * P * sizeof(float), c->stream));
     CUDA_TRY(cudaMemsetAsync(c->acts, 0, total * sizeof(float), c->stream));
@@ -172,27 +242,69 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->sample_logits = a, a += V;
     c->vocab_rows = a, a += sizes[9];
     c->w_hh_t = a;
-    c->host_buckets = (int *)malloc((T * B + V + 1) * sizeof(int));
-    if (!c->host_buckets)
-        return err_set(e, "out of memory");
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
 
+/* The plan of the persistent recurrence for batches of B rows, made once per B. */
+static int plan_for(CudaModel *c, int B, Err *e)
+{
+    if (c->recurrence == RECURRENCE_STEP || c->plan_B == B)
+        return 0;
+    CUDA_TRY(kernels::plan_recurrence(&c->plan, B, c->cfg.hidden, c->persistent_rows));
+    c->plan_B = B;
+    if (c->recurrence == RECURRENCE_PERSISTENT && c->plan.blocks == 0)
+        return err_set(e, "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
+                          "--hidden %d on this device: %s",
+                       B, c->cfg.hidden, c->plan.why_not);
+    return 0;
+}
+
+/* An option left at its default, from the environment: NAME=value, one of names[] (its index), or
+ * keep *choice. */
+static int env_choice(const char *name, const char *const *names, int first, int *choice, Err *e)
+{
+    const char *value = getenv(name);
+    if (!value || !*value)
+        return 0;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(value, names[i]) == 0) {
+            *choice = first + i;
+            return 0;
+        }
+    return err_set(e, "%s=%s: expected %s", name, value,
+                   names[2] ? "auto, step or persistent" : "1 (graphs) or 0 (eager launches)");
+}
+
 static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
 {
-    (void)opts; /* nothing to set yet: the host side is one thread */
+    static const char *const recurrences[] = {"auto", "step", "persistent", NULL};
+    static const char *const graphs[] = {"1", "0", NULL};
+    int recurrence = opts->recurrence, graphs_choice = opts->graphs;
+    if ((recurrence == RECURRENCE_AUTO &&
+         env_choice("CHARRNN_CUDA_RECURRENCE", recurrences, RECURRENCE_AUTO, &recurrence, e) != 0) ||
+        (graphs_choice == GRAPHS_DEFAULT && env_choice("CHARRNN_CUDA_GRAPHS", graphs, GRAPHS_ON, &graphs_choice, e) != 0))
+        return NULL;
     CudaModel *c = new CudaModel();
     c->cfg = *cfg;
     c->max_T = max_T;
     c->max_B = max_B;
     c->n_tensors = model_tensors(cfg, c->tensors);
     c->n_params = model_num_params(cfg);
-    if (cuda_setup(c, e) != 0) {
+    c->tf32 = opts->tf32;
+    c->persistent_rows = opts->persistent_rows;
+    c->use_graphs = graphs_choice != GRAPHS_OFF;
+    c->recurrence = (RecurrenceKind)recurrence;
+    if (cuda_setup(c, e) != 0 || plan_for(c, max_B, e) != 0) {
         cuda_destroy(c);
         return NULL;
     }
     return c;
+}
+
+extern "C" void cuda_backend_stats(void *ctx, CudaStats *stats)
+{
+    *stats = ((CudaModel *)ctx)->stats;
 }
 
 /* ---- transfers ---- */
@@ -247,20 +359,23 @@ static int cuda_get_carry(void *ctx, float *h, Err *e)
     return copy(h, c->carry, carry_floats(c) * sizeof(float), cudaMemcpyDeviceToHost, e);
 }
 
-/* ---- forward and backward ---- */
+/* ---- one step's work, queued on the stream: the same calls run eagerly or are captured ---- */
 
-/* The tokens to the device, then embedding, every layer and the logits of the counted timesteps; the
- * counted rows' losses are left in row_loss. */
 /* Layer 0's input projection goes through the vocabulary, (Emb W_xh)[x], when the vocabulary has fewer
  * entries than the batch has rows: the same numbers as the CPU backend's fold, fewer multiply-adds. */
-static int fold_embedding(const CudaModel *c, const Batch *b)
+static int fold_embedding(const CudaModel *c, int T, int B)
 {
-    return c->cfg.vocab <= b->T * b->B;
+    return c->cfg.vocab <= T * B;
 }
 
-/* The batch's rows grouped by token (a counting sort, stable), to the device: the embedding's gradient
- * then sums each token's rows in row order (kernels::token_row_sums). */
-static int upload_buckets(CudaModel *c, const Batch *b, Err *e)
+static int persistent(const CudaModel *c)
+{
+    return c->recurrence != RECURRENCE_STEP && c->plan.blocks > 0;
+}
+
+/* The batch's rows grouped by token (a counting sort, stable), into the pinned staging buffer: the
+ * embedding's gradient then sums each token's rows in row order (kernels::token_row_sums). */
+static void stage_buckets(CudaModel *c, const Batch *b)
 {
     const int n = b->T * b->B, V = c->cfg.vocab;
     int *order = c->host_buckets, *start = c->host_buckets + n;
@@ -274,26 +389,23 @@ static int upload_buckets(CudaModel *c, const Batch *b, Err *e)
     for (int v = V; v > 0; v--) /* shift back: start[v] is bucket v - 1's end, that is bucket v's start */
         start[v] = start[v - 1];
     start[0] = 0;
-    CUDA_TRY(cudaMemcpyAsync(c->buckets, c->host_buckets, sizeof(int) * (size_t)(n + V + 1), cudaMemcpyHostToDevice,
-                             c->stream));
-    return 0;
 }
 
-static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *loss, Err *e)
+/* Embedding, every layer and the logits of the counted timesteps; the counted rows' losses (and,
+ * when scale != 0, dlogits = scale (softmax - onehot)) are left in row_loss and logits. */
+static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
 {
-    const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers, E = c->cfg.embed;
     const size_t state = (size_t)B * H, n = (size_t)T * B;
     cudaStream_t s = c->stream;
-    token_t *x = c->tokens, *y = c->tokens + n;
-    CUDA_TRY(cudaMemcpyAsync(x, b->x, n * sizeof(token_t), cudaMemcpyHostToDevice, s));
-    CUDA_TRY(cudaMemcpyAsync(y, b->y, n * sizeof(token_t), cudaMemcpyHostToDevice, s));
-    const int fold = fold_embedding(c, b), E = c->cfg.embed;
+    const token_t *x = c->tokens, *y = c->tokens + n;
+    const int fold = fold_embedding(c, T, B);
     if (!fold)
         CUDA_TRY(kernels::embedding_forward(c->emb_out, x, c->p.embedding, T * B, E, s));
     const float *u = c->emb_out;
     for (int l = 0; l < L; l++) {
         float *h = c->h[l], *carry = c->carry + (size_t)l * c->max_B * H;
-        if (b->carry_in)
+        if (k->carry_in)
             CUDA_TRY(cudaMemcpyAsync(h, carry, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
         else
             CUDA_TRY(cudaMemsetAsync(h, 0, state * sizeof(float), s));
@@ -305,51 +417,40 @@ static int forward_to_loss(CudaModel *c, const Batch *b, float scale, float *los
         } else {
             CUBLAS_TRY(gemm(c->blas, 0, 0, T * B, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], h + state, 0));
         }
-        for (int t = 1; t <= T; t++)
-            CUDA_TRY(kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B, H, s));
-        if (b->carry_out)
+        if (persistent(c)) {
+            CUDA_TRY(kernels::rnn_forward_persistent(h, c->p.w_hh[l], c->p.b_h[l], T, B, H, &c->plan, s));
+            c->stats.persistent_layers++;
+        } else {
+            for (int t = 1; t <= T; t++)
+                CUDA_TRY(kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B,
+                                                   H, s));
+            c->stats.stepped_layers++;
+        }
+        if (k->carry_out)
             CUDA_TRY(cudaMemcpyAsync(carry, h + T * state, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
         u = h + state;
     }
-    const int rows = (T - b->loss_from_t) * B;
-    const float *top = c->h[L - 1] + (size_t)(b->loss_from_t + 1) * state;
+    const int rows = (T - k->loss_from_t) * B;
+    const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
     CUDA_TRY(kernels::broadcast_rows(c->logits, c->p.b_y, rows, V, s));
     CUBLAS_TRY(gemm(c->blas, 0, 0, rows, V, H, top, c->p.w_hy, c->logits, 1));
-    CUDA_TRY(kernels::softmax_xent(c->logits, y + (size_t)b->loss_from_t * B, c->row_loss, rows, V, scale, s));
-    CUDA_TRY(kernels::sum(c->scalar, c->row_loss, (size_t)rows, 0, s));
-    double total;
-    CUDA_TRY(cudaMemcpyAsync(&total, c->scalar, sizeof total, cudaMemcpyDeviceToHost, s));
-    CUDA_TRY(cudaStreamSynchronize(s));
-    *loss = (float)(total / rows);
+    CUDA_TRY(kernels::softmax_xent(c->logits, y + (size_t)k->loss_from_t * B, c->row_loss, rows, V, scale, s));
     return 0;
 }
 
-static int cuda_forward(void *ctx, const Batch *b, float *loss, Err *e)
+/* The gradients of everything, from the dlogits enqueue_forward left. */
+static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
 {
-    CudaModel *c = (CudaModel *)ctx;
-    if (batch_check(b, c->max_T, c->max_B, e) != 0)
-        return -1;
-    return forward_to_loss(c, b, 0.0f, loss, e);
-}
-
-static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
-{
-    CudaModel *c = (CudaModel *)ctx;
-    if (batch_check(b, c->max_T, c->max_B, e) != 0)
-        return -1;
-    const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers, E = c->cfg.embed;
     const size_t state = (size_t)B * H;
-    const int rows = (T - b->loss_from_t) * B;
+    const int rows = (T - k->loss_from_t) * B;
     cudaStream_t s = c->stream;
-    if (upload_buckets(c, b, e) != 0 || forward_to_loss(c, b, 1.0f / (float)rows, loss, e) != 0)
-        return -1;
     const int *order = c->buckets, *start = c->buckets + T * B;
-    const int E = c->cfg.embed;
 
     CUDA_TRY(cudaMemsetAsync(c->grads, 0, c->n_params * sizeof(float), s));
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
-    const size_t uncounted = (size_t)b->loss_from_t * state;
-    const float *top = c->h[L - 1] + (size_t)(b->loss_from_t + 1) * state;
+    const size_t uncounted = (size_t)k->loss_from_t * state;
+    const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
     CUDA_TRY(cudaMemsetAsync(c->dh, 0, uncounted * sizeof(float), s));
     CUBLAS_TRY(gemm(c->blas, 1, 0, H, V, rows, top, c->logits, c->g.w_hy, 1));
     CUDA_TRY(kernels::add_column_sums(c->g.b_y, c->logits, rows, V, s));
@@ -359,15 +460,21 @@ static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
         const int I = layer_inputs(&c->cfg, l);
         const float *h = c->h[l], *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
         float *w_hh_t = c->w_hh_t + (size_t)l * H * H;
-        /* Backward through time, one fused kernel per step; nothing flows in past h_T. */
+        /* Backward through time; nothing flows in past h_T. */
         CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, s));
-        for (int t = T; t >= 1; t--)
-            CUDA_TRY(kernels::rnn_step_backward(c->da + (t - 1) * state, t < T ? c->da + t * state : NULL,
-                                                c->dh + (t - 1) * state, h + t * state, w_hh_t, B, H, s));
+        if (persistent(c)) {
+            CUDA_TRY(kernels::rnn_backward_persistent(c->da, c->dh, h, w_hh_t, T, B, H, &c->plan, s));
+            c->stats.persistent_layers++;
+        } else {
+            for (int t = T; t >= 1; t--)
+                CUDA_TRY(kernels::rnn_step_backward(c->da + (t - 1) * state, t < T ? c->da + t * state : NULL,
+                                                    c->dh + (t - 1) * state, h + t * state, w_hh_t, B, H, s));
+            c->stats.stepped_layers++;
+        }
         /* Weight gradients over all timesteps at once. */
         CUBLAS_TRY(gemm(c->blas, 1, 0, H, H, T * B, h, c->da, c->g.w_hh[l], 1));
         CUDA_TRY(kernels::add_column_sums(c->g.b_h[l], c->da, T * B, H, s));
-        if (l == 0 && fold_embedding(c, b)) {
+        if (l == 0 && fold_embedding(c, T, B)) {
             /* Through the vocabulary: G = da summed per token, dW_xh = Emb^T G, dEmb = G W_xh^T. */
             CUDA_TRY(kernels::token_row_sums(c->vocab_rows, c->da, order, start, V, H, 0, s));
             CUBLAS_TRY(gemm(c->blas, 1, 0, E, H, V, c->p.embedding, c->vocab_rows, c->g.w_xh[0], 1));
@@ -383,14 +490,133 @@ static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     return 0;
 }
 
+/* A whole step: the staged inputs in, forward (and backward), the loss sum (and the squared gradient
+ * norm) out to host_sums. */
+static int enqueue_step(CudaModel *c, const StepKey *k, Err *e)
+{
+    const size_t n = (size_t)k->T * k->B;
+    const int rows = (k->T - k->loss_from_t) * k->B;
+    cudaStream_t s = c->stream;
+    CUDA_TRY(cudaMemcpyAsync(c->tokens, c->host_tokens, 2 * n * sizeof(token_t), cudaMemcpyHostToDevice, s));
+    if (k->backward)
+        CUDA_TRY(cudaMemcpyAsync(c->buckets, c->host_buckets, sizeof(int) * (n + c->cfg.vocab + 1),
+                                 cudaMemcpyHostToDevice, s));
+    if (enqueue_forward(c, k, k->backward ? 1.0f / (float)rows : 0.0f, e) != 0)
+        return -1;
+    CUDA_TRY(kernels::sum(c->sums, c->sums + 2, c->row_loss, (size_t)rows, 0, s));
+    if (k->backward) {
+        if (enqueue_backward(c, k, e) != 0)
+            return -1;
+        CUDA_TRY(kernels::sum(c->sums + 1, c->sums + 2, c->grads, c->n_params, 1, s));
+    }
+    CUDA_TRY(cudaMemcpyAsync(c->host_sums, c->sums, (k->backward ? 2 : 1) * sizeof(double), cudaMemcpyDeviceToHost,
+                             s));
+    return 0;
+}
+
+static int same_key(const StepKey *a, const StepKey *b)
+{
+    return memcmp(a, b, sizeof *a) == 0;
+}
+
+/* The graph of this step shape, captured on first use into the least recently used slot. A capture
+ * that fails (a driver that cannot capture some call) turns graphs off and the step runs eagerly. */
+static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
+{
+    StepGraph *slot = &c->graphs[0];
+    for (int i = 0; i < GRAPH_SLOTS; i++) {
+        StepGraph *g = &c->graphs[i];
+        if (g->exec && same_key(&g->key, k)) {
+            *out = g;
+            return 0;
+        }
+        if (!g->exec || g->last_used < slot->last_used)
+            slot = g;
+    }
+    if (slot->exec) {
+        CUDA_TRY(cudaGraphExecDestroy(slot->exec));
+        slot->exec = NULL;
+    }
+    const long persistent0 = c->stats.persistent_layers, stepped0 = c->stats.stepped_layers;
+    CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    Err failed;
+    const int queued = enqueue_step(c, k, &failed);
+    cudaGraph_t graph = NULL;
+    cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
+    cudaError_t made = ended == cudaSuccess && queued == 0 ? cudaGraphInstantiate(&slot->exec, graph, 0) : ended;
+    if (graph)
+        cudaGraphDestroy(graph);
+    /* Captured work has not run: it is counted at each replay. */
+    slot->persistent_layers = c->stats.persistent_layers - persistent0;
+    slot->stepped_layers = c->stats.stepped_layers - stepped0;
+    c->stats.persistent_layers = persistent0, c->stats.stepped_layers = stepped0;
+    if (queued != 0 || made != cudaSuccess) {
+        slot->exec = NULL;
+        cudaGetLastError();
+        CUDA_TRY(cudaStreamSynchronize(c->stream)); /* a real fault (not a capture refusal) stops here */
+        c->use_graphs = 0;
+        c->stats.graphs_note = "graph capture failed; launching eagerly";
+        *out = NULL;
+        return 0;
+    }
+    slot->key = *k;
+    c->stats.graph_captures++;
+    *out = slot;
+    return 0;
+}
+/* One step: the batch staged, the step replayed (or queued eagerly), then the one wait of the step,
+ * for its loss and gradient norm. */
+static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err *e)
+{
+    if (batch_check(b, c->max_T, c->max_B, e) != 0 || plan_for(c, b->B, e) != 0)
+        return -1;
+    const StepKey k = {backward, b->T, b->B, b->loss_from_t, b->carry_in, b->carry_out};
+    const size_t n = (size_t)b->T * b->B;
+    memcpy(c->host_tokens, b->x, n * sizeof(token_t));
+    memcpy(c->host_tokens + n, b->y, n * sizeof(token_t));
+    if (backward)
+        stage_buckets(c, b);
+    StepGraph *g = NULL;
+    if (c->use_graphs && graph_for(c, &k, &g, e) != 0)
+        return -1;
+    if (g) {
+        CUDA_TRY(cudaGraphLaunch(g->exec, c->stream));
+        g->last_used = ++c->clock;
+        c->stats.graph_replays++;
+        c->stats.persistent_layers += g->persistent_layers;
+        c->stats.stepped_layers += g->stepped_layers;
+    } else {
+        if (enqueue_step(c, &k, e) != 0)
+            return -1;
+        c->stats.eager_steps++;
+    }
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    *loss = (float)(c->host_sums[0] / ((b->T - b->loss_from_t) * b->B));
+    if (backward) /* a forward pass leaves the gradients, and host_sums[1], alone */
+        c->norm_ready = 1;
+    return 0;
+}
+
+static int cuda_forward(void *ctx, const Batch *b, float *loss, Err *e)
+{
+    return run_step((CudaModel *)ctx, b, 0, loss, e);
+}
+
+static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
+{
+    return run_step((CudaModel *)ctx, b, 1, loss, e);
+}
+
 static int cuda_grad_norm(void *ctx, float *norm, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
-    double squares;
-    CUDA_TRY(kernels::sum(c->scalar, c->grads, c->n_params, 1, c->stream));
-    CUDA_TRY(cudaMemcpyAsync(&squares, c->scalar, sizeof squares, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
-    *norm = (float)sqrt(squares);
+    if (!c->norm_ready) { /* no step since the gradients were last set */
+        CUDA_TRY(kernels::sum(c->sums + 1, c->sums + 2, c->grads, c->n_params, 1, c->stream));
+        CUDA_TRY(cudaMemcpyAsync(c->host_sums + 1, c->sums + 1, sizeof(double), cudaMemcpyDeviceToHost, c->stream));
+        CUDA_TRY(cudaStreamSynchronize(c->stream));
+        c->norm_ready = 1;
+    }
+    *norm = (float)sqrt(c->host_sums[1]);
     return 0;
 }
 
@@ -398,16 +624,18 @@ static int cuda_update(void *ctx, const OptimConfig *o, float lr, long step, flo
 {
     CudaModel *c = (CudaModel *)ctx;
     const float c1 = 1.0f - powf(o->beta1, (float)step), c2 = 1.0f - powf(o->beta2, (float)step);
-    for (int k = 0; k < c->n_tensors; k++) {
+    /* One launch over every parameter, unless AdamW decays the matrices only. */
+    const int whole = o->kind != OPT_ADAMW || o->weight_decay == 0.0f;
+    for (int k = 0; k < (whole ? 1 : c->n_tensors); k++) {
         const ParamTensor *t = &c->tensors[k];
-        const size_t off = t->offset, n = t->rows * t->cols;
+        const size_t off = whole ? 0 : t->offset, n = whole ? c->n_params : t->rows * t->cols;
         if (o->kind == OPT_SGD) {
             CUDA_TRY(kernels::sgd_update(c->params + off, c->grads + off, c->m + off, n, lr, o->momentum, grad_scale,
                                          c->stream));
         } else {
             float wd = o->kind == OPT_ADAMW && t->is_matrix ? o->weight_decay : 0.0f;
             CUDA_TRY(kernels::adam_update(c->params + off, c->grads + off, c->m + off, c->v + off, n, lr, o->beta1,
-                                          o->beta2, o->eps, wd, grad_scale, c1, c2, c->stream));
+                                          o->beta2, o->eps, whole ? 0.0f : wd, grad_scale, c1, c2, c->stream));
         }
     }
     return 0;

@@ -1,6 +1,8 @@
 /* The CUDA backend's kernels. Each mirrors one function of cpu/rnn.c; where the CPU sums in a fixed
  * order, so does the kernel (one thread per output, looping in the same order), so that results do
  * not change from run to run. */
+#include <string.h>
+
 #include "kernels.cuh"
 
 namespace kernels
@@ -116,19 +118,32 @@ cudaError_t broadcast_rows(float *out, const float *row, int rows, int cols, cud
     return launched();
 }
 
+/* Block (32 columns, COLUMN_LANES row lanes): lane y sums rows y, y + COLUMN_LANES, ... of its column,
+ * then the lanes' partial sums are added in lane order. The same pairing every run: deterministic. */
+static const int COLUMN_LANES = 32;
+
 __global__ void add_column_sums_kernel(float *sums, const float *m, int rows, int cols)
 {
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < cols; j += gridDim.x * blockDim.x) {
-        float acc = sums[j];
-        for (int i = 0; i < rows; i++)
+    __shared__ float partial[COLUMN_LANES][TILE + 1];
+    const int j = blockIdx.x * TILE + threadIdx.x;
+    float acc = 0.0f;
+    if (j < cols)
+        for (int i = threadIdx.y; i < rows; i += COLUMN_LANES)
             acc += m[(size_t)i * cols + j];
-        sums[j] = acc;
+    partial[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < cols) {
+        float total = sums[j];
+        for (int y = 0; y < COLUMN_LANES; y++)
+            total += partial[y][threadIdx.x];
+        sums[j] = total;
     }
 }
 
 cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cudaStream_t s)
 {
-    LAUNCH(add_column_sums_kernel, blocks_for((size_t)cols), THREADS, 0, s)(sums, m, rows, cols);
+    dim3 block(TILE, COLUMN_LANES);
+    LAUNCH(add_column_sums_kernel, (cols + TILE - 1) / TILE, block, 0, s)(sums, m, rows, cols);
     return launched();
 }
 
@@ -183,6 +198,206 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
 {
     LAUNCH(rnn_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(da_t, da_next, dh_t, h_t, w_hh_t, B, H);
     return launched();
+}
+
+/* ---- the recurrence in one persistent kernel ---- */
+
+static const int PERSIST_THREADS = 128; /* 4 warps */
+static const int PERSIST_COLS = 32;     /* a block's columns: a warp's width, so a warp's lanes share rows */
+static const int PERSIST_GROUPS = PERSIST_THREADS / PERSIST_COLS;
+static const int PERSIST_PAD = 4; /* row stride K + 4 floats: float4 reads of 8 lanes hit distinct banks */
+
+/* The sums run over k < K = H rounded up to a multiple of 4, for float4 reads; the extra k hold zeros
+ * in both operands, which leave every sum exactly as it was. */
+__host__ __device__ inline int padded_k(int H)
+{
+    return (H + 3) / 4 * 4;
+}
+
+/* Thread (lane, group) computes column c0 + lane of rows r0 + group + q * PERSIST_GROUPS, q < ROWS, of
+ * every timestep, summing k = 0..H-1 in order as the step kernels do (the same numbers). Shared
+ * memory holds the block's columns of W along k, [32][K + 4], for the whole launch, and the previous
+ * state's rows, [tile rows][K + 4], restaged each timestep after the grid-wide barrier. The previous
+ * state was written by other blocks, so it is read with plain loads (no __restrict__/__ldg: the
+ * read-only path is not coherent with writes made during the kernel). */
+template <int ROWS, bool BACKWARD>
+__global__ void rnn_persistent_kernel(float *state, const float *__restrict__ dh, const float *__restrict__ h,
+                                      const float *__restrict__ w, const float *__restrict__ b_h, int T, int B,
+                                      int H)
+{
+    EXTERN_SHARED(float, shared);
+    const int K = padded_k(H), ld = K + PERSIST_PAD, tile_rows = ROWS * PERSIST_GROUPS;
+    float *w_s = shared;                        /* w_s[c * ld + k] = w[k, c0 + c] */
+    float *prev_s = shared + PERSIST_COLS * ld; /* prev_s[r * ld + k] = prev[r0 + r, k] */
+    const int col_tiles = (H + PERSIST_COLS - 1) / PERSIST_COLS;
+    const int r0 = blockIdx.x / col_tiles * tile_rows, c0 = blockIdx.x % col_tiles * PERSIST_COLS;
+    const int lane = threadIdx.x % PERSIST_COLS, group = threadIdx.x / PERSIST_COLS, j = c0 + lane;
+    for (int i = threadIdx.x; i < PERSIST_COLS * K; i += PERSIST_THREADS) { /* coalesced along c */
+        const int k = i / PERSIST_COLS, c = i % PERSIST_COLS;
+        w_s[c * ld + k] = c0 + c < H && k < H ? w[(size_t)k * H + c0 + c] : 0.0f;
+    }
+    cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+    const size_t BH = (size_t)B * H;
+    for (int step = 0; step < T; step++) {
+        /* forward: h_t from h_{t-1}, t = 1..T; backward: da_t (stored at t - 1) from da_{t+1}, t = T..1 */
+        const int t = BACKWARD ? T - step : step + 1;
+        float *out = state + (size_t)(BACKWARD ? t - 1 : t) * BH;
+        const float *prev = BACKWARD ? (t < T ? state + (size_t)t * BH : NULL) : state + (size_t)(t - 1) * BH;
+        if (prev)
+            for (int i = threadIdx.x; i < tile_rows * K; i += PERSIST_THREADS) {
+                const int r = i / K, k = i % K;
+                prev_s[r * ld + k] = r0 + r < B && k < H ? prev[(size_t)(r0 + r) * H + k] : 0.0f;
+            }
+        __syncthreads();
+        float acc[ROWS];
+#pragma unroll
+        for (int q = 0; q < ROWS; q++) {
+            const int b = r0 + group + q * PERSIST_GROUPS;
+            const size_t at = (size_t)b * H + j;
+            acc[q] = b >= B || j >= H ? 0.0f : BACKWARD ? dh[(size_t)(t - 1) * BH + at] : out[at] + b_h[j];
+        }
+        if (prev) {
+            const float *wc = w_s + lane * ld;
+            for (int k = 0; k < K; k += 4) {
+                const float4 wv = *(const float4 *)(wc + k);
+#pragma unroll
+                for (int q = 0; q < ROWS; q++) {
+                    const float4 pv = *(const float4 *)(prev_s + (group + q * PERSIST_GROUPS) * ld + k);
+                    acc[q] += pv.x * wv.x;
+                    acc[q] += pv.y * wv.y;
+                    acc[q] += pv.z * wv.z;
+                    acc[q] += pv.w * wv.w;
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < ROWS; q++) {
+            const int b = r0 + group + q * PERSIST_GROUPS;
+            if (b >= B || j >= H)
+                continue;
+            const size_t at = (size_t)b * H + j;
+            if (BACKWARD) {
+                const float ht = h[(size_t)t * BH + at];
+                out[at] = acc[q] * (1.0f - ht * ht);
+            } else {
+                out[at] = tanhf(acc[q]);
+            }
+        }
+        grid.sync(); /* every block's tile of this timestep is written before any block reads it */
+    }
+}
+
+static size_t persistent_shared_bytes(int rows_per_thread, int H)
+{
+    return sizeof(float) * (size_t)(PERSIST_COLS + rows_per_thread * PERSIST_GROUPS) * (padded_k(H) + PERSIST_PAD);
+}
+
+/* Both directions of one ROWS: shared memory beyond the default 48 KiB allowed, and how many blocks
+ * an SM holds. */
+template <int ROWS> static cudaError_t persistent_occupancy(int *per_sm, size_t shared, int optin)
+{
+    cudaError_t status;
+    if ((status = cudaFuncSetAttribute(rnn_persistent_kernel<ROWS, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       optin)) != cudaSuccess ||
+        (status = cudaFuncSetAttribute(rnn_persistent_kernel<ROWS, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       optin)) != cudaSuccess)
+        return status;
+    int forward = 0, backward = 0;
+    if ((status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&forward, rnn_persistent_kernel<ROWS, false>,
+                                                                PERSIST_THREADS, shared)) != cudaSuccess ||
+        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&backward, rnn_persistent_kernel<ROWS, true>,
+                                                                PERSIST_THREADS, shared)) != cudaSuccess)
+        return status;
+    *per_sm = forward < backward ? forward : backward;
+    return cudaSuccess;
+}
+
+static cudaError_t occupancy(int rows_per_thread, int *per_sm, size_t shared, int optin)
+{
+    switch (rows_per_thread) {
+    case 1: return persistent_occupancy<1>(per_sm, shared, optin);
+    case 2: return persistent_occupancy<2>(per_sm, shared, optin);
+    case 4: return persistent_occupancy<4>(per_sm, shared, optin);
+    default: return persistent_occupancy<8>(per_sm, shared, optin);
+    }
+}
+
+/* Picks rows per thread by a model of one timestep's time on an SM: shared-memory reads bound the
+ * inner loop (per 4 values of k a warp reads its columns of W as float4, 4 wavefronts, and one
+ * broadcast float4 per row), times the blocks an SM must run one after another, plus staging the
+ * previous state. More rows per thread means fewer W reads per multiply-add but fewer blocks to
+ * spread over the SMs. A model to be checked against the device, not a measurement. */
+cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows)
+{
+    memset(plan, 0, sizeof *plan);
+    int device = 0, sms = 0, cooperative = 0, optin = 0;
+    cudaError_t status;
+    if ((status = cudaGetDevice(&device)) != cudaSuccess ||
+        (status = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess ||
+        (status = cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device)) != cudaSuccess ||
+        (status = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) != cudaSuccess)
+        return status;
+    if (!cooperative) {
+        plan->why_not = "the device has no cooperative launch";
+        return cudaSuccess;
+    }
+    plan->why_not = "W_hh's columns do not fit in shared memory";
+    double best = 0.0;
+    for (int rows = 1; rows <= 8; rows *= 2) {
+        if (only_rows && rows != only_rows)
+            continue;
+        const size_t shared = persistent_shared_bytes(rows, H);
+        if (shared > (size_t)optin)
+            continue;
+        const int tile_rows = rows * PERSIST_GROUPS;
+        const int blocks = (B + tile_rows - 1) / tile_rows * ((H + PERSIST_COLS - 1) / PERSIST_COLS);
+        int per_sm = 0;
+        if ((status = occupancy(rows, &per_sm, shared, optin)) != cudaSuccess)
+            return status;
+        if (blocks > per_sm * sms) {
+            plan->why_not = "there are more tiles than blocks the device holds at once";
+            continue;
+        }
+        const int rounds = (blocks + sms - 1) / sms; /* blocks per SM, one after another */
+        const double cost = (double)rounds * PERSIST_GROUPS * (padded_k(H) / 4) * (4 + rows) + (double)tile_rows * H / 16;
+        if (plan->blocks == 0 || cost < best) {
+            best = cost;
+            *plan = RecurrencePlan{rows, tile_rows, blocks, shared, NULL};
+        }
+    }
+    return cudaSuccess;
+}
+
+template <bool BACKWARD>
+static cudaError_t launch_persistent(float *state, const float *dh, const float *h, const float *w, const float *b_h,
+                                     int T, int B, int H, const RecurrencePlan *p, cudaStream_t s)
+{
+    switch (p->rows_per_thread) {
+    case 1:
+        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<1, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
+                                  s)(state, dh, h, w, b_h, T, B, H);
+    case 2:
+        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<2, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
+                                  s)(state, dh, h, w, b_h, T, B, H);
+    case 4:
+        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<4, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
+                                  s)(state, dh, h, w, b_h, T, B, H);
+    default:
+        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<8, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
+                                  s)(state, dh, h, w, b_h, T, B, H);
+    }
+}
+
+cudaError_t rnn_forward_persistent(float *h, const float *w_hh, const float *b_h, int T, int B, int H,
+                                   const RecurrencePlan *plan, cudaStream_t s)
+{
+    return launch_persistent<false>(h, NULL, NULL, w_hh, b_h, T, B, H, plan, s);
+}
+
+cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh_t, int T, int B,
+                                    int H, const RecurrencePlan *plan, cudaStream_t s)
+{
+    return launch_persistent<true>(da, dh, h, w_hh_t, NULL, T, B, H, plan, s);
 }
 
 /* ---- reductions ---- */
@@ -243,19 +458,35 @@ cudaError_t softmax_xent(float *logits, const token_t *y, float *row_loss, int r
     return launched();
 }
 
-__global__ void sum_kernel(double *out, const float *x, size_t n, int squares)
+/* Block b sums x[i] for i = b * THREADS + t, stepping by the whole grid, into partial[b]; then one block
+ * sums the partials. A fixed grid, so a fixed order: deterministic. */
+__global__ void sum_partial_kernel(double *partial, const float *x, size_t n, int squares)
 {
     double acc = 0.0;
-    for (size_t i = threadIdx.x; i < n; i += THREADS)
+    for (size_t i = blockIdx.x * (size_t)THREADS + threadIdx.x; i < n; i += (size_t)gridDim.x * THREADS)
         acc += squares ? (double)x[i] * x[i] : (double)x[i];
+    acc = block_reduce(acc, Add<double>());
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = acc;
+}
+
+__global__ void sum_final_kernel(double *out, const double *partial, int n)
+{
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < n; i += THREADS)
+        acc += partial[i];
     acc = block_reduce(acc, Add<double>());
     if (threadIdx.x == 0)
         *out = acc;
 }
 
-cudaError_t sum(double *out, const float *x, size_t n, int squares, cudaStream_t s)
+cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squares, cudaStream_t s)
 {
-    LAUNCH(sum_kernel, 1, THREADS, 0, s)(out, x, n, squares);
+    LAUNCH(sum_partial_kernel, SUM_BLOCKS, THREADS, 0, s)(partial, x, n, squares);
+    cudaError_t status = launched();
+    if (status != cudaSuccess)
+        return status;
+    LAUNCH(sum_final_kernel, 1, THREADS, 0, s)(out, partial, SUM_BLOCKS);
     return launched();
 }
 

@@ -33,6 +33,28 @@ cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cud
  * (the input projection) and h_t on return. */
 cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh, const float *b_h, int B, int H,
                              cudaStream_t s);
+/* The whole recurrence of one layer in one grid-synchronised (cooperative) launch: each block keeps a
+ * 32-column slice of W_hh (or W_hh^T) in shared memory for all T steps and computes its tile of every
+ * h_t (or da_t), the blocks meeting at a grid-wide barrier between timesteps. A plan says how the
+ * [B, H] state is tiled; blocks == 0 means the persistent kernel cannot run (no cooperative launch,
+ * W_hh's slice too large for shared memory, or more tiles than can be resident at once), and the
+ * caller steps one kernel per timestep instead. */
+struct RecurrencePlan {
+    int rows_per_thread; /* 1, 2, 4 or 8: the batch rows each thread carries through the sum */
+    int tile_rows;       /* a block's batch rows; its columns are 32, a warp's width */
+    int blocks;
+    size_t shared_bytes;
+    const char *why_not; /* when blocks == 0 */
+};
+/* only_rows: 0, or the one rows_per_thread to consider (for tests) */
+cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows);
+/* h [T+1, B, H]: h[0] holds h_0 and h[t] holds p_t on entry, h_t on return (rnn_step_forward, t = 1..T) */
+cudaError_t rnn_forward_persistent(float *h, const float *w_hh, const float *b_h, int T, int B, int H,
+                                   const RecurrencePlan *plan, cudaStream_t s);
+/* da [T, B, H] from dh [T, B, H] and h [T+1, B, H] (rnn_step_backward, t = T..1) */
+cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh_t, int T, int B,
+                                    int H, const RecurrencePlan *plan, cudaStream_t s);
+
 /* The fused backward step: da_t = (dh_t + da_next W_hh^T) * (1 - h_t^2); da_next NULL at t = T. Takes
  * W_hh already transposed (w_hh_t), for coalesced reads. */
 cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t,
@@ -42,8 +64,10 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
  * dlogits = (softmax - onehot(y)) * scale. */
 cudaError_t softmax_xent(float *logits, const token_t *y, float *row_loss, int rows, int V, float scale,
                          cudaStream_t s);
-/* *out = sum of x[i] (squares: of x[i]^2) over n values, in double, in a fixed order (deterministic). */
-cudaError_t sum(double *out, const float *x, size_t n, int squares, cudaStream_t s);
+/* *out = sum of x[i] (squares: of x[i]^2) over n values, in double, in a fixed order (deterministic):
+ * SUM_BLOCKS blocks each sum a fixed part into partial[], then one block sums those. */
+static const int SUM_BLOCKS = 256;
+cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squares, cudaStream_t s);
 
 /* Adam/AdamW (weight_decay 0: Adam) and SGD with momentum; c1, c2 are Adam's bias corrections. */
 cudaError_t adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,

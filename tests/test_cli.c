@@ -127,6 +127,16 @@ Test(cli, bad_data_files_are_named, .init = setup, .fini = teardown)
     EXPECT_USAGE_ERROR("--seq-len 5000", "--device", "cpu", "train", "--data", "text.txt", "--seq-len", "5000");
 }
 
+Test(cli, tf32_on_the_cpu_is_refused, .init = setup, .fini = teardown)
+{
+    EXPECT_USAGE_ERROR("--tf32: TF32 is a tensor-core format of --device cuda", "--device", "cpu", "train", "--data",
+                       "text.txt", "--tf32");
+    EXPECT_USAGE_ERROR("--tf32: TF32 is a tensor-core format of --device cuda", "--device", "cpu", "eval",
+                       "--checkpoint", "missing.ckpt", "--tf32");
+    EXPECT_USAGE_ERROR("--tf32: TF32 is a tensor-core format of --device cuda", "--device", "cpu", "sample",
+                       "--checkpoint", "missing.ckpt", "--tf32");
+}
+
 Test(cli, bad_checkpoints_are_refused, .init = setup, .fini = teardown)
 {
     EXPECT_USAGE_ERROR("nothere.ckpt: cannot open", "--device", "cpu", "sample", "--checkpoint", "nothere.ckpt");

@@ -89,3 +89,35 @@ Test(cli_cuda, both_devices_train_the_same_run, .init = setup, .fini = teardown)
     double cpu = eval_loss("cpu", "c.ckpt"), cuda = eval_loss("cpu", "g.ckpt");
     cr_assert_float_eq(cpu, cuda, 1e-3, "5 steps from the same seed: cpu-trained %f, cuda-trained %f", cpu, cuda);
 }
+
+/* --tf32 trains, evaluates and samples on cuda; its checkpoint is an ordinary float32 one. */
+Test(cli_cuda, tf32_runs_and_its_checkpoint_is_ordinary, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN("cuda", "--steps", "5", "--tf32", "--out", "t.ckpt"), 0, "%s", err);
+    cr_assert_eq(RUN("--device", "cuda", "eval", "--checkpoint", "t.ckpt", "--tf32"), 0, "%s", err);
+    const double tf32 = atof(out), cpu = eval_loss("cpu", "t.ckpt");
+    cr_assert_float_eq(cpu, tf32, 1e-2, "cpu %f, cuda --tf32 %f", cpu, tf32);
+    cr_assert_eq(RUN("--device", "cuda", "sample", "--checkpoint", "t.ckpt", "--length", "20", "--tf32"), 0, "%s", err);
+    cr_assert_eq(strlen(out), 20, "%s", out);
+}
+
+/* The developer switches are checked like flags. */
+Test(cli_cuda, bad_cuda_environment_settings_are_named, .init = setup, .fini = teardown)
+{
+    setenv("CHARRNN_CUDA_RECURRENCE", "fast", 1);
+    int rc = TRAIN("cuda", "--steps", "1", "--out", "x.ckpt");
+    unsetenv("CHARRNN_CUDA_RECURRENCE");
+    cr_expect_neq(rc, 0);
+    cr_expect(strstr(err, "CHARRNN_CUDA_RECURRENCE=fast: expected auto, step or persistent"), "%s", err);
+    setenv("CHARRNN_CUDA_GRAPHS", "yes", 1);
+    rc = TRAIN("cuda", "--steps", "1", "--out", "x.ckpt");
+    unsetenv("CHARRNN_CUDA_GRAPHS");
+    cr_expect_neq(rc, 0);
+    cr_expect(strstr(err, "CHARRNN_CUDA_GRAPHS=yes: expected 1 (graphs) or 0 (eager launches)"), "%s", err);
+    setenv("CHARRNN_CUDA_GRAPHS", "0", 1);
+    setenv("CHARRNN_CUDA_RECURRENCE", "step", 1);
+    rc = TRAIN("cuda", "--steps", "2", "--out", "x.ckpt");
+    unsetenv("CHARRNN_CUDA_GRAPHS");
+    unsetenv("CHARRNN_CUDA_RECURRENCE");
+    cr_expect_eq(rc, 0, "%s", err);
+}

@@ -20,6 +20,28 @@
  * entry comes near Adam's eps, where an update's sign would hang on rounding. */
 #define PARITY_REL_L2 1e-5
 
+/* With --tf32 cuBLAS rounds each product's inputs to TF32's 10-bit mantissa (a relative error up to
+ * 2^-11, about 4.9e-4, per input); through the recurrence and the optimizer's division by sqrt(v)
+ * that becomes about 1e-3 relative L2 in the gradients. TF32_REL_L2 is the tolerance stated for
+ * --tf32; TF32_MIN_REL_L2 shows that TF32 really was used (full float32 stays near 1e-7). */
+#define TF32_REL_L2 1e-2
+#define TF32_MIN_REL_L2 1e-5
+
+/* Every way the CUDA backend can run a step: graphs replayed or eager launches, and the recurrence
+ * as one persistent kernel or one kernel per timestep. Each parity test runs under each. */
+typedef struct {
+    const char *name;
+    BackendOptions opts;
+} Variant;
+
+static const Variant VARIANTS[] = {
+    {"graphs+persistent", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_PERSISTENT}},
+    {"graphs+step", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_STEP}},
+    {"eager+persistent", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_PERSISTENT}},
+    {"eager+step", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_STEP}},
+};
+enum { N_VARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
+
 typedef struct {
     ModelConfig cfg;
     int T, B, loss_from_t, carry_in;
@@ -29,6 +51,8 @@ typedef struct {
 typedef struct {
     Backend cpu, cuda;
     size_t P, nh;
+    const Variant *variant;
+    double tolerance;
 } Pair;
 
 static void skip_without_device(void)
@@ -50,24 +74,26 @@ static double rel_l2(const float *ref, const float *x, size_t n)
 }
 
 /* Compares two full buffers tensor by tensor, pairing the same named tensor on both sides. */
-static void expect_tensors_match(const ModelConfig *cfg, const float *ref, const float *x, const char *what)
+static void expect_tensors_match(const Pair *p, const ModelConfig *cfg, const float *ref, const float *x,
+                                 const char *what)
 {
     ParamTensor t[MODEL_MAX_TENSORS];
     int n = model_tensors(cfg, t);
     for (int k = 0; k < n; k++) {
         double err = rel_l2(ref + t[k].offset, x + t[k].offset, t[k].rows * t[k].cols);
-        cr_expect(err <= PARITY_REL_L2, "%s %s: relative L2 error %.3g", what, t[k].name, err);
+        cr_expect(err <= p->tolerance, "%s: %s %s: relative L2 error %.3g", p->variant->name, what, t[k].name, err);
     }
 }
 
-static Pair make_pair(const Shape *s, uint64_t seed)
+static Pair make_pair_with(const Shape *s, uint64_t seed, const Variant *variant, double tolerance)
 {
-    Pair p;
+    Pair p = {.variant = variant, .tolerance = tolerance};
     Err e;
     skip_without_device();
     const int max_B = s->max_B ? s->max_B : s->B;
     cr_assert_eq(backend_create(&p.cpu, &cpu_backend_ops, &s->cfg, s->T, max_B, NULL, &e), 0, "%s", e.msg);
-    cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, max_B, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, max_B, &variant->opts, &e), 0, "%s: %s",
+                 variant->name, e.msg);
     p.P = model_num_params(&s->cfg);
     p.nh = (size_t)s->cfg.layers * max_B * s->cfg.hidden;
     float *params = malloc(sizeof(float) * p.P), *zeros = calloc(p.P > p.nh ? p.P : p.nh, sizeof(float));
@@ -85,6 +111,33 @@ static Pair make_pair(const Shape *s, uint64_t seed)
     }
     free(params), free(zeros), free(carry);
     return p;
+}
+
+static Pair make_pair(const Shape *s, uint64_t seed, const Variant *variant)
+{
+    return make_pair_with(s, seed, variant, PARITY_REL_L2);
+}
+
+/* The variant's paths, and only those, ran: a fallback would otherwise pass unnoticed. */
+static void expect_paths(const Pair *p)
+{
+    CudaStats st;
+    cuda_backend_stats(p->cuda.ctx, &st);
+    const BackendOptions *o = &p->variant->opts;
+    const char *name = p->variant->name;
+    if (o->graphs == GRAPHS_ON) {
+        cr_expect(st.graph_replays > 0 && st.eager_steps == 0, "%s: %ld graph replays, %ld eager steps (%s)", name,
+                  st.graph_replays, st.eager_steps, st.graphs_note ? st.graphs_note : "");
+    } else if (o->graphs == GRAPHS_OFF) {
+        cr_expect(st.graph_replays == 0 && st.eager_steps > 0, "%s: %ld graph replays, %ld eager steps", name,
+                  st.graph_replays, st.eager_steps);
+    }
+    if (o->recurrence == RECURRENCE_PERSISTENT)
+        cr_expect(st.persistent_layers > 0 && st.stepped_layers == 0, "%s: %ld persistent, %ld stepped layers", name,
+                  st.persistent_layers, st.stepped_layers);
+    else if (o->recurrence == RECURRENCE_STEP)
+        cr_expect(st.persistent_layers == 0 && st.stepped_layers > 0, "%s: %ld persistent, %ld stepped layers", name,
+                  st.persistent_layers, st.stepped_layers);
 }
 
 static void free_pair(Pair *p)
@@ -115,23 +168,24 @@ static void step_and_compare(Pair *p, const Shape *s, const Batch *b)
         cr_assert_eq(both[i]->ops->get_carry(both[i]->ctx, carry[i], &e), 0, "%s", e.msg);
         cr_assert_eq(both[i]->ops->grad_norm(both[i]->ctx, &norm[i], &e), 0, "%s", e.msg);
     }
-    cr_expect(fabsf(loss[1] - loss[0]) <= PARITY_REL_L2 * fabsf(loss[0]), "loss: cpu %.8f, cuda %.8f", loss[0],
-              loss[1]);
-    cr_expect(fabsf(norm[1] - norm[0]) <= PARITY_REL_L2 * norm[0], "gradient norm: cpu %.8f, cuda %.8f", norm[0],
-              norm[1]);
-    expect_tensors_match(&s->cfg, grads[0], grads[1], "gradient");
-    cr_expect(rel_l2(carry[0], carry[1], p->nh) <= PARITY_REL_L2, "carried state: relative L2 error %.3g",
+    const char *name = p->variant->name;
+    cr_expect(fabsf(loss[1] - loss[0]) <= p->tolerance * fabsf(loss[0]), "%s: loss: cpu %.8f, cuda %.8f", name,
+              loss[0], loss[1]);
+    cr_expect(fabsf(norm[1] - norm[0]) <= p->tolerance * norm[0], "%s: gradient norm: cpu %.8f, cuda %.8f", name,
+              norm[0], norm[1]);
+    expect_tensors_match(p, &s->cfg, grads[0], grads[1], "gradient");
+    cr_expect(rel_l2(carry[0], carry[1], p->nh) <= p->tolerance, "%s: carried state: relative L2 error %.3g", name,
               rel_l2(carry[0], carry[1], p->nh));
     for (int i = 0; i < 2; i++)
         free(grads[i]), free(carry[i]);
 }
 
-static void check_parity(int layers, int window, int carry_in, OptimizerKind opt)
+static void check_parity_of(int layers, int window, int carry_in, OptimizerKind opt, const Variant *variant)
 {
     Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers}, .T = 5, .B = 3};
     s.loss_from_t = window ? s.T - 1 : 0;
     s.carry_in = carry_in;
-    Pair p = make_pair(&s, 100 + (uint64_t)layers);
+    Pair p = make_pair(&s, 100 + (uint64_t)layers, variant);
     Rng r;
     rng_seed(&r, 7);
     token_t x[15], y[15];
@@ -156,13 +210,20 @@ static void check_parity(int layers, int window, int carry_in, OptimizerKind opt
         cr_assert_eq(both[i]->ops->get_params(both[i]->ctx, params[i], &e), 0, "%s", e.msg);
         cr_assert_eq(both[i]->ops->get_moments(both[i]->ctx, m[i], v[i], &e), 0, "%s", e.msg);
     }
-    expect_tensors_match(&s.cfg, params[0], params[1], "parameters after 3 steps:");
-    expect_tensors_match(&s.cfg, m[0], m[1], "first moments after 3 steps:");
+    expect_tensors_match(&p, &s.cfg, params[0], params[1], "parameters after 3 steps:");
+    expect_tensors_match(&p, &s.cfg, m[0], m[1], "first moments after 3 steps:");
     if (opt != OPT_SGD)
-        expect_tensors_match(&s.cfg, v[0], v[1], "second moments after 3 steps:");
+        expect_tensors_match(&p, &s.cfg, v[0], v[1], "second moments after 3 steps:");
     for (int i = 0; i < 2; i++)
         free(params[i]), free(m[i]), free(v[i]);
+    expect_paths(&p);
     free_pair(&p);
+}
+
+static void check_parity(int layers, int window, int carry_in, OptimizerKind opt)
+{
+    for (int i = 0; i < N_VARIANTS; i++)
+        check_parity_of(layers, window, carry_in, opt, &VARIANTS[i]);
 }
 
 Test(parity, one_layer_seq_mode_adam)
@@ -186,10 +247,10 @@ Test(parity, three_layers_stateful_carry_in_adam)
     check_parity(3, 0, 1, OPT_ADAM);
 }
 
-Test(parity, forward_only_loss_matches_and_leaves_gradients_alone)
+static void check_forward_only(const Variant *variant)
 {
     Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2}, .T = 5, .B = 3};
-    Pair p = make_pair(&s, 5);
+    Pair p = make_pair(&s, 5, variant);
     Rng r;
     rng_seed(&r, 3);
     token_t x[15], y[15];
@@ -205,34 +266,96 @@ Test(parity, forward_only_loss_matches_and_leaves_gradients_alone)
         cr_assert_eq(both[i]->ops->get_grads(both[i]->ctx, before, &e), 0, "%s", e.msg);
         cr_assert_eq(both[i]->ops->forward(both[i]->ctx, &b, &loss[i], &e), 0, "%s", e.msg);
         cr_assert_eq(both[i]->ops->get_grads(both[i]->ctx, after, &e), 0, "%s", e.msg);
-        cr_expect(memcmp(before, after, sizeof(float) * p.P) == 0, "%s: forward changed the gradients",
-                  both[i]->ops->name);
+        cr_expect(memcmp(before, after, sizeof(float) * p.P) == 0, "%s: %s: forward changed the gradients",
+                  variant->name, both[i]->ops->name);
     }
-    cr_expect(fabsf(loss[1] - loss[0]) <= PARITY_REL_L2 * loss[0], "cpu %.8f, cuda %.8f", loss[0], loss[1]);
+    cr_expect(fabsf(loss[1] - loss[0]) <= PARITY_REL_L2 * loss[0], "%s: cpu %.8f, cuda %.8f", variant->name, loss[0],
+              loss[1]);
+    float norm[2];
+    for (int i = 0; i < 2; i++) /* the norm of the gradients forward_backward left, not of a forward */
+        cr_assert_eq(both[i]->ops->grad_norm(both[i]->ctx, &norm[i], &e), 0, "%s", e.msg);
+    cr_expect(fabsf(norm[1] - norm[0]) <= PARITY_REL_L2 * norm[0], "%s: gradient norm: cpu %.8f, cuda %.8f",
+              variant->name, norm[0], norm[1]);
     free(before), free(after);
+    expect_paths(&p);
     free_pair(&p);
+}
+
+/* Also a smaller batch after a full one: a second graph, and the first replayed after it. */
+Test(parity, forward_only_loss_matches_and_leaves_gradients_alone)
+{
+    for (int i = 0; i < N_VARIANTS; i++)
+        check_forward_only(&VARIANTS[i]);
 }
 
 /* Shapes past one block of the kernels (H > 128 threads along H, V > 256 threads per softmax row),
  * a batch smaller than the backends were created for, and a carried-in state read at max_B strides. */
 Test(parity, large_shapes_gradients_match)
 {
-    Shape s = {.cfg = {.vocab = 300, .embed = 33, .hidden = 130, .layers = 2}, .T = 4, .B = 3, .max_B = 5};
-    s.carry_in = 1;
-    Pair p = make_pair(&s, 21);
+    for (int i = 0; i < N_VARIANTS; i++) {
+        Shape s = {.cfg = {.vocab = 300, .embed = 33, .hidden = 130, .layers = 2}, .T = 4, .B = 3, .max_B = 5};
+        s.carry_in = 1;
+        Pair p = make_pair(&s, 21, &VARIANTS[i]);
+        Rng r;
+        rng_seed(&r, 17);
+        token_t x[12], y[12];
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_in = 1, .carry_out = 1};
+        step_and_compare(&p, &s, &b);
+        expect_paths(&p);
+        free_pair(&p);
+    }
+}
+
+/* The persistent kernel with each number of rows per thread (1, 2, 4, 8), on a batch spread over
+ * several row tiles and a hidden size over several column tiles, neither a whole number of tiles. */
+Test(parity, persistent_kernel_every_tile_height)
+{
+    for (int rows = 1; rows <= 8; rows *= 2) {
+        Variant v = {"persistent, forced rows", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_PERSISTENT}};
+        v.opts.persistent_rows = rows;
+        Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = 2}, .T = 3, .B = 37};
+        Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
+        Rng r;
+        rng_seed(&r, 19);
+        token_t x[3 * 37], y[3 * 37];
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+        cr_log_info("rows per thread %d", rows);
+        step_and_compare(&p, &s, &b);
+        expect_paths(&p);
+        free_pair(&p);
+    }
+}
+
+/* --tf32: within TF32_REL_L2 of the float32 CPU reference, and measurably not float32. */
+Test(parity, tf32_within_its_stated_tolerance)
+{
+    Variant v = {"tf32", {.tf32 = 1, .graphs = GRAPHS_ON, .recurrence = RECURRENCE_PERSISTENT}};
+    Shape s = {.cfg = {.vocab = 40, .embed = 24, .hidden = 48, .layers = 2}, .T = 6, .B = 5};
+    Pair p = make_pair_with(&s, 41, &v, TF32_REL_L2);
     Rng r;
-    rng_seed(&r, 17);
-    token_t x[12], y[12];
+    rng_seed(&r, 23);
+    token_t x[30], y[30];
     random_batch(&s, &r, x, y);
-    Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_in = 1, .carry_out = 1};
+    Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
     step_and_compare(&p, &s, &b);
+    float *g[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
+    Err e;
+    cr_assert_eq(p.cpu.ops->get_grads(p.cpu.ctx, g[0], &e), 0, "%s", e.msg);
+    cr_assert_eq(p.cuda.ops->get_grads(p.cuda.ctx, g[1], &e), 0, "%s", e.msg);
+    const double err = rel_l2(g[0], g[1], p.P);
+    cr_log_info("tf32: relative L2 error of all gradients %.3g", err);
+    cr_expect(err >= TF32_MIN_REL_L2, "tf32: gradients within %.3g of float32's: TF32 was not used", err);
+    free(g[0]), free(g[1]);
+    expect_paths(&p);
     free_pair(&p);
 }
 
 Test(parity, generation_logits_match)
 {
     Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 3}, .T = 1, .B = 1};
-    Pair p = make_pair(&s, 9);
+    Pair p = make_pair(&s, 9, &VARIANTS[0]);
     float logits[2][11];
     Err e;
     Backend *both[2] = {&p.cpu, &p.cuda};
@@ -253,7 +376,7 @@ Test(parity, generation_logits_match)
 Test(parity, comparison_detects_wrong_gradients)
 {
     Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 1}, .T = 5, .B = 3};
-    Pair p = make_pair(&s, 11);
+    Pair p = make_pair(&s, 11, &VARIANTS[0]);
     Rng r;
     rng_seed(&r, 13);
     token_t x[15], y[15];
