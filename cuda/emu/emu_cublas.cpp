@@ -6,6 +6,7 @@
  * NaN in C does not propagate), and when alpha is 0, A and B are not read, as BLAS specifies. */
 #include "emu_cublas.h"
 #include "emu_internal.h"
+#include "emu_report.h"
 
 #include <cstdio>
 #include <mutex>
@@ -14,6 +15,9 @@
 struct cublasContext {
     cudaStream_t stream;
     cublasMath_t math_mode;
+    bool user_workspace; /* false: cuBLAS's default pool */
+    void *workspace;
+    size_t workspace_bytes;
 };
 
 namespace
@@ -25,6 +29,8 @@ namespace
  * to nearest, ties away from zero, as the cvt.rna.tf32.f32 instruction does. */
 constexpr uint32_t kTf32DroppedBits = 0x1FFF;
 constexpr uint32_t kTf32Half = 0x1000;
+/* cublasSetWorkspace's documented alignment for the workspace pointer. */
+constexpr uintptr_t kWorkspaceAlign = 256;
 
 struct Gemm {
     cublasOperation_t transa, transb;
@@ -163,7 +169,7 @@ cublasStatus_t cublasCreate(cublasHandle_t *handle)
     if (!handle)
         return CUBLAS_STATUS_INVALID_VALUE;
     std::lock_guard<std::mutex> lock(handles_mutex);
-    *handle = new cublasContext{nullptr, CUBLAS_DEFAULT_MATH};
+    *handle = new cublasContext{nullptr, CUBLAS_DEFAULT_MATH, false, nullptr, 0};
     handles.insert(*handle);
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -182,6 +188,9 @@ cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
     if (!live(handle))
         return CUBLAS_STATUS_NOT_INITIALIZED;
     handle->stream = stream;
+    handle->user_workspace = false;
+    handle->workspace = nullptr;
+    handle->workspace_bytes = 0;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -193,6 +202,35 @@ cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t *stream)
         return CUBLAS_STATUS_INVALID_VALUE;
     *stream = handle->stream;
     return CUBLAS_STATUS_SUCCESS;
+}
+
+/* cuBLAS documents the handle check and the 256-byte alignment. Beyond that the emulator wants the
+ * whole buffer inside one device allocation, so that a host pointer, a wrong size or a freed buffer
+ * is caught here rather than by a GPU kernel writing through it. NULL with 0 bytes is accepted: it
+ * is a workspace of no bytes, which per the documentation also keeps cuBLAS off its default pool. */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t workspaceSizeInBytes)
+{
+    if (!live(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if ((uintptr_t)workspace % kWorkspaceAlign != 0)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if ((workspace || workspaceSizeInBytes) && !emu::is_device_range(workspace, workspaceSizeInBytes))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    handle->user_workspace = true;
+    handle->workspace = workspace;
+    handle->workspace_bytes = workspaceSizeInBytes;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+int emu_cublas_workspace(struct cublasContext *handle, void **workspace, size_t *bytes)
+{
+    if (!live(handle))
+        return -1;
+    if (workspace)
+        *workspace = handle->workspace;
+    if (bytes)
+        *bytes = handle->workspace_bytes;
+    return handle->user_workspace ? 1 : 0;
 }
 
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)

@@ -49,8 +49,13 @@ typedef struct cublasContext *cublasHandle_t;
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle);
 cublasStatus_t cublasDestroy(cublasHandle_t handle);
+/* As in cuBLAS, setting the stream also resets the handle's workspace to the default pool. */
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
 cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t *stream);
+/* A user-owned device buffer for cuBLAS's scratch space, which cuBLAS recommends before graph capture
+ * (real cuBLAS spells it as a macro for cublasSetWorkspace_v2). The emulated products need no
+ * scratch space: the call is validated and remembered (emu_cublas_workspace), nothing more. */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t workspaceSizeInBytes);
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode);
 cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t *mode);
 const char *cublasGetStatusName(cublasStatus_t status);

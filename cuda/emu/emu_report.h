@@ -26,9 +26,19 @@ const char *emu_last_fault(void);
 enum emu_thread_order { EMU_ORDER_FORWARD = 0, EMU_ORDER_REVERSE = 1 };
 void emu_set_thread_order(enum emu_thread_order order);
 
-/* Kernel launches and cooperative launches run since start-up (tests use them to say which path ran). */
+/* Kernel launches and cooperative launches run since start-up (tests use them to say which path ran).
+ * A launch is counted when its kernel runs: an eager launch when it is submitted, a launch recorded
+ * by stream capture each time cudaGraphLaunch replays it, never at capture. A launch refused before
+ * it ran (configuration, residency, sticky error) is not counted; one that faults is. A cooperative
+ * launch counts in both. cuBLAS calls run no emulated kernel and are not counted. */
 unsigned long emu_launch_count(void);
 unsigned long emu_cooperative_launch_count(void);
+
+/* The workspace cublasSetWorkspace gave a cuBLAS handle: 1 with *workspace and *bytes filled in
+ * (either may be NULL), 0 while the handle uses cuBLAS's default pool (never set, or reset by
+ * cublasSetStream), -1 for a handle that is not live. */
+struct cublasContext;
+int emu_cublas_workspace(struct cublasContext *handle, void **workspace, size_t *bytes);
 
 #ifdef __cplusplus
 }

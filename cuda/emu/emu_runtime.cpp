@@ -103,6 +103,13 @@ bool on_device(const void *p, size_t bytes)
     return a && !a->pinned_host;
 }
 
+/* Whether [p, p + bytes) lies inside one allocation: device memory or cudaMallocHost memory. */
+bool tracked(const void *p, size_t bytes)
+{
+    std::lock_guard<std::mutex> lock(device().mutex);
+    return find_allocation(p, bytes) != nullptr;
+}
+
 /* Default streams are null here; a created stream must still be live. */
 cudaError_t resolve_stream(cudaStream_t s, CUstream_st **out)
 {
@@ -139,11 +146,17 @@ bool live_event(cudaEvent_t e)
     return e && device().events.count(e);
 }
 
+/* The created stream `s` if it is being captured, else null. */
+CUstream_st *capturing_stream(cudaStream_t s)
+{
+    CUstream_st *st = nullptr;
+    return resolve_stream(s, &st) == cudaSuccess && st && st->capturing ? st : nullptr;
+}
+
 /* A failed call on a capturing stream invalidates the capture, as in CUDA. */
 cudaError_t fail_in_capture(cudaStream_t s, cudaError_t e)
 {
-    CUstream_st *st = nullptr;
-    if (resolve_stream(s, &st) == cudaSuccess && st && st->capturing)
+    if (CUstream_st *st = capturing_stream(s))
         st->capture_invalidated = true;
     return e;
 }
@@ -164,6 +177,14 @@ cudaError_t check_copy(void *dst, const void *src, size_t count, cudaMemcpyKind 
         return on_device(src, count) && on_device(dst, count) ? cudaSuccess : cudaErrorInvalidValue;
     }
     return cudaErrorInvalidMemcpyDirection;
+}
+
+/* A captured copy runs at every graph launch, long after the call, so the emulator wants its host
+ * side to be a cudaMallocHost buffer (CUDA does not document capturing pageable copies; see
+ * README): both sides must lie inside allocations the runtime tracks. */
+cudaError_t check_captured_copy(void *dst, const void *src, size_t count)
+{
+    return tracked(dst, count) && tracked(src, count) ? cudaSuccess : cudaErrorStreamCaptureUnsupported;
 }
 
 cudaError_t validate_launch(const emu::LaunchRequest &r)
@@ -561,6 +582,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpy
     if (count == 0)
         return cudaSuccess;
     cudaError_t e = check_copy(dst, src, count, kind);
+    if (e == cudaSuccess && capturing_stream(stream))
+        e = check_captured_copy(dst, src, count);
     if (e != cudaSuccess)
         return finish(fail_in_capture(stream, e));
     return finish(emu::submit(stream, [dst, src, count]() {

@@ -199,7 +199,9 @@ cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 
 /* Stream capture records the work submitted to a stream instead of running it; launching the
- * instantiated graph replays it in order, with the kernel arguments captured at capture time. */
+ * instantiated graph replays it in order, with the kernel arguments captured at capture time. A
+ * captured copy whose host side is not inside one cudaMallocHost buffer is refused with
+ * cudaErrorStreamCaptureUnsupported (stricter than CUDA, see README.md). */
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status);

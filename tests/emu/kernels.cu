@@ -218,6 +218,29 @@ __global__ void grid_sum_kernel(const float *x, int n, float *partials, float *o
     }
 }
 
+__global__ void grid_tile_sum_kernel(const float *x, float *partials, float *out)
+{
+    EXTERN_SHARED(float, tile);
+    cg::grid_group grid = cg::this_grid();
+    const float *block_x = x + (size_t)blockIdx.x * kGridTile;
+    for (int i = threadIdx.x; i < kGridTile; i += blockDim.x)
+        tile[i] = block_x[i];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float sum = 0.0f;
+        for (int i = 0; i < kGridTile; ++i)
+            sum += tile[i];
+        partials[blockIdx.x] = sum;
+    }
+    grid.sync();
+    if (threadIdx.x == 0) {
+        float total = 0.0f;
+        for (unsigned b = 0; b < gridDim.x; ++b)
+            total += partials[b];
+        out[blockIdx.x] = total + tile[kGridTile - 1];
+    }
+}
+
 /* ---- Wrappers ---- */
 
 cudaError_t run_vector_add(const float *a, const float *b, float *c, int n, unsigned blocks, unsigned threads)
@@ -405,31 +428,33 @@ cudaError_t run_grid_sum(const float *x, int n, unsigned blocks, float *out)
     return cudaMemcpy(out, dout.p, blocks * sizeof(float), cudaMemcpyDeviceToHost);
 }
 
-cudaError_t run_vector_add_graph(float *a, float *b, float *c, int n, int rounds, void (*refill)(int round))
+/* Captures what record(stream) submits to a new stream into a graph, then for each of `rounds`
+ * rounds calls before(round), launches the graph, waits for it and calls after(round). Returns the
+ * first error, that of a call made during capture included. */
+template <class Record, class Before, class After>
+static cudaError_t capture_and_replay(Record record, int rounds, Before before, After after)
 {
-    DeviceArray<float> da(n), db(n), dc(n);
-    TRY(da.error);
-    TRY(db.error);
-    TRY(dc.error);
     cudaStream_t stream;
     TRY(cudaStreamCreate(&stream));
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
     cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
     if (e == cudaSuccess) {
-        cudaMemcpyAsync(da.p, a, n * sizeof(float), cudaMemcpyHostToDevice, stream);
-        cudaMemcpyAsync(db.p, b, n * sizeof(float), cudaMemcpyHostToDevice, stream);
-        LAUNCH(vector_add_kernel, (n + 127) / 128, 128, 0, stream)(da.p, db.p, dc.p, n);
-        cudaMemcpyAsync(c, dc.p, n * sizeof(float), cudaMemcpyDeviceToHost, stream);
+        cudaError_t recorded = record(stream);
         e = cudaStreamEndCapture(stream, &graph);
+        if (recorded != cudaSuccess)
+            e = recorded;
     }
     if (e == cudaSuccess)
         e = cudaGraphInstantiate(&exec, graph, 0);
     for (int round = 0; round < rounds && e == cudaSuccess; ++round) {
-        refill(round);
-        e = cudaGraphLaunch(exec, stream);
+        e = before(round);
+        if (e == cudaSuccess)
+            e = cudaGraphLaunch(exec, stream);
         if (e == cudaSuccess)
             e = cudaStreamSynchronize(stream);
+        if (e == cudaSuccess)
+            e = after(round);
     }
     if (exec)
         cudaGraphExecDestroy(exec);
@@ -437,4 +462,51 @@ cudaError_t run_vector_add_graph(float *a, float *b, float *c, int n, int rounds
         cudaGraphDestroy(graph);
     cudaStreamDestroy(stream);
     return e;
+}
+
+cudaError_t run_vector_add_graph(float *a, float *b, float *c, int n, int rounds, void (*refill)(int round))
+{
+    DeviceArray<float> da(n), db(n), dc(n);
+    TRY(da.error);
+    TRY(db.error);
+    TRY(dc.error);
+    const size_t bytes = n * sizeof(float);
+    return capture_and_replay(
+        [&](cudaStream_t stream) {
+            TRY(cudaMemcpyAsync(da.p, a, bytes, cudaMemcpyHostToDevice, stream));
+            TRY(cudaMemcpyAsync(db.p, b, bytes, cudaMemcpyHostToDevice, stream));
+            LAUNCH(vector_add_kernel, (n + 127) / 128, 128, 0, stream)(da.p, db.p, dc.p, n);
+            TRY(cudaGetLastError());
+            return cudaMemcpyAsync(c, dc.p, bytes, cudaMemcpyDeviceToHost, stream);
+        },
+        rounds,
+        [&](int round) {
+            refill(round);
+            return cudaSuccess;
+        },
+        [](int) { return cudaSuccess; });
+}
+
+cudaError_t run_grid_tile_sum_graph(const float *x, unsigned blocks, int rounds, bool opt_in, float *out)
+{
+    const size_t n = (size_t)blocks * kGridTile;
+    if (opt_in)
+        TRY(cudaFuncSetAttribute(grid_tile_sum_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kGridTileBytes));
+    DeviceArray<float> dx(n), dpartials(blocks), dout(blocks);
+    TRY(dx.error);
+    TRY(dpartials.error);
+    TRY(dout.error);
+    return capture_and_replay(
+        [&](cudaStream_t stream) {
+            return LAUNCH_COOPERATIVE(grid_tile_sum_kernel, blocks, kBlockSumThreads, kGridTileBytes,
+                                      stream)(dx.p, dpartials.p, dout.p);
+        },
+        rounds,
+        [&](int round) {
+            TRY(cudaMemcpy(dx.p, x + round * n, n * sizeof(float), cudaMemcpyHostToDevice));
+            return cudaMemset(dout.p, 0xFF, blocks * sizeof(float));
+        },
+        [&](int round) {
+            return cudaMemcpy(out + round * blocks, dout.p, blocks * sizeof(float), cudaMemcpyDeviceToHost);
+        });
 }

@@ -57,7 +57,19 @@ cudaError_t run_write_past_end();
 cudaError_t run_grid_sum(const float *x, int n, unsigned blocks, float *out);
 
 /* Captures copy-in, vector add and copy-out on a stream into a graph, then for each of `rounds`
- * rounds calls refill(round) to change the host inputs and launches the graph. */
+ * rounds calls refill(round) to change the host inputs and launches the graph. a, b and c are
+ * pinned host buffers (cudaMallocHost), as the emulator requires of a captured copy. */
 cudaError_t run_vector_add_graph(float *a, float *b, float *c, int n, int rounds, void (*refill)(int round));
+
+/* A cooperative kernel with 64 KiB of dynamic shared memory, above the 48 KiB default: each block
+ * of kBlockSumThreads threads loads its kGridTile elements of x into shared memory and sums them,
+ * grid sync, then out[block] = the sum of all of x plus the block's last tile element, read from
+ * shared memory after the grid sync. */
+enum { kGridTile = 16384, kGridTileBytes = kGridTile * sizeof(float) };
+/* Raises the kernel's dynamic shared memory limit when opt_in, captures one launch of `blocks`
+ * blocks into a graph, then for each of `rounds` rounds copies round r's blocks * kGridTile inputs
+ * (x + r * blocks * kGridTile) to the device, poisons the output, launches the graph and copies the
+ * result to out + r * blocks. Returns the captured launch's error if it had one. */
+cudaError_t run_grid_tile_sum_graph(const float *x, unsigned blocks, int rounds, bool opt_in, float *out);
 
 #endif

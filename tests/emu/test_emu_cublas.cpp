@@ -1,11 +1,13 @@
 /* The emulated cuBLAS against a naive column-major triple loop written here from the cuBLAS
  * definition: every transpose combination, odd non-square sizes, padded leading dimensions,
- * non-trivial alpha and beta, strided batches, GemmEx, and the documented argument errors. */
+ * non-trivial alpha and beta, strided batches, GemmEx, the documented argument errors, and the
+ * workspace that cublasSetWorkspace sets. */
 #include "charrnn_cuda.h"
 #include "emu_report.h"
 
 #include <cmath>
 #include <criterion/criterion.h>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -277,4 +279,72 @@ Test(emu_cublas, gemm_on_a_captured_stream_runs_when_the_graph_is_launched)
     cudaGraphDestroy(graph);
     cublasDestroy(h);
     cudaStreamDestroy(s);
+}
+
+/* A cuBLAS workspace as cuBLAS recommends before graph capture: 256-byte aligned device memory. */
+static const size_t WORKSPACE_BYTES = 4096, WORKSPACE_ALIGN = 256;
+
+Test(emu_cublas, workspace_of_aligned_device_memory_is_kept_until_the_stream_changes)
+{
+    cublasHandle_t h;
+    cublasCreate(&h);
+    char *ws = nullptr;
+    void *got = nullptr;
+    size_t bytes = 0;
+    cr_assert_eq(cudaMalloc(&ws, WORKSPACE_BYTES), cudaSuccess);
+    cr_assert_eq(emu_cublas_workspace(h, &got, &bytes), 0, "a new handle uses the default pool");
+    cr_assert_eq(cublasSetWorkspace(h, ws, WORKSPACE_BYTES), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(emu_cublas_workspace(h, &got, &bytes), 1);
+    cr_assert_eq(got, (void *)ws);
+    cr_assert_eq(bytes, WORKSPACE_BYTES);
+    cr_assert_eq(cublasSetWorkspace(h, ws + WORKSPACE_ALIGN, WORKSPACE_BYTES - WORKSPACE_ALIGN),
+                 CUBLAS_STATUS_SUCCESS, "an aligned part of an allocation");
+    cr_assert_eq(cublasSetWorkspace(h, nullptr, 0), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(emu_cublas_workspace(h, &got, &bytes), 1, "an empty workspace still replaces the default pool");
+    cr_assert_eq(got, nullptr);
+    cr_assert_eq(cublasSetWorkspace(h, ws, WORKSPACE_BYTES), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSetStream(h, nullptr), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(emu_cublas_workspace(h, &got, &bytes), 0, "cublasSetStream resets the workspace to the default pool");
+    cublasDestroy(h);
+    cr_assert_eq(emu_cublas_workspace(h, &got, &bytes), -1, "a destroyed handle");
+    cudaFree(ws);
+}
+
+Test(emu_cublas, workspace_that_is_misaligned_or_not_inside_device_memory_is_refused)
+{
+    cublasHandle_t h;
+    cublasCreate(&h);
+    char *ws = nullptr, *freed = nullptr, *pinned = nullptr;
+    void *pageable = nullptr;
+    cr_assert_eq(cudaMalloc(&ws, WORKSPACE_BYTES), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&freed, WORKSPACE_BYTES), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&pinned, WORKSPACE_BYTES), cudaSuccess);
+    cr_assert_eq(posix_memalign(&pageable, WORKSPACE_ALIGN, WORKSPACE_BYTES), 0);
+    cr_assert_eq(cudaFree(freed), cudaSuccess); /* after the others, so that none reuses its address */
+    cr_assert_eq(cublasSetWorkspace(h, ws, WORKSPACE_BYTES), CUBLAS_STATUS_SUCCESS);
+    const struct {
+        void *p;
+        size_t bytes;
+        const char *what;
+    } refused[] = {
+        {ws + 128, WORKSPACE_BYTES - 128, "aligned to 128 bytes only"},
+        {ws, WORKSPACE_BYTES + 1, "one byte past the allocation"},
+        {ws + WORKSPACE_ALIGN, WORKSPACE_BYTES, "past the allocation from an interior pointer"},
+        {pinned, WORKSPACE_BYTES, "pinned host memory"},
+        {pageable, WORKSPACE_BYTES, "pageable host memory"},
+        {freed, WORKSPACE_BYTES, "a freed allocation"},
+        {nullptr, WORKSPACE_BYTES, "NULL with a size"},
+    };
+    for (const auto &c : refused)
+        cr_assert_eq(cublasSetWorkspace(h, c.p, c.bytes), CUBLAS_STATUS_INVALID_VALUE, "%s", c.what);
+    void *got = nullptr;
+    size_t bytes = 0;
+    cr_assert_eq(emu_cublas_workspace(h, &got, &bytes), 1);
+    cr_assert(got == ws && bytes == WORKSPACE_BYTES, "a refused call leaves the workspace as it was");
+    cublasDestroy(h);
+    cr_assert_eq(cublasSetWorkspace(h, ws, WORKSPACE_BYTES), CUBLAS_STATUS_NOT_INITIALIZED, "a destroyed handle");
+    cr_assert_eq(cublasSetWorkspace(nullptr, ws, WORKSPACE_BYTES), CUBLAS_STATUS_NOT_INITIALIZED);
+    free(pageable);
+    cudaFreeHost(pinned);
+    cudaFree(ws);
 }

@@ -1,6 +1,7 @@
 /* The kernel language of the emulated device: launches over many blocks, barriers with real
  * semantics (a missing one gives a wrong answer, a divergent one is reported instead of hanging),
- * warp intrinsics, atomics, shared memory, cooperative launches and graphs. */
+ * warp intrinsics, atomics, shared memory, cooperative launches, graphs (cooperative launches
+ * and opted-in shared memory captured and replayed) and the launch counters. */
 #include "emu_report.h"
 #include "kernels.h"
 
@@ -269,14 +270,85 @@ static void refill_graph_inputs(int round)
     }
 }
 
-Test(emu_kernels, captured_graph_replays_copies_and_kernel_with_new_host_data)
+Test(emu_kernels, captured_graph_replays_copies_and_kernel_with_new_pinned_host_data)
 {
-    std::vector<float> a(graph_n), b(graph_n), c(graph_n);
-    graph_a = a.data();
-    graph_b = b.data();
+    float *c = nullptr;
+    cr_assert_eq(cudaMallocHost(&graph_a, graph_n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&graph_b, graph_n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&c, graph_n * sizeof(float)), cudaSuccess);
     const unsigned long before = emu_launch_count();
-    cr_assert_eq(run_vector_add_graph(a.data(), b.data(), c.data(), graph_n, 3, refill_graph_inputs), cudaSuccess);
+    cr_assert_eq(run_vector_add_graph(graph_a, graph_b, c, graph_n, 3, refill_graph_inputs), cudaSuccess);
     cr_assert_eq(emu_launch_count(), before + 3, "capture records the kernel, each graph launch runs it");
     for (int i = 0; i < graph_n; ++i)
         cr_assert_eq(c[i], (float)(i + 2 + 4), "element %d after the third replay", i);
+    cudaFreeHost(graph_a);
+    cudaFreeHost(graph_b);
+    cudaFreeHost(c);
+}
+
+/* The inputs of `rounds` rounds of run_grid_tile_sum_graph and what each block should output. */
+struct TileSumCase {
+    unsigned blocks;
+    int rounds;
+    std::vector<float> x, want;
+};
+static TileSumCase tile_sum_case(unsigned blocks, int rounds)
+{
+    TileSumCase c{blocks, rounds, exact_values((int)(rounds * blocks * kGridTile), 12), {}};
+    for (int r = 0; r < rounds; ++r) {
+        const float *x = c.x.data() + (size_t)r * blocks * kGridTile;
+        float total = 0.0f;
+        for (size_t i = 0; i < (size_t)blocks * kGridTile; ++i)
+            total += x[i];
+        for (unsigned b = 0; b < blocks; ++b)
+            c.want.push_back(total + x[(size_t)(b + 1) * kGridTile - 1]);
+    }
+    return c;
+}
+
+Test(emu_kernels, captured_cooperative_launch_with_64_KiB_of_shared_memory_replays_with_grid_sync)
+{
+    TileSumCase c = tile_sum_case(3, 2);
+    std::vector<float> out(c.want.size());
+    const unsigned long launches = emu_launch_count(), cooperative = emu_cooperative_launch_count();
+    cr_assert_eq(run_grid_tile_sum_graph(c.x.data(), c.blocks, c.rounds, true, out.data()), cudaSuccess);
+    cr_assert_eq(emu_cooperative_launch_count(), cooperative + 2, "each replay is a cooperative launch");
+    cr_assert_eq(emu_launch_count(), launches + 2);
+    cr_assert_neq(c.want[0], c.want[c.blocks], "the two rounds have different inputs");
+    for (size_t i = 0; i < out.size(); ++i)
+        cr_assert_eq(out[i], c.want[i], "round %zu, block %zu", i / c.blocks, i % c.blocks);
+}
+
+Test(emu_kernels, captured_launch_above_48_KiB_of_shared_memory_needs_the_opt_in_attribute)
+{
+    TileSumCase c = tile_sum_case(1, 1);
+    std::vector<float> out(1);
+    cr_assert_eq(run_grid_tile_sum_graph(c.x.data(), 1, 1, false, out.data()), cudaErrorInvalidValue);
+}
+
+Test(emu_kernels, captured_cooperative_launch_larger_than_the_device_holds_is_refused)
+{
+    /* 64 KiB and the 1 KiB the driver reserves: 3 blocks fit in the 228 KiB of an SM, 396 in 132 SMs. */
+    const unsigned blocks = 3 * 132 + 1;
+    std::vector<float> x((size_t)blocks * kGridTile, 1.0f), out(blocks);
+    const unsigned long before = emu_cooperative_launch_count();
+    cr_assert_eq(run_grid_tile_sum_graph(x.data(), blocks - 1, 0, true, out.data()), cudaSuccess);
+    cr_assert_eq(run_grid_tile_sum_graph(x.data(), blocks, 1, true, out.data()), cudaErrorCooperativeLaunchTooLarge);
+    cr_assert_eq(emu_cooperative_launch_count(), before, "nothing ran: no round, then a refused launch");
+}
+
+Test(emu_kernels, launch_counters_count_kernels_that_ran_not_launches_refused)
+{
+    std::vector<float> a(64, 1.0f), c(64), x(kBlockSumThreads, 1.0f), out(2000);
+    const unsigned long launches = emu_launch_count(), cooperative = emu_cooperative_launch_count();
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 64, 1, 64), cudaSuccess);
+    cr_assert_eq(emu_launch_count(), launches + 1);
+    cr_assert_eq(emu_cooperative_launch_count(), cooperative, "an ordinary launch");
+    cr_assert_eq(run_grid_sum(x.data(), kBlockSumThreads, 1, out.data()), cudaSuccess);
+    cr_assert_eq(emu_launch_count(), launches + 2, "a cooperative launch is also a launch");
+    cr_assert_eq(emu_cooperative_launch_count(), cooperative + 1);
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 64, 1, 2048), cudaErrorInvalidConfiguration);
+    cr_assert_eq(run_grid_sum(x.data(), kBlockSumThreads, 2000, out.data()), cudaErrorCooperativeLaunchTooLarge);
+    cr_assert_eq(emu_launch_count(), launches + 2, "refused launches did not run");
+    cr_assert_eq(emu_cooperative_launch_count(), cooperative + 1);
 }

@@ -1,6 +1,6 @@
 /* The runtime API of the emulated device: sm_90 properties, launch-configuration errors as the
  * CUDA runtime reports them, tracked allocations (bad frees, leaks), copy checks, error strings,
- * streams and events. */
+ * streams and events, and which copies stream capture accepts. */
 #include "emu_report.h"
 #include "kernels.h"
 
@@ -159,6 +159,96 @@ Test(emu_runtime, streams_and_events_follow_cuda_handle_rules)
     cr_assert_eq(cudaEventDestroy(start), cudaSuccess);
     cr_assert_eq(cudaEventDestroy(stop), cudaSuccess);
     cr_assert_eq(cudaEventDestroy(untimed), cudaSuccess);
+}
+
+/* Begins a capture on `s`, makes one copy, and returns the copy's error; *status is the capture's
+ * status after it and *end_error what cudaStreamEndCapture then returns. */
+static cudaError_t captured_copy(cudaStream_t s, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                                 cudaStreamCaptureStatus *status, cudaError_t *end_error)
+{
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, s);
+    cr_assert_eq(cudaStreamIsCapturing(s, status), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    *end_error = cudaStreamEndCapture(s, &graph);
+    if (graph)
+        cudaGraphDestroy(graph);
+    cr_assert((*end_error == cudaSuccess) == (graph != nullptr), "a graph exactly when the capture succeeded");
+    return e;
+}
+
+Test(emu_runtime, captured_copy_with_pageable_host_memory_is_refused_and_invalidates_the_capture)
+{
+    float pageable[8] = {0}, *pinned = nullptr, *d = nullptr;
+    cudaStream_t s;
+    cudaStreamCaptureStatus status;
+    cudaError_t end_error;
+    cr_assert_eq(cudaStreamCreate(&s), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, sizeof pageable), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&pinned, 4 * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(d, pageable, sizeof pageable, cudaMemcpyHostToDevice, s), cudaSuccess,
+                 "outside a capture a pageable copy is fine");
+    const struct {
+        void *dst;
+        const void *src;
+        size_t bytes;
+        cudaMemcpyKind kind;
+        const char *what;
+    } refused[] = {
+        {d, pageable, sizeof pageable, cudaMemcpyHostToDevice, "from pageable memory"},
+        {pageable, d, sizeof pageable, cudaMemcpyDeviceToHost, "into pageable memory"},
+        {d, pageable, sizeof pageable, cudaMemcpyDefault, "from pageable memory, direction inferred"},
+        {d, pinned, 8 * sizeof(float), cudaMemcpyHostToDevice, "past the end of a pinned buffer"},
+        {pinned, pageable, 4 * sizeof(float), cudaMemcpyHostToHost, "one host side pageable"},
+    };
+    for (const auto &c : refused) {
+        cr_assert_eq(captured_copy(s, c.dst, c.src, c.bytes, c.kind, &status, &end_error),
+                     cudaErrorStreamCaptureUnsupported, "%s", c.what);
+        cr_assert_eq(status, cudaStreamCaptureStatusInvalidated, "%s", c.what);
+        cr_assert_eq(end_error, cudaErrorStreamCaptureInvalidated, "%s", c.what);
+    }
+    cr_assert_eq(captured_copy(s, d, pinned, 4 * sizeof(float), cudaMemcpyHostToDevice, &status, &end_error),
+                 cudaSuccess);
+    cr_assert_eq(status, cudaStreamCaptureStatusActive);
+    cr_assert_eq(end_error, cudaSuccess, "the same copy from a pinned buffer is captured");
+    cudaFreeHost(pinned);
+    cudaFree(d);
+    cudaStreamDestroy(s);
+}
+
+Test(emu_runtime, captured_pinned_copies_read_the_host_buffer_at_each_graph_launch)
+{
+    const int n = 13;
+    float *in = nullptr, *out = nullptr, *d = nullptr;
+    cudaStream_t s;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cr_assert_eq(cudaStreamCreate(&s), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&in, n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&out, n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, n * sizeof(float)), cudaSuccess);
+    for (int i = 0; i < n; ++i)
+        in[i] = out[i] = -1.0f;
+    cr_assert_eq(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(d, in, n * sizeof(float), cudaMemcpyHostToDevice, s), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(out, d, n * sizeof(float), cudaMemcpyDeviceToHost, s), cudaSuccess);
+    cr_assert_eq(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    cr_assert_eq(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (int round = 1; round <= 2; ++round) {
+        for (int i = 0; i < n; ++i)
+            in[i] = (float)(round * 100 + i);
+        cr_assert_eq(out[0], round == 1 ? -1.0f : 100.0f, "nothing copies until the graph is launched");
+        cr_assert_eq(cudaGraphLaunch(exec, s), cudaSuccess);
+        cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+        for (int i = 0; i < n; ++i)
+            cr_assert_eq(out[i], (float)(round * 100 + i), "round %d, element %d", round, i);
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaFree(d);
+    cudaFreeHost(in);
+    cudaFreeHost(out);
+    cudaStreamDestroy(s);
 }
 
 Test(emu_runtime, every_error_has_cuda_name_and_message)
