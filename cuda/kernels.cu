@@ -459,7 +459,8 @@ cudaError_t softmax_xent(float *logits, const token_t *y, float *row_loss, int r
 }
 
 /* Block b sums x[i] for i = b * THREADS + t, stepping by the whole grid, into partial[b]; then one block
- * sums the partials. A fixed grid, so a fixed order: deterministic. */
+ * sums the partials. A grid fixed by n, so a fixed order: deterministic. */
+static const int SUM_PER_THREAD = 16;
 __global__ void sum_partial_kernel(double *partial, const float *x, size_t n, int squares)
 {
     double acc = 0.0;
@@ -482,11 +483,15 @@ __global__ void sum_final_kernel(double *out, const double *partial, int n)
 
 cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squares, cudaStream_t s)
 {
-    LAUNCH(sum_partial_kernel, SUM_BLOCKS, THREADS, 0, s)(partial, x, n, squares);
+    /* At least SUM_PER_THREAD values per thread: a few blocks for a small n, SUM_BLOCKS for a large one.
+     * The grid depends on n alone, so the order does too. */
+    const size_t per_block = (size_t)THREADS * SUM_PER_THREAD;
+    const int blocks = n >= per_block * SUM_BLOCKS ? SUM_BLOCKS : (int)((n + per_block - 1) / per_block) + (n == 0);
+    LAUNCH(sum_partial_kernel, blocks, THREADS, 0, s)(partial, x, n, squares);
     cudaError_t status = launched();
     if (status != cudaSuccess)
         return status;
-    LAUNCH(sum_final_kernel, 1, THREADS, 0, s)(out, partial, SUM_BLOCKS);
+    LAUNCH(sum_final_kernel, 1, THREADS, 0, s)(out, partial, blocks);
     return launched();
 }
 

@@ -65,7 +65,8 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
 cudaError_t softmax_xent(float *logits, const token_t *y, float *row_loss, int rows, int V, float scale,
                          cudaStream_t s);
 /* *out = sum of x[i] (squares: of x[i]^2) over n values, in double, in a fixed order (deterministic):
- * SUM_BLOCKS blocks each sum a fixed part into partial[], then one block sums those. */
+ * up to SUM_BLOCKS blocks (as many as n needs) each sum a fixed part into partial[], then one block
+ * sums those. */
 static const int SUM_BLOCKS = 256;
 cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squares, cudaStream_t s);
 
