@@ -1,128 +1,317 @@
 #!/usr/bin/env python3
 """charrnn against the PyTorch peer (bench/peer_torch.py), side by side on the same machine, data,
-configurations and thread count, alternating runs so that both see the same machine state. Prints
-one table of figures and ratios (ours / peer; above 1 is faster).
+configurations and device, alternating runs so that both see the same machine state. Prints one table
+of figures and ratios (ours / peer; above 1 is faster).
 
     bench/compare.py [--threads 1,2] [--steps 30] [--rounds 3] [--configs small,medium,deep]
-    bench/compare.py --quality [--quality-steps 2000]
+    bench/compare.py --device cuda [--tf32] [--cuda-variants | --variants NAME,...] [--steps 30] [--rounds 3]
+    bench/compare.py --quality [--quality-steps 2000] [--device cpu|cuda] [--tf32]
 
-Training: median tokens/s of the timed steps; the table shows the median over rounds. The peer runs
-with torch threads x OpenBLAS threads equal to the thread count (both splits tried above one thread). Sampling:
-chars/s, generating one character at a time with the hidden state carried. Memory: peak resident set
-size of the training process. --quality trains the deep configuration for the same number of steps
-(Adam 2e-3, constant rate, clip 5, the same batches shape) in both and compares validation loss.
+Training: median tokens/s of the timed steps (after 3 warm-up steps); the table shows the median over
+rounds. Sampling: chars/s, generating one character at a time with the hidden state carried (ours: the
+difference of generating 20000 and 4000 characters, so that start-up cancels out). --quality trains the
+deep configuration for the same number of steps (Adam 2e-3, constant rate, clip 5, the same batch
+shape) in both and compares validation loss.
+
+--device cpu (the default): one row per configuration and thread count; the peer runs with torch
+threads x OpenBLAS threads equal to the thread count (both splits tried above one thread, the faster
+kept). Memory: peak resident set size of the training process.
+
+--device cuda: ours runs `charrnn --device cuda`, the peer `peer_torch.py --device cuda` (cuDNN RNN, the
+model and the text on the GPU). Both run in full float32: the peer turns TF32 off for cuBLAS and for
+cuDNN (PyTorch's default allows it for cuDNN); --tf32 turns it on for both (ours gets --tf32). The
+thread list does not apply. Variants run ours under CUDA backend settings, one row per configuration
+and variant, each against the same peer figures of that configuration:
+    default            the environment as it is (the backend's defaults: graphs, auto recurrence)
+    eager-step         CHARRNN_CUDA_GRAPHS=0 CHARRNN_CUDA_RECURRENCE=step
+    graphs-step        CHARRNN_CUDA_GRAPHS=1 CHARRNN_CUDA_RECURRENCE=step
+    graphs-auto        CHARRNN_CUDA_GRAPHS=1 CHARRNN_CUDA_RECURRENCE=auto
+    (likewise eager-auto, eager-persistent, graphs-persistent)
+--cuda-variants is --variants eager-step,graphs-step,graphs-auto. Memory on cuda: the GPU's memory in
+use (nvidia-smi, polled every 20 ms) at its peak during the training process above what was in use
+before it started, CUDA context included, for both; and the peer's torch.cuda.max_memory_allocated
+(its tensors alone).
+
+The peer runs on the first Python that imports torch among --python, this interpreter, python3 on the
+PATH and /usr/bin/python3 (Debian's python3-torch lives there).
 """
 import argparse
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CONFIGS = {"small": (128, 128, 1, 64, 32), "medium": (512, 512, 1, 128, 64), "deep": (256, 256, 2, 128, 64)}
-PYTHON = "/usr/bin/python3"  # Debian's python3-torch lives there
+VARIANTS = {"default": {}}
+for graphs_name, graphs in (("eager", "0"), ("graphs", "1")):
+    for recurrence in ("step", "auto", "persistent"):
+        VARIANTS[f"{graphs_name}-{recurrence}"] = {"CHARRNN_CUDA_GRAPHS": graphs, "CHARRNN_CUDA_RECURRENCE": recurrence}
+CUDA_VARIANTS = "eager-step,graphs-step,graphs-auto"
 
 
-def peak_rss_run(cmd, env=None):
+def find_python(asked):
+    candidates = [asked] if asked else [sys.executable, shutil.which("python3"), "/usr/bin/python3"]
+    for python in filter(None, candidates):
+        if subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+            return python
+    sys.exit(f"compare: no Python that imports torch among {', '.join(filter(None, candidates))} "
+             "(scripts/deps.sh --bench installs it; --python names another)")
+
+
+class Failed(Exception):
+    """A run that failed, with its command, status and stderr."""
+
+
+def run(cmd, env, work, **kw):
+    """Runs cmd; raises Failed when it fails."""
+    with open(os.path.join(work, "stderr"), "w+") as err:
+        done = subprocess.run(cmd, env=env, stderr=err, text=True, **kw)
+        if done.returncode:
+            err.seek(0)
+            raise Failed(f"compare: {' '.join(cmd)} failed (status {done.returncode}):\n{err.read()}")
+    return done
+
+
+def peak_rss_run(cmd, env, work):
+    """Peak resident set size (MiB) of cmd, whose output is discarded; raises Failed when it fails."""
+    err_path = os.path.join(work, "stderr")
     pid = os.fork()
     if pid == 0:
         devnull = os.open(os.devnull, os.O_WRONLY)
+        err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        os.execve(cmd[0], cmd, env or os.environ)
+        os.dup2(err, 2)
+        os.execve(cmd[0], cmd, env)
     _, status, usage = os.wait4(pid, 0)
     if status:
-        sys.exit(f"compare: {' '.join(cmd)} failed (status {status})")
+        status = os.waitstatus_to_exitcode(status)
+        raise Failed(f"compare: {' '.join(cmd)} failed (status {status}):\n{open(err_path).read()}")
     return usage.ru_maxrss / 1024
 
 
-def ours(binary, name, threads, steps, data, work):
+class GpuMemory:
+    """Peak GPU memory in use (MiB, nvidia-smi polled every 20 ms) while the block runs, above the first
+    reading (taken before it starts); NaN when nvidia-smi gives fewer than two readings."""
+
+    def __enter__(self):
+        self.values = []
+        try:
+            self.proc = subprocess.Popen(["nvidia-smi", "-i", "0", "--query-gpu=memory.used",
+                                          "--format=csv,noheader,nounits", "-lms", "20"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.proc = None
+            return self
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 3
+        while not self.values and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.01)
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.values.append(float(line))
+            except ValueError:
+                pass
+
+    def __exit__(self, *exc):
+        if self.proc:
+            time.sleep(0.05)
+            self.proc.terminate()
+            self.proc.wait()
+            self.reader.join(2)
+
+    def peak(self):
+        return max(self.values) - self.values[0] if len(self.values) >= 2 else float("nan")
+
+
+def ours(args, name, threads, env, work):
+    """(training tokens/s, sampling chars/s, MiB) of charrnn on one configuration."""
     E, H, L, T, B = CONFIGS[name]
     log, ckpt = os.path.join(work, "log.csv"), os.path.join(work, f"{name}.ckpt")
     if os.path.exists(log):
         os.remove(log)
-    cmd = [binary, "--device", "cpu", "train", "--threads", str(threads), "--data", data, "--embed", str(E),
-           "--hidden", str(H), "--layers", str(L), "--seq-len", str(T), "--batch", str(B), "--steps", str(steps + 3),
-           "--lr-schedule", "constant", "--eval-every", "0", "--save-every", "0", "--out", ckpt, "--log", log]
-    peak = peak_rss_run(cmd)
+    device = ["--device", args.device] + (["--threads", str(threads)] if args.device == "cpu" else []) + \
+        (["--tf32"] if args.tf32 else [])
+    cmd = [args.bin, "train"] + device + ["--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers",
+                                          str(L), "--seq-len", str(T), "--batch", str(B), "--steps",
+                                          str(args.steps + 3), "--lr-schedule", "constant", "--eval-every", "0",
+                                          "--save-every", "0", "--out", ckpt, "--log", log]
+    if args.device == "cuda":
+        with GpuMemory() as gpu:
+            peak_rss_run(cmd, env, work)
+        memory = gpu.peak()
+    else:
+        memory = peak_rss_run(cmd, env, work)
     rates = [float(line.split(",")[2]) for line in open(log).read().splitlines()[4:]]
 
     def seconds(length):
         t0 = time.perf_counter()
-        subprocess.run([binary, "--device", "cpu", "sample", "--threads", str(threads), "--checkpoint", ckpt,
-                        "--length", str(length)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        run([args.bin, "sample"] + device + ["--checkpoint", ckpt, "--length", str(length)], env, work,
+            stdout=subprocess.DEVNULL)
         return time.perf_counter() - t0
 
     sample = 16000 / (seconds(20000) - seconds(4000))
-    return statistics.median(rates), sample, peak
+    return statistics.median(rates), sample, memory
 
 
-def peer(name, threads, steps, data):
-    """The peer's figures with `threads` threads in all: torch threads x OpenBLAS threads = threads. With
-    more than one, both ways of splitting them are run and the faster training kept (fairest to it)."""
-    splits = [(threads, 1)] if threads == 1 else [(threads, 1), (1, threads)]
+def peer(args, name, threads, work):
+    """(training tokens/s, sampling chars/s, MiB, GPU tensor MiB, header line) of the peer. On the CPU with
+    `threads` threads in all: torch threads x OpenBLAS threads = threads; with more than one, both ways of
+    splitting them are run and the faster training kept (fairest to it)."""
+    if args.device == "cuda":
+        splits = [(os.cpu_count(), 1)]
+    else:
+        splits = [(threads, 1)] if threads == 1 else [(threads, 1), (1, threads)]
     best = None
     for torch_threads, blas_threads in splits:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas_threads), OMP_NUM_THREADS=str(torch_threads))
-        cmd = [PYTHON, os.path.join(HERE, "peer_torch.py"), "--configs", name, "--threads", str(torch_threads),
-               "--steps", str(steps), "--data", data]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-        fields = out.strip().splitlines()[-1].split()
-        figures = (float(fields[2]), float(fields[3]), float(fields[4]))
+        cmd = [args.python, os.path.join(HERE, "peer_torch.py"), "--configs", name, "--threads", str(torch_threads),
+               "--steps", str(args.steps), "--data", args.data, "--device", args.device] + \
+            (["--tf32"] if args.tf32 else [])
+        with GpuMemory() if args.device == "cuda" else contextlib.nullcontext() as gpu:
+            lines = run(cmd, env, work, stdout=subprocess.PIPE).stdout.strip().splitlines()
+        fields = lines[-1].split()
+        figures = [float(fields[2]), float(fields[3]), float(fields[4]), float(fields[5]), lines[0]]
+        if args.device == "cuda":
+            figures[2] = gpu.peak()
         if best is None or figures[0] > best[0]:
             best = figures
     return best
 
 
-def quality(binary, steps, data, work):
+def quality(args, work):
     E, H, L, T, B = CONFIGS["deep"]
     ckpt = os.path.join(work, "quality.ckpt")
-    subprocess.run([binary, "--device", "cpu", "train", "--data", data, "--embed", str(E), "--hidden", str(H),
-                    "--layers", str(L), "--seq-len", str(T), "--batch", str(B), "--steps", str(steps),
-                    "--lr-schedule", "constant", "--eval-every", "0", "--save-every", "0", "--out", ckpt],
-                   check=True, stderr=subprocess.DEVNULL)
-    ours_loss = float(subprocess.run([binary, "--device", "cpu", "eval", "--checkpoint", ckpt], capture_output=True,
-                                     text=True, check=True).stdout.split()[0])
+    device = ["--device", args.device] + (["--tf32"] if args.tf32 else [])
+    run([args.bin, "train"] + device + ["--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers",
+                                        str(L), "--seq-len", str(T), "--batch", str(B), "--steps",
+                                        str(args.quality_steps), "--lr-schedule", "constant", "--eval-every", "0",
+                                        "--save-every", "0", "--out", ckpt],
+        os.environ, work, stdout=subprocess.DEVNULL)
+    out = run([args.bin, "eval"] + device + ["--checkpoint", ckpt], os.environ, work, stdout=subprocess.PIPE)
+    ours_loss = float(out.stdout.split()[0])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run([PYTHON, os.path.join(HERE, "peer_torch.py"), "--quality", "--steps", str(steps), "--data",
-                          data, "--threads", str(os.cpu_count())], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    peer_loss = float(out.strip().splitlines()[-1].split()[-1])
-    print(f"deep config, {steps} steps, validation loss (nats/char): charrnn {ours_loss:.4f}, PyTorch {peer_loss:.4f}, "
-          f"difference {ours_loss - peer_loss:+.4f}")
+    out = run([args.python, os.path.join(HERE, "peer_torch.py"), "--quality", "--steps", str(args.quality_steps),
+               "--data", args.data, "--threads", str(os.cpu_count()), "--device", args.device] +
+              (["--tf32"] if args.tf32 else []), env, work, stdout=subprocess.PIPE)
+    lines = out.stdout.strip().splitlines()
+    peer_loss = float(lines[-1].split()[-1])
+    print(lines[0])
+    print(f"deep config on {args.device}{' (TF32)' if args.tf32 else ''}, {args.quality_steps} steps, validation "
+          f"loss (nats/char): charrnn {ours_loss:.4f}, PyTorch {peer_loss:.4f}, difference "
+          f"{ours_loss - peer_loss:+.4f}", flush=True)
+
+
+def machine(device):
+    if device == "cuda":
+        try:
+            return "GPU: " + subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                             "--format=csv,noheader"], capture_output=True, text=True,
+                                            check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError) as e:
+            return f"GPU: nvidia-smi failed ({e})"
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 "unknown")
+    return f"CPU: {model}, {os.cpu_count()} cores"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "charrnn"))
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "tinyshakespeare", "input.txt"))
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--tf32", action="store_true", help="cuda: TF32 tensor cores on both sides")
+    ap.add_argument("--threads", default="1,2", help="cpu: thread counts, one row each")
+    ap.add_argument("--variants", default="default", help=f"cuda: ours under these settings ({', '.join(VARIANTS)})")
+    ap.add_argument("--cuda-variants", action="store_const", dest="variants", const=CUDA_VARIANTS,
+                    help=f"cuda: --variants {CUDA_VARIANTS}")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--configs", default="small,medium,deep")
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--quality-steps", type=int, default=2000)
+    ap.add_argument("--python", help="the Python that runs the peer")
     args = ap.parse_args()
+    variants = args.variants.split(",")
+    for variant in variants:
+        if variant not in VARIANTS:
+            ap.error(f"--variants: unknown variant '{variant}' (variants: {', '.join(VARIANTS)})")
+    for name in args.configs.split(","):
+        if name not in CONFIGS:
+            ap.error(f"--configs: unknown config '{name}' (configs: {', '.join(CONFIGS)})")
+    if args.device == "cpu" and (args.tf32 or variants != ["default"]):
+        ap.error("--tf32 and --variants apply to --device cuda only")
+    args.bin = os.path.abspath(args.bin)
+    if not os.access(args.bin, os.X_OK):
+        sys.exit(f"compare: {args.bin} is not an executable (build first, or pass --bin)")
+    args.python = find_python(args.python)
+    print(f"# {' '.join(['bench/compare.py'] + sys.argv[1:])}")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine(args.device)}; charrnn: {args.bin}; peer: {args.python}",
+          flush=True)
     with tempfile.TemporaryDirectory() as work:
-        if args.quality:
-            quality(args.bin, args.quality_steps, args.data, work)
-            return
-        print(f"{'config':<7} {'thr':>3} | {'train tok/s: ours':>17} {'peer':>8} {'ratio':>6} | "
-              f"{'sample char/s: ours':>19} {'peer':>7} {'ratio':>6} | {'MiB: ours':>9} {'peer':>5}")
-        for threads in [int(t) for t in args.threads.split(",")]:
-            for name in args.configs.split(","):
-                o, p = [], []
-                for _ in range(args.rounds):
-                    o.append(ours(args.bin, name, threads, args.steps, args.data, work))
-                    p.append(peer(name, threads, args.steps, args.data))
-                med = lambda rows, k: statistics.median(r[k] for r in rows)
-                print(f"{name:<7} {threads:>3} | {med(o, 0):>17.0f} {med(p, 0):>8.0f} {med(o, 0) / med(p, 0):>6.2f} | "
-                      f"{med(o, 1):>19.0f} {med(p, 1):>7.0f} {med(o, 1) / med(p, 1):>6.1f} | "
-                      f"{med(o, 2):>9.0f} {med(p, 2):>5.0f}", flush=True)
+        try:
+            if args.quality:
+                quality(args, work)
+            else:
+                table(args, variants, work)
+        except Failed as e:
+            sys.exit(str(e))
 
+
+def table(args, variants, work):
+    """Prints the table, one row per (thread count or variant, config) as soon as its rounds are done. A
+    run that fails is reported on stderr and leaves its figures out (nan where none is left); the
+    benchmark goes on and fails at the end."""
+    failures = []
+
+    def attempt(measure, *a):
+        try:
+            return measure(*a)
+        except Failed as e:
+            print(e, file=sys.stderr, flush=True)
+            failures.append(e)
+            return None
+
+    def med(rows, k):
+        values = [r[k] for r in rows if r is not None and r[k] == r[k]]
+        return statistics.median(values) if values else float("nan")
+
+    cuda = args.device == "cuda"
+    width = max(map(len, variants)) if cuda else 3
+    mem = f"{'GPU MiB: ours':>13} {'peer':>5} (tensors)" if cuda else f"{'MiB: ours':>9} {'peer':>5}"
+    print(f"{'config':<7} {'variant' if cuda else 'thr':>{width}} | {'train tok/s: ours':>17} {'peer':>8} {'ratio':>6} | "
+          f"{'sample char/s: ours':>19} {'peer':>7} {'ratio':>6} | {mem}", flush=True)
+    peer_about = None
+    for threads in [None] if cuda else [int(t) for t in args.threads.split(",")]:
+        for name in args.configs.split(","):
+            o, p = {v: [] for v in variants}, []
+            for _ in range(args.rounds):
+                for variant in variants:
+                    o[variant].append(attempt(ours, args, name, threads, dict(os.environ, **VARIANTS[variant]), work))
+                p.append(attempt(peer, args, name, threads, work))
+            if peer_about is None:
+                peer_about = next((r[4] for r in p if r is not None), None)
+                if peer_about:
+                    print(peer_about, flush=True)
+            for variant in variants:
+                label = variant if cuda else str(threads)
+                train, sample = med(o[variant], 0), med(o[variant], 1)
+                peer_mem = f"{med(p, 2):>5.0f} ({med(p, 3):.0f})" if cuda else f"{med(p, 2):>5.0f}"
+                print(f"{name:<7} {label:>{width}} | {train:>17.0f} {med(p, 0):>8.0f} {train / med(p, 0):>6.2f} | "
+                      f"{sample:>19.0f} {med(p, 1):>7.0f} {sample / med(p, 1):>6.1f} | "
+                      f"{med(o[variant], 2):>{13 if cuda else 9}.0f} {peer_mem}", flush=True)
+    if failures:
+        sys.exit(f"compare: {len(failures)} run(s) failed (above)")
 
 if __name__ == "__main__":
     main()
