@@ -113,6 +113,7 @@ struct CudaModel {
     unsigned long clock;
     int norm_ready; /* host_sums[1] holds the current gradients' squared norm */
     CudaStats stats;
+    char graphs_note[sizeof(Err) + 64];
 };
 
 static size_t carry_floats(const CudaModel *c)
@@ -251,7 +252,12 @@ static int plan_for(CudaModel *c, int B, Err *e)
 {
     if (c->recurrence == RECURRENCE_STEP || c->plan_B == B)
         return 0;
-    CUDA_TRY(kernels::plan_recurrence(&c->plan, B, c->cfg.hidden, c->persistent_rows));
+    cudaError_t status = kernels::plan_recurrence(&c->plan, B, c->cfg.hidden, c->persistent_rows);
+    if (status != cudaSuccess) { /* the per-timestep kernels need none of the calls that failed */
+        cudaGetLastError();
+        memset(&c->plan, 0, sizeof c->plan);
+        c->plan.why_not = cudaGetErrorString(status);
+    }
     c->plan_B = B;
     if (c->recurrence == RECURRENCE_PERSISTENT && c->plan.blocks == 0)
         return err_set(e, "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
@@ -451,7 +457,8 @@ static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
     const size_t uncounted = (size_t)k->loss_from_t * state;
     const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
-    CUDA_TRY(cudaMemsetAsync(c->dh, 0, uncounted * sizeof(float), s));
+    if (uncounted) /* no zero-byte memset in a captured graph */
+        CUDA_TRY(cudaMemsetAsync(c->dh, 0, uncounted * sizeof(float), s));
     CUBLAS_TRY(gemm(c->blas, 1, 0, H, V, rows, top, c->logits, c->g.w_hy, 1));
     CUDA_TRY(kernels::add_column_sums(c->g.b_y, c->logits, rows, V, s));
     CUBLAS_TRY(gemm(c->blas, 0, 1, rows, H, V, c->logits, c->p.w_hy, c->dh + uncounted, 0));
@@ -519,8 +526,9 @@ static int same_key(const StepKey *a, const StepKey *b)
     return memcmp(a, b, sizeof *a) == 0;
 }
 
-/* The graph of this step shape, captured on first use into the least recently used slot. A capture
- * that fails (a driver that cannot capture some call) turns graphs off and the step runs eagerly. */
+/* The graph of this step shape, captured on first use into the least recently used slot (the
+ * backend's very first step excepted). A capture that fails (a driver that cannot capture some call)
+ * turns graphs off, with the reason in the statistics, and the step runs eagerly. */
 static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
 {
     StepGraph *slot = &c->graphs[0];
@@ -536,6 +544,11 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
     if (slot->exec) {
         CUDA_TRY(cudaGraphExecDestroy(slot->exec));
         slot->exec = NULL;
+    }
+    if (c->stats.graph_captures == 0 && c->stats.eager_steps == 0) {
+        /* The first step runs eagerly: the kernels load and cuBLAS sets itself up outside any capture. */
+        *out = NULL;
+        return 0;
     }
     const long persistent0 = c->stats.persistent_layers, stepped0 = c->stats.stepped_layers;
     CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
@@ -555,7 +568,10 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
         cudaGetLastError();
         CUDA_TRY(cudaStreamSynchronize(c->stream)); /* a real fault (not a capture refusal) stops here */
         c->use_graphs = 0;
-        c->stats.graphs_note = "graph capture failed; launching eagerly";
+        snprintf(c->graphs_note, sizeof c->graphs_note, "graph capture failed (%s%s%s); launching eagerly",
+                 queued != 0 ? failed.msg : "", queued != 0 && made != cudaSuccess ? "; " : "",
+                 made != cudaSuccess ? cudaGetErrorName(made) : "");
+        c->stats.graphs_note = c->graphs_note;
         *out = NULL;
         return 0;
     }

@@ -205,8 +205,6 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
 static const int PERSIST_THREADS = 128; /* 4 warps */
 static const int PERSIST_COLS = 32;     /* a block's columns: a warp's width, so a warp's lanes share rows */
 static const int PERSIST_GROUPS = PERSIST_THREADS / PERSIST_COLS;
-static const int PERSIST_PAD = 4; /* row stride K + 4 floats: float4 reads of 8 lanes hit distinct banks */
-
 /* The sums run over k < K = H rounded up to a multiple of 4, for float4 reads; the extra k hold zeros
  * in both operands, which leave every sum exactly as it was. */
 __host__ __device__ inline int padded_k(int H)
@@ -214,10 +212,17 @@ __host__ __device__ inline int padded_k(int H)
     return (H + 3) / 4 * 4;
 }
 
+/* Shared rows are K rounded up to 8, plus 4 floats: an odd number of float4s, so the 8 lanes of a
+ * quarter-warp's float4 reads of 8 consecutive rows fall in distinct banks. */
+__host__ __device__ inline int shared_stride(int H)
+{
+    return (padded_k(H) + 7) / 8 * 8 + 4;
+}
+
 /* Thread (lane, group) computes column c0 + lane of rows r0 + group + q * PERSIST_GROUPS, q < ROWS, of
  * every timestep, summing k = 0..H-1 in order as the step kernels do (the same numbers). Shared
- * memory holds the block's columns of W along k, [32][K + 4], for the whole launch, and the previous
- * state's rows, [tile rows][K + 4], restaged each timestep after the grid-wide barrier. The previous
+ * memory holds the block's columns of W along k, [32][stride], for the whole launch, and the previous
+ * state's rows, [tile rows][stride], restaged each timestep after the grid-wide barrier. The previous
  * state was written by other blocks, so it is read with plain loads (no __restrict__/__ldg: the
  * read-only path is not coherent with writes made during the kernel). */
 template <int ROWS, bool BACKWARD>
@@ -226,7 +231,7 @@ __global__ void rnn_persistent_kernel(float *state, const float *__restrict__ dh
                                       int H)
 {
     EXTERN_SHARED(float, shared);
-    const int K = padded_k(H), ld = K + PERSIST_PAD, tile_rows = ROWS * PERSIST_GROUPS;
+    const int K = padded_k(H), ld = shared_stride(H), tile_rows = ROWS * PERSIST_GROUPS;
     float *w_s = shared;                        /* w_s[c * ld + k] = w[k, c0 + c] */
     float *prev_s = shared + PERSIST_COLS * ld; /* prev_s[r * ld + k] = prev[r0 + r, k] */
     const int col_tiles = (H + PERSIST_COLS - 1) / PERSIST_COLS;
@@ -283,13 +288,14 @@ __global__ void rnn_persistent_kernel(float *state, const float *__restrict__ dh
                 out[at] = tanhf(acc[q]);
             }
         }
-        grid.sync(); /* every block's tile of this timestep is written before any block reads it */
+        if (step + 1 < T) /* the same for every block: all of them meet at each barrier */
+            grid.sync();   /* every block's tile of this timestep is written before any block reads it */
     }
 }
 
 static size_t persistent_shared_bytes(int rows_per_thread, int H)
 {
-    return sizeof(float) * (size_t)(PERSIST_COLS + rows_per_thread * PERSIST_GROUPS) * (padded_k(H) + PERSIST_PAD);
+    return sizeof(float) * (size_t)(PERSIST_COLS + rows_per_thread * PERSIST_GROUPS) * shared_stride(H);
 }
 
 /* Both directions of one ROWS: shared memory beyond the default 48 KiB allowed, and how many blocks
