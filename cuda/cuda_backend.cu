@@ -551,12 +551,15 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
         return 0;
     }
     const long persistent0 = c->stats.persistent_layers, stepped0 = c->stats.stepped_layers;
-    CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
-    Err failed;
-    const int queued = enqueue_step(c, k, &failed);
+    Err failed = {""};
+    int queued = -1;
     cudaGraph_t graph = NULL;
-    cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
-    cudaError_t made = ended == cudaSuccess && queued == 0 ? cudaGraphInstantiate(&slot->exec, graph, 0) : ended;
+    cudaError_t made = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (made == cudaSuccess) {
+        queued = enqueue_step(c, k, &failed);
+        cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
+        made = ended == cudaSuccess && queued == 0 ? cudaGraphInstantiate(&slot->exec, graph, 0) : ended;
+    }
     if (graph)
         cudaGraphDestroy(graph);
     /* Captured work has not run: it is counted at each replay. */
@@ -569,7 +572,7 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
         CUDA_TRY(cudaStreamSynchronize(c->stream)); /* a real fault (not a capture refusal) stops here */
         c->use_graphs = 0;
         snprintf(c->graphs_note, sizeof c->graphs_note, "graph capture failed (%s%s%s); launching eagerly",
-                 queued != 0 ? failed.msg : "", queued != 0 && made != cudaSuccess ? "; " : "",
+                 failed.msg, failed.msg[0] && made != cudaSuccess ? "; " : "",
                  made != cudaSuccess ? cudaGetErrorName(made) : "");
         c->stats.graphs_note = c->graphs_note;
         *out = NULL;

@@ -2,6 +2,7 @@
  * tensor, the carried state, the gradient norm, the logits of generation, and the parameters and
  * optimizer moments after three optimizer steps. Built twice: against the emulated device (runs in
  * every CI run) and against the real GPU (skipped where there is none). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <math.h>
@@ -328,6 +329,35 @@ Test(parity, persistent_kernel_every_tile_height)
         expect_paths(&p);
         free_pair(&p);
     }
+}
+
+/* A graph that cannot be captured: the backend says why, launches eagerly and computes the same. The
+ * emulated device refuses captures when asked to (CHARRNN_EMU_REFUSE_CAPTURE); a real GPU ignores the
+ * variable, captures, and the test is skipped. */
+Test(parity, failed_capture_falls_back_to_eager_launches)
+{
+    setenv("CHARRNN_EMU_REFUSE_CAPTURE", "1", 1);
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2}, .T = 5, .B = 3};
+    const Variant v = {"graphs refused", {.graphs = GRAPHS_ON}};
+    Pair p = make_pair(&s, 51, &v);
+    Rng r;
+    rng_seed(&r, 29);
+    token_t x[15], y[15];
+    random_batch(&s, &r, x, y);
+    Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+    for (int i = 0; i < 3; i++)
+        step_and_compare(&p, &s, &b);
+    unsetenv("CHARRNN_EMU_REFUSE_CAPTURE");
+    CudaStats st;
+    cuda_backend_stats(p.cuda.ctx, &st);
+    if (st.graph_replays > 0) {
+        free_pair(&p);
+        cr_skip_test("this device captured the graph (CHARRNN_EMU_REFUSE_CAPTURE is the emulator's)");
+    }
+    cr_expect_eq(st.eager_steps, 3);
+    cr_expect(st.graphs_note && strstr(st.graphs_note, "graph capture failed (cudaErrorStreamCaptureInvalidated)"),
+              "%s", st.graphs_note ? st.graphs_note : "(no note)");
+    free_pair(&p);
 }
 
 /* --tf32: within TF32_REL_L2 of the float32 CPU reference, and measurably not float32. */

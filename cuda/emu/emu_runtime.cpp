@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -743,6 +744,11 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
         return finish(cudaErrorIllegalState);
     st->capturing = false;
     *graph = nullptr;
+    /* Fault injection, for tests of a caller's fallback: CHARRNN_EMU_REFUSE_CAPTURE=1 ends every
+     * capture as one that a refused call invalidated. */
+    const char *refuse = getenv("CHARRNN_EMU_REFUSE_CAPTURE");
+    if (refuse && strcmp(refuse, "1") == 0)
+        st->capture_invalidated = true;
     if (st->capture_invalidated)
         return finish(cudaErrorStreamCaptureInvalidated);
     std::lock_guard<std::mutex> lock(device().mutex);
