@@ -20,6 +20,7 @@ typedef struct {
     long eager_steps;        /* steps launched one call at a time */
     long persistent_layers;  /* layer recurrences (forward or backward) run by the persistent kernel */
     long stepped_layers;     /* ... and by one kernel per timestep */
+    long sample_replays;     /* generated characters run by replaying a graph */
     const char *graphs_note; /* why graphs are off, or NULL */
 } CudaStats;
 void cuda_backend_stats(void *ctx, CudaStats *stats);

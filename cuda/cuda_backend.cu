@@ -93,6 +93,8 @@ struct CudaModel {
     float *carry;                  /* [L, max_B, H] */
     float *sample_h, *sample_next; /* [L, H] and [H]: the generation state */
     float *sample_logits;          /* [V] */
+    float *sample_in;              /* [E]: the embedding row of the character fed in */
+    token_t *sample_token;         /* the character fed in, after the batch's tokens */
     float *vocab_rows;             /* [V, H]: layer 0's Emb W_xh, then its gradient summed per token */
     float *w_hh_t;                 /* [L, H, H]: W_hh transposed, for the backward steps */
     double *sums;                  /* [2 + SUM_BLOCKS]: the loss sum, the squared gradient norm, partials */
@@ -101,9 +103,13 @@ struct CudaModel {
     int *buckets;    /* the batch's rows grouped by token: order [T * B], then start [V + 1] */
 
     /* Pinned host staging: the step's inputs and its two results. */
-    token_t *host_tokens;
+    token_t *host_tokens; /* x, y, then the sampled character */
     int *host_buckets;
     double *host_sums;
+    float *host_logits; /* [V] */
+    token_t *host_sample_token;
+    cudaGraphExec_t sample_exec;
+    long sample_eager;
 
     int tf32, use_graphs, persistent_rows;
     RecurrenceKind recurrence;
@@ -123,6 +129,9 @@ static size_t carry_floats(const CudaModel *c)
 
 static void drop_graphs(CudaModel *c)
 {
+    if (c->sample_exec)
+        cudaGraphExecDestroy(c->sample_exec);
+    c->sample_exec = NULL;
     for (int i = 0; i < GRAPH_SLOTS; i++)
         if (c->graphs[i].exec) {
             cudaGraphExecDestroy(c->graphs[i].exec);
@@ -145,6 +154,7 @@ static void cuda_destroy(void *ctx)
     cudaFreeHost(c->host_tokens);
     cudaFreeHost(c->host_buckets);
     cudaFreeHost(c->host_sums);
+    cudaFreeHost(c->host_logits);
     if (c->blas)
         cublasDestroy(c->blas);
     if (c->stream)
@@ -210,7 +220,7 @@ static int cuda_setup(CudaModel *c, Err *e)
         T * B * W,           /* du */
         T * B,               /* row_loss */
         L * B * H,           /* carry */
-        L * H + H + V,       /* sample_h, sample_next, sample_logits */
+        L * H + H + V + E,   /* sample_h, sample_next, sample_logits, sample_in */
         V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
         L * H * H,           /* w_hh_t */
     };
@@ -219,10 +229,11 @@ static int cuda_setup(CudaModel *c, Err *e)
         total += sizes[i];
     const size_t n_sums = 2 + kernels::SUM_BLOCKS;
     if (device_alloc((void **)&c->acts, total * sizeof(float), "activations", e) != 0 ||
-        device_alloc((void **)&c->tokens, 2 * T * B * sizeof(token_t), "token batch", e) != 0 ||
+        device_alloc((void **)&c->tokens, (2 * T * B + 1) * sizeof(token_t), "token batch", e) != 0 ||
         device_alloc((void **)&c->buckets, (T * B + V + 1) * sizeof(int), "token buckets", e) != 0 ||
         device_alloc((void **)&c->sums, n_sums * sizeof(double), "reduction results", e) != 0 ||
-        pinned_alloc((void **)&c->host_tokens, 2 * T * B * sizeof(token_t), "token staging", e) != 0 ||
+        pinned_alloc((void **)&c->host_tokens, (2 * T * B + 1) * sizeof(token_t), "token staging", e) != 0 ||
+        pinned_alloc((void **)&c->host_logits, V * sizeof(float), "logits staging", e) != 0 ||
         pinned_alloc((void **)&c->host_buckets, (T * B + V + 1) * sizeof(int), "bucket staging", e) != 0 ||
         pinned_alloc((void **)&c->host_sums, 2 * sizeof(double), "results", e) != 0)
         return -1;
@@ -241,8 +252,11 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->sample_h = a, a += L * H;
     c->sample_next = a, a += H;
     c->sample_logits = a, a += V;
+    c->sample_in = a, a += E;
     c->vocab_rows = a, a += sizes[9];
     c->w_hh_t = a;
+    c->sample_token = c->tokens + 2 * T * B;
+    c->host_sample_token = c->host_tokens + 2 * T * B;
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
@@ -526,6 +540,32 @@ static int same_key(const StepKey *a, const StepKey *b)
     return memcmp(a, b, sizeof *a) == 0;
 }
 
+/* Captures what enqueue(Err *) queues on the stream into *exec: 0, or -1 with the reason in the
+ * statistics' note (the stream is never left capturing, and the refusal is cleared). */
+template <class Enqueue> static int capture(CudaModel *c, Enqueue enqueue, cudaGraphExec_t *exec)
+{
+    Err failed = {""};
+    int queued = -1;
+    cudaGraph_t graph = NULL;
+    *exec = NULL;
+    cudaError_t made = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (made == cudaSuccess) {
+        queued = enqueue(&failed);
+        cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
+        made = ended == cudaSuccess && queued == 0 ? cudaGraphInstantiate(exec, graph, 0) : ended;
+    }
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (queued == 0 && made == cudaSuccess)
+        return 0;
+    *exec = NULL;
+    cudaGetLastError();
+    snprintf(c->graphs_note, sizeof c->graphs_note, "graph capture failed (%s%s%s); launching eagerly", failed.msg,
+             failed.msg[0] && made != cudaSuccess ? "; " : "", made != cudaSuccess ? cudaGetErrorName(made) : "");
+    c->stats.graphs_note = c->graphs_note;
+    return -1;
+}
+
 /* The graph of this step shape, captured on first use into the least recently used slot (the
  * backend's very first step excepted). A capture that fails (a driver that cannot capture some call)
  * turns graphs off, with the reason in the statistics, and the step runs eagerly. */
@@ -551,30 +591,14 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
         return 0;
     }
     const long persistent0 = c->stats.persistent_layers, stepped0 = c->stats.stepped_layers;
-    Err failed = {""};
-    int queued = -1;
-    cudaGraph_t graph = NULL;
-    cudaError_t made = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
-    if (made == cudaSuccess) {
-        queued = enqueue_step(c, k, &failed);
-        cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
-        made = ended == cudaSuccess && queued == 0 ? cudaGraphInstantiate(&slot->exec, graph, 0) : ended;
-    }
-    if (graph)
-        cudaGraphDestroy(graph);
+    const int captured = capture(c, [&](Err *failed) { return enqueue_step(c, k, failed); }, &slot->exec);
     /* Captured work has not run: it is counted at each replay. */
     slot->persistent_layers = c->stats.persistent_layers - persistent0;
     slot->stepped_layers = c->stats.stepped_layers - stepped0;
     c->stats.persistent_layers = persistent0, c->stats.stepped_layers = stepped0;
-    if (queued != 0 || made != cudaSuccess) {
-        slot->exec = NULL;
-        cudaGetLastError();
+    if (captured != 0) {
         CUDA_TRY(cudaStreamSynchronize(c->stream)); /* a real fault (not a capture refusal) stops here */
         c->use_graphs = 0;
-        snprintf(c->graphs_note, sizeof c->graphs_note, "graph capture failed (%s%s%s); launching eagerly",
-                 failed.msg, failed.msg[0] && made != cudaSuccess ? "; " : "",
-                 made != cudaSuccess ? cudaGetErrorName(made) : "");
-        c->stats.graphs_note = c->graphs_note;
         *out = NULL;
         return 0;
     }
@@ -669,14 +693,15 @@ static int cuda_sample_reset(void *ctx, Err *e)
     return 0;
 }
 
-static int cuda_sample_step(void *ctx, int token, float *logits, Err *e)
+/* One character: its embedding row (the token through the staging buffer), every layer's step, the
+ * logits out to the pinned host buffer. */
+static int enqueue_sample(CudaModel *c, Err *e)
 {
-    CudaModel *c = (CudaModel *)ctx;
-    const int H = c->cfg.hidden, V = c->cfg.vocab;
+    const int H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
     cudaStream_t s = c->stream;
-    if (token < 0 || token >= V)
-        return err_set(e, "token %d is outside the vocabulary of %d", token, V);
-    const float *u = c->p.embedding + (size_t)token * c->cfg.embed; /* the embedding row itself */
+    CUDA_TRY(cudaMemcpyAsync(c->sample_token, c->host_sample_token, sizeof(token_t), cudaMemcpyHostToDevice, s));
+    CUDA_TRY(kernels::embedding_forward(c->sample_in, c->sample_token, c->p.embedding, 1, E, s));
+    const float *u = c->sample_in;
     for (int l = 0; l < c->cfg.layers; l++) {
         float *h = c->sample_h + (size_t)l * H;
         CUBLAS_TRY(gemm(c->blas, 0, 0, 1, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], c->sample_next, 0));
@@ -686,8 +711,32 @@ static int cuda_sample_step(void *ctx, int token, float *logits, Err *e)
     }
     CUDA_TRY(kernels::broadcast_rows(c->sample_logits, c->p.b_y, 1, V, s));
     CUBLAS_TRY(gemm(c->blas, 0, 0, 1, V, H, u, c->p.w_hy, c->sample_logits, 1));
-    CUDA_TRY(cudaMemcpyAsync(logits, c->sample_logits, V * sizeof(float), cudaMemcpyDeviceToHost, s));
-    CUDA_TRY(cudaStreamSynchronize(s));
+    CUDA_TRY(cudaMemcpyAsync(c->host_logits, c->sample_logits, V * sizeof(float), cudaMemcpyDeviceToHost, s));
+    return 0;
+}
+
+/* Replayed as one graph from the second character on (some 3 + 3 L launches and copies each). */
+static int cuda_sample_step(void *ctx, int token, float *logits, Err *e)
+{
+    CudaModel *c = (CudaModel *)ctx;
+    if (token < 0 || token >= c->cfg.vocab)
+        return err_set(e, "token %d is outside the vocabulary of %d", token, c->cfg.vocab);
+    *c->host_sample_token = (token_t)token;
+    if (c->use_graphs && !c->sample_exec && c->sample_eager > 0 &&
+        capture(c, [&](Err *failed) { return enqueue_sample(c, failed); }, &c->sample_exec) != 0) {
+        CUDA_TRY(cudaStreamSynchronize(c->stream));
+        c->use_graphs = 0;
+    }
+    if (c->sample_exec) {
+        CUDA_TRY(cudaGraphLaunch(c->sample_exec, c->stream));
+        c->stats.sample_replays++;
+    } else {
+        if (enqueue_sample(c, e) != 0)
+            return -1;
+        c->sample_eager++;
+    }
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(logits, c->host_logits, sizeof(float) * (size_t)c->cfg.vocab);
     return 0;
 }
 

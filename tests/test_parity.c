@@ -401,6 +401,10 @@ Test(parity, generation_logits_match)
         double err = rel_l2(logits[0], logits[1], 11);
         cr_expect(err <= PARITY_REL_L2, "logits after token %d: relative L2 error %.3g", k, err);
     }
+    CudaStats st; /* the first character eagerly, the other four through the graph */
+    cuda_backend_stats(p.cuda.ctx, &st);
+    cr_expect_eq(st.sample_replays, 4, "%ld characters through the graph (%s)", st.sample_replays,
+                 st.graphs_note ? st.graphs_note : "");
     free_pair(&p);
 }
 
