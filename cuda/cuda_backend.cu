@@ -607,6 +607,7 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
     *out = slot;
     return 0;
 }
+
 /* One step: the batch staged, the step replayed (or queued eagerly), then the one wait of the step,
  * for its loss and gradient norm. */
 static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err *e)
