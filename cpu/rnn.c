@@ -64,8 +64,7 @@ void embedding_projection_forward(float *p, float *ew, const token_t *x, const f
     /* Emb[x] W_xh = (Emb W_xh)[x]: one small product for the vocabulary, then a gather per row. */
     broadcast_rows(ew, b_h, V, H);
     matmul_nn(ew, embedding, w_xh, V, H, E, 1);
-    for (int i = 0; i < rows; i++)
-        memcpy(p + (size_t)i * H, ew + (size_t)x[i] * H, sizeof(float) * (size_t)H);
+    embedding_forward(p, x, ew, rows, H); /* the rows of Emb W_xh, as the embedding's rows are gathered */
 }
 
 void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,

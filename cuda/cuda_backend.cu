@@ -433,7 +433,7 @@ static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
          * into h_1..h_T; then the recurrence. */
         if (l == 0 && fold) {
             CUBLAS_TRY(gemm(c->blas, 0, 0, V, H, E, c->p.embedding, c->p.w_xh[0], c->vocab_rows, 0));
-            CUDA_TRY(kernels::gather_rows(h + state, x, c->vocab_rows, T * B, H, s));
+            CUDA_TRY(kernels::embedding_forward(h + state, x, c->vocab_rows, T * B, H, s)); /* rows of Emb W_xh */
         } else {
             CUBLAS_TRY(gemm(c->blas, 0, 0, T * B, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], h + state, 0));
         }

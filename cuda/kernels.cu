@@ -69,20 +69,6 @@ cudaError_t token_row_sums(float *out, const float *in, const int *order, const 
     return launched();
 }
 
-/* out [rows, H] = table[x[i]] row by row: layer 0's input projection through the vocabulary */
-__global__ void gather_rows_kernel(float *out, const token_t *x, const float *table, int rows, int H)
-{
-    size_t n = (size_t)rows * H;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = table[(size_t)x[i / H] * H + i % H];
-}
-
-cudaError_t gather_rows(float *out, const token_t *x, const float *table, int rows, int H, cudaStream_t s)
-{
-    LAUNCH(gather_rows_kernel, blocks_for((size_t)rows * H), THREADS, 0, s)(out, x, table, rows, H);
-    return launched();
-}
-
 /* out [H, H] = in^T, through a shared tile so that both the reads and the writes are coalesced. */
 __global__ void transpose_kernel(float *out, const float *in, int H)
 {

@@ -13,15 +13,13 @@ typedef uint16_t token_t;
 namespace kernels
 {
 
-/* out [rows, E] = embedding rows of x */
+/* out [rows, E] = the rows x of a [V, E] table: the embedding, or layer 0's Emb W_xh when folded */
 cudaError_t embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E, cudaStream_t s);
 /* out [V, W] (+)= per token v, the sum of the rows of in [rows, W] whose token is v; order and start
  * group the rows by token (order[start[v]..start[v+1]) are token v's rows, ascending), so the sums run
  * in a fixed order (deterministic). The embedding's gradient, and layer 0's per-token gradient. */
 cudaError_t token_row_sums(float *out, const float *in, const int *order, const int *start, int V, int W,
                            int accumulate, cudaStream_t s);
-/* out [rows, H] = table[x[i]]: layer 0's input projection through the vocabulary */
-cudaError_t gather_rows(float *out, const token_t *x, const float *table, int rows, int H, cudaStream_t s);
 /* out [H, H] = in^T */
 cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s);
 /* every row of out [rows, cols] = row */
