@@ -13,34 +13,13 @@
 static char out[1 << 16], err[1 << 16];
 static char dir[64];
 
-static int run(char *const args[])
-{
-    return run_charrnn(dir, args, out, sizeof out, err, sizeof err);
-}
-
-#define RUN(...) run((char *[]){__VA_ARGS__, NULL})
-
-/* Exit status 2 and a single line on stderr that contains `needle`. */
-#define EXPECT_USAGE_ERROR(needle, ...)                                                                                \
-    do {                                                                                                               \
-        int rc_ = RUN(__VA_ARGS__);                                                                                    \
-        cr_expect_eq(rc_, 2, "exit status %d, stderr: %s", rc_, err);                                                  \
-        cr_expect(strstr(err, needle) != NULL, "stderr should contain '%s', got: %s", needle, err);                    \
-        cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                                          \
-    } while (0)
-
 static const char *TEXT = "It is a truth universally acknowledged, that a single man in possession\n"
                           "of a good fortune, must be in want of a wife.\n";
 
 static void setup(void)
 {
     make_temp_dir(dir, sizeof dir);
-    char path[128];
-    snprintf(path, sizeof path, "%s/text.txt", dir);
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < 40; i++)
-        fputs(TEXT, f);
-    fclose(f);
+    write_repeated_file(dir, "text.txt", TEXT, 40);
 }
 
 static void teardown(void)
@@ -239,11 +218,7 @@ Test(cli, default_paths_train_then_sample_as_typed, .init = setup, .fini = teard
     mkdir(path, 0777);
     snprintf(path, sizeof path, "%s/data/tinyshakespeare", dir);
     mkdir(path, 0777);
-    snprintf(path, sizeof path, "%s/data/tinyshakespeare/input.txt", dir);
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < 40; i++)
-        fputs(TEXT, f);
-    fclose(f);
+    write_repeated_file(dir, "data/tinyshakespeare/input.txt", TEXT, 40);
     int rc = RUN("--device", "cpu", "train", "--hidden", "8", "--layers", "1", "--seq-len", "8", "--batch", "2",
                  "--steps", "3");
     cr_assert_eq(rc, 0, "%s", err);

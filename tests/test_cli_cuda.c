@@ -14,12 +14,6 @@
 static char out[1 << 16], err[1 << 16];
 static char dir[64];
 
-static int run(char *const args[])
-{
-    return run_charrnn(dir, args, out, sizeof out, err, sizeof err);
-}
-#define RUN(...) run((char *[]){__VA_ARGS__, NULL})
-
 static void setup(void)
 {
     Err e;
@@ -27,12 +21,8 @@ static void setup(void)
         cr_skip_test("no CUDA device: %s", e.msg);
     cr_log_info("CUDA backend on: %s", cuda_device_name());
     make_temp_dir(dir, sizeof dir);
-    char path[128];
-    snprintf(path, sizeof path, "%s/text.txt", dir);
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < 30; i++)
-        fputs("Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", f);
-    fclose(f);
+    write_repeated_file(dir, "text.txt",
+                        "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", 30);
 }
 
 static void teardown(void)

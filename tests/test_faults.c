@@ -18,24 +18,14 @@ static char out[1 << 16], err[1 << 16];
 static void setup(void)
 {
     make_temp_dir(dir, sizeof dir);
-    char path[128];
-    snprintf(path, sizeof path, "%s/text.txt", dir);
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < 200; i++)
-        fputs("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", f);
-    fclose(f);
+    write_repeated_file(dir, "text.txt",
+                        "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n", 200);
 }
 
 static void teardown(void)
 {
     remove_tree(dir);
 }
-
-static int run(char *const args[])
-{
-    return run_charrnn(dir, args, out, sizeof out, err, sizeof err);
-}
-#define RUN(...) run((char *[]){__VA_ARGS__, NULL})
 
 /* A run long enough to be interrupted; extra options are appended. */
 #define LONG_RUN(...)                                                                                                  \

@@ -43,22 +43,6 @@ static const char *write_log(const char *name, const char *text)
     return path;
 }
 
-static int run(char *const args[])
-{
-    return run_charrnn(dir, args, out, sizeof out, err, sizeof err);
-}
-
-#define RUN(...) run((char *[]){__VA_ARGS__, NULL})
-
-/* Exit status 2 and a single line on stderr that contains `needle`. */
-#define EXPECT_USAGE_ERROR(needle, ...)                                                                                \
-    do {                                                                                                               \
-        int rc_ = RUN(__VA_ARGS__);                                                                                    \
-        cr_expect_eq(rc_, 2, "exit status %d, stderr: %s", rc_, err);                                                  \
-        cr_expect(strstr(err, needle) != NULL, "stderr should contain '%s', got: %s", needle, err);                    \
-        cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                                          \
-    } while (0)
-
 /* Reading a log that should be refused: the message names the file and contains `needle`. */
 static void expect_read_error(const char *text, const char *needle)
 {

@@ -33,6 +33,19 @@ static int drain(int fd, char *buf, size_t cap, size_t *used)
     return 1;
 }
 
+/* In a forked child: becomes charrnn with args (without argv[0]). */
+static void exec_charrnn(char *const args[])
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)CHARRNN_BIN;
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    execv(CHARRNN_BIN, argv);
+    _exit(127);
+}
+
 int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap)
 {
     return run_charrnn_stdin(cwd, args, "/dev/null", out, out_cap, err, err_cap);
@@ -56,14 +69,7 @@ int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_pat
         dup2(pe[1], 2);
         close(po[0]);
         close(pe[0]);
-        char *argv[64];
-        int n = 0;
-        argv[n++] = (char *)CHARRNN_BIN;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(CHARRNN_BIN, argv);
-        _exit(127);
+        exec_charrnn(args);
     }
     close(po[1]);
     close(pe[1]);
@@ -150,14 +156,7 @@ int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_
         dup2(devnull, 1);
         dup2(pe[1], 2);
         close(pe[0]);
-        char *argv[64];
-        int n = 0;
-        argv[n++] = (char *)CHARRNN_BIN;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(CHARRNN_BIN, argv);
-        _exit(127);
+        exec_charrnn(args);
     }
     close(pe[1]);
     c->pid = (int)pid;
@@ -184,4 +183,16 @@ int finish_charrnn(Child *c)
     wait4((pid_t)c->pid, &status, 0, &usage);
     c->max_rss_kb = usage.ru_maxrss;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void write_repeated_file(const char *dir, const char *name, const char *text, int times)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        abort();
+    for (int i = 0; i < times; i++)
+        fputs(text, f);
+    fclose(f);
 }

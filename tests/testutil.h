@@ -35,6 +35,22 @@ int wait_for_stderr(Child *c, const char *needle);
 /* Reads the rest of its stderr and returns its exit status (128 + signal if killed). */
 int finish_charrnn(Child *c);
 
+/* The command-line suites' shorthand. A suite defines `static char dir[64], out[1 << 16], err[1 << 16]`;
+ * RUN("--device", "cpu", "train", ...) runs charrnn in dir and captures its output in out and err. */
+#define RUN(...) run_charrnn(dir, (char *[]){__VA_ARGS__, NULL}, out, sizeof out, err, sizeof err)
+
+/* Exit status 2 and a single line on stderr that contains `needle`. */
+#define EXPECT_USAGE_ERROR(needle, ...)                                                                                \
+    do {                                                                                                               \
+        int rc_ = RUN(__VA_ARGS__);                                                                                    \
+        cr_expect_eq(rc_, 2, "exit status %d, stderr: %s", rc_, err);                                                  \
+        cr_expect(strstr(err, needle) != NULL, "stderr should contain '%s', got: %s", needle, err);                    \
+        cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                                          \
+    } while (0)
+
+/* Writes `text` `times` times over into dir/name (name may hold subdirectories that exist). */
+void write_repeated_file(const char *dir, const char *name, const char *text, int times);
+
 /* A fresh directory under /tmp; the returned string is static per call site's buffer. */
 void make_temp_dir(char *buf, size_t len);
 /* Removes a directory and everything in it (the tests clean up their temporary directories). */
