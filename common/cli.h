@@ -26,7 +26,15 @@ int cmd_plot(int argc, char **argv, DeviceChoice device);
 /* Shared by the commands. */
 int cli_default_threads(void); /* the online cores, 1..MAX_THREADS */
 #define TF32_ON_CPU "--tf32: TF32 is a tensor-core format of --device cuda; the CPU computes in float32"
-#define TF32_HELP "--device cuda: products in TF32 on tensor cores (faster; about 1e-3 relative error)"
+
+/* The options of every command that runs a model: the device, the CPU's threads, TF32 on the GPU. */
+/* clang-format off */
+#define DEVICE_OPTIONS(dev, threads, tf32)                                                                             \
+    {"--device", ARG_CHOICE, dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},                                  \
+    {"--threads", ARG_INT, threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},     \
+    {"--tf32", ARG_FLAG, tf32, 0, 0, NULL, NULL,                                                                       \
+     "--device cuda: products in TF32 on tensor cores (faster; about 1e-3 relative error)"}
+/* clang-format on */
 
 /* Parses a command's options. Returns 1 when the command should go on; 0 after printing --help
  * (*status = EXIT_OK) or an error (*status = EXIT_USAGE). */

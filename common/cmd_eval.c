@@ -19,9 +19,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
          "evaluate on all of FILE (default: the validation split of the training text)"},
         {"--batches", ARG_LONG, &batches, 0, 1e12, NULL, "N", "at most N batches spread over the text; 0: all"},
-        {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
-        {"--threads", ARG_INT, &threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},
-        {"--tf32", ARG_FLAG, &tf32, 0, 0, NULL, NULL, TF32_HELP},
+        DEVICE_OPTIONS(&dev, &threads, &tf32),
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;

@@ -94,9 +94,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         {"--interactive", ARG_FLAG, &interactive, 0, 0, NULL, NULL,
          "read prompts from stdin, one per line, and continue each (each continuation ends with a newline)"},
         {"--seed", ARG_U64, &seed, 0, 0, NULL, "N", "sampling seed: the same seed gives the same text"},
-        {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
-        {"--threads", ARG_INT, &threads, 1, MAX_THREADS, NULL, "N", "CPU threads (--device cpu) (default: every core)"},
-        {"--tf32", ARG_FLAG, &tf32, 0, 0, NULL, NULL, TF32_HELP},
+        DEVICE_OPTIONS(&dev, &threads, &tf32),
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;

@@ -245,10 +245,7 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
          "append a CSV row per step: step, seconds, tokens/s, train loss, val loss, lr, grad norm"},
         {"--on-nan", ARG_CHOICE, &r.on_nan, 0, 0, ON_NAN, "WHAT",
          "a step with a non-finite loss or gradient: stop (keeping the last checkpoint) or skip its batch"},
-        {"--device", ARG_CHOICE, &dev, 0, 0, DEVICE_NAMES, "DEVICE", "auto, cpu or cuda"},
-        {"--threads", ARG_INT, &r.threads, 1, MAX_THREADS, NULL, "N",
-         "CPU threads (--device cpu) (default: every core)"},
-        {"--tf32", ARG_FLAG, &r.tf32, 0, 0, NULL, NULL, TF32_HELP},
+        DEVICE_OPTIONS(&dev, &r.threads, &r.tf32),
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     memset(s, 0, sizeof *s);
