@@ -54,14 +54,20 @@ static void run_steps(Trainer *tr, long n)
     }
 }
 
-/* Starts a small seq-mode run on the periodic text (the caller frees tr, be and d). */
-static void start_small(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr)
+/* Starts a small seq-mode run on `repeats` periods of the periodic text (the caller frees tr, be and d
+ * with stop_small). */
+static void start_seq_run(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr, int repeats, int stateful)
 {
     Err e;
-    *d = periodic_dataset(20);
-    *c = small_config(d, MODE_SEQ, 0);
+    *d = periodic_dataset(repeats);
+    *c = small_config(d, MODE_SEQ, stateful);
     cr_assert_eq(backend_create(be, &cpu_backend_ops, &c->model, c->seq_len, c->batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(tr, c, d, "periodic", be, &e), 0, "%s", e.msg);
+}
+
+static void start_small(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr)
+{
+    start_seq_run(d, c, be, tr, 20, 0);
 }
 
 static void stop_small(Dataset *d, Backend *be, Trainer *tr)
@@ -299,13 +305,12 @@ Test(train, divergence_stops_before_the_update)
  * what a checkpoint taken then holds. */
 Test(train, diverged_stateful_batch_leaves_a_zero_state)
 {
-    Dataset d = periodic_dataset(40);
-    TrainConfig c = small_config(&d, MODE_SEQ, 1);
+    Dataset d;
+    TrainConfig c;
     Backend be;
     Trainer tr;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
-    cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
+    start_seq_run(&d, &c, &be, &tr, 40, 1);
     run_steps(&tr, 2);
     size_t P = model_num_params(&c.model), nh = (size_t)c.model.layers * c.batch * c.model.hidden;
     float *params = malloc(sizeof(float) * P), *carry = malloc(sizeof(float) * nh);
@@ -323,20 +328,17 @@ Test(train, diverged_stateful_batch_leaves_a_zero_state)
     for (size_t i = 0; i < nh; i++)
         cr_assert_eq(carry[i], 0.0f, "carried state [%zu] = %f after a diverged batch", i, carry[i]);
     free(params), free(carry);
-    trainer_free(&tr);
-    backend_destroy(&be);
-    dataset_free(&d);
+    stop_small(&d, &be, &tr);
 }
 
 Test(train, resume_refuses_a_stream_position_outside_the_data)
 {
-    Dataset d = periodic_dataset(40);
-    TrainConfig c = small_config(&d, MODE_SEQ, 1);
+    Dataset d;
+    TrainConfig c;
     Backend be;
     Trainer tr;
     Err e;
-    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
-    cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0);
+    start_seq_run(&d, &c, &be, &tr, 40, 1);
     Checkpoint ck;
     cr_assert_eq(trainer_snapshot(&tr, NAN, NAN, &ck, &e), 0);
     trainer_free(&tr);
