@@ -28,7 +28,8 @@ void embedding_projection_forward(float *p, float *ew, const token_t *x, const f
 
 /* Full BPTT through the layer: dh [T, B, H] is the loss gradient arriving at h_1..h_T from above.
  * Writes da [T, B, H] (gradient at the pre-activations) and du [T, B, I] (for the layer below; skipped
- * when du is NULL), adds into dw_xh, dw_hh, db_h. carry is [B, H] scratch.
+ * when du is NULL; du may be dh itself, which is read before du is written), adds into dw_xh, dw_hh,
+ * db_h. carry is [B, H] scratch.
  * rnn_backward = rnn_recurrence_backward + dW_xh and du. */
 void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,
                   const float *h, const float *u, const float *w_xh, const float *w_hh, int T, int B, int I, int H);
@@ -45,10 +46,9 @@ void output_forward(float *logits, const float *h, const float *w_hy, const floa
 void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits, const float *h, const float *w_hy,
                      int rows, int H, int V);
 
-/* Returns the summed cross-entropy (nats) of rows of logits against targets y. */
-double softmax_xent_forward(const float *logits, const token_t *y, int rows, int V);
-/* Same, and overwrites logits with dlogits = (softmax - onehot(y)) * scale. */
-double softmax_xent_forward_backward(float *logits, const token_t *y, int rows, int V, float scale);
+/* Returns the summed cross-entropy (nats) of rows of logits against targets y; when scale != 0 it also
+ * overwrites the logits with dlogits = (softmax - onehot(y)) * scale. */
+double softmax_xent(float *logits, const token_t *y, int rows, int V, float scale);
 
 /* Adam with bias correction and decoupled weight decay (AdamW; weight_decay 0 gives Adam). */
 void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,

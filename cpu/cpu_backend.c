@@ -186,8 +186,6 @@ static int cpu_get_carry(void *ctx, float *h, Err *e)
     return 0;
 }
 
-/* Embedding, every layer's recurrence and the logits of the counted timesteps. Returns the number of
- * counted rows; their logits start at c->logits. */
 /* Layer 0's input projection goes through the vocabulary (embedding_projection_forward) when the
  * vocabulary has fewer entries than the batch has rows: the same numbers, fewer multiply-adds. */
 static int fold_embedding(const CpuModel *c, const Batch *b)
@@ -195,6 +193,8 @@ static int fold_embedding(const CpuModel *c, const Batch *b)
     return c->cfg.vocab <= b->T * b->B;
 }
 
+/* Embedding, every layer's recurrence and the logits of the counted timesteps. Returns the number of
+ * counted rows; their logits start at c->logits. */
 static int forward_to_logits(CpuModel *c, const Batch *b)
 {
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
@@ -233,7 +233,7 @@ static int cpu_forward(void *ctx, const Batch *b, float *loss, Err *e)
         return -1;
     int rows = forward_to_logits(c, b);
     const token_t *y = b->y + (size_t)b->loss_from_t * b->B;
-    *loss = (float)(softmax_xent_forward(c->logits, y, rows, c->cfg.vocab) / rows);
+    *loss = (float)(softmax_xent(c->logits, y, rows, c->cfg.vocab, 0.0f) / rows);
     return 0;
 }
 
@@ -246,7 +246,7 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     const size_t state = (size_t)B * H;
     int rows = forward_to_logits(c, b);
     const token_t *y = b->y + (size_t)b->loss_from_t * B;
-    *loss = (float)(softmax_xent_forward_backward(c->logits, y, rows, V, 1.0f / (float)rows) / rows);
+    *loss = (float)(softmax_xent(c->logits, y, rows, V, 1.0f / (float)rows) / rows);
 
     memset(c->grads, 0, sizeof(float) * c->n_params);
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
@@ -265,11 +265,11 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
         }
         const int I = layer_inputs(&c->cfg, l);
         const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
-        rnn_backward(c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l], u, c->p.w_xh[l],
-                     c->p.w_hh[l], T, B, I, H);
-        if (l > 0)
-            memcpy(c->dh, c->du, sizeof(float) * (size_t)T * state); /* becomes dh of the layer below */
-        else
+        /* The gradient for the layer below goes straight into dh (read above before it is written), or
+         * into du for the embedding. */
+        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh,
+                     c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
+        if (l == 0)
             embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
     }
     return 0;

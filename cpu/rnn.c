@@ -104,12 +104,7 @@ void embedding_projection_backward(float *dembedding, float *dw_xh, float *g, co
     /* The rows of da summed per token (in row order), g [V, H]; then dW_xh = Emb^T g and
      * dEmb = g W_xh^T, each a product the size of the vocabulary rather than of the batch. */
     memset(g, 0, sizeof(float) * (size_t)V * H);
-    for (int i = 0; i < rows; i++) {
-        float *gv = g + (size_t)x[i] * H;
-        const float *d = da + (size_t)i * H;
-        for (int j = 0; j < H; j++)
-            gv[j] += d[j];
-    }
+    embedding_backward(g, x, da, rows, H); /* the sums per token, as for the embedding's own gradient */
     matmul_tn(dw_xh, embedding, g, E, H, V, 1);
     matmul_nt(dembedding, g, w_xh, V, E, H, 1);
 }
@@ -129,7 +124,7 @@ void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits,
 }
 
 /* log(sum(exp(z))) with the maximum subtracted first so that nothing overflows. */
-static float log_sum_exp(const float *z, int V, float *max_out)
+static float log_sum_exp(const float *z, int V)
 {
     float max = z[0];
     for (int j = 1; j < V; j++)
@@ -137,29 +132,18 @@ static float log_sum_exp(const float *z, int V, float *max_out)
     float sum = 0.0f;
     for (int j = 0; j < V; j++)
         sum += expf(z[j] - max);
-    *max_out = max;
     return max + logf(sum);
 }
 
-double softmax_xent_forward(const float *logits, const token_t *y, int rows, int V)
-{
-    double loss = 0.0;
-    for (int i = 0; i < rows; i++) {
-        const float *z = logits + (size_t)i * V;
-        float max;
-        loss += (double)(log_sum_exp(z, V, &max) - z[y[i]]);
-    }
-    return loss;
-}
-
-double softmax_xent_forward_backward(float *logits, const token_t *y, int rows, int V, float scale)
+double softmax_xent(float *logits, const token_t *y, int rows, int V, float scale)
 {
     double loss = 0.0;
     for (int i = 0; i < rows; i++) {
         float *z = logits + (size_t)i * V;
-        float max;
-        float lse = log_sum_exp(z, V, &max);
+        const float lse = log_sum_exp(z, V);
         loss += (double)(lse - z[y[i]]);
+        if (scale == 0.0f)
+            continue;
         for (int j = 0; j < V; j++)
             z[j] = expf(z[j] - lse) * scale;
         z[y[i]] -= scale;
