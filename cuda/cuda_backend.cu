@@ -212,17 +212,17 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->g = model_views(&c->cfg, c->grads);
 
     const size_t sizes[] = {
-        T * B * E,           /* emb_out */
-        L * (T + 1) * B * H, /* h */
-        T * B * V,           /* logits */
-        T * B * H,           /* dh */
-        T * B * H,           /* da */
-        T * B * W,           /* du */
-        T * B,               /* row_loss */
-        L * B * H,           /* carry */
-        L * H + H + V + E,   /* sample_h, sample_next, sample_logits, sample_in */
+        T * B * E,              /* emb_out */
+        L * (T + 1) * B * H,    /* h */
+        T * B * V,              /* logits */
+        T * B * H,              /* dh */
+        T * B * H,              /* da */
+        T * B * W,              /* du */
+        T * B,                  /* row_loss */
+        L * B * H,              /* carry */
+        L * H + H + V + E,      /* sample_h, sample_next, sample_logits, sample_in */
         V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
-        L * H * H,           /* w_hh_t */
+        L * H * H,              /* w_hh_t */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -274,8 +274,9 @@ static int plan_for(CudaModel *c, int B, Err *e)
     }
     c->plan_B = B;
     if (c->recurrence == RECURRENCE_PERSISTENT && c->plan.blocks == 0)
-        return err_set(e, "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
-                          "--hidden %d on this device: %s",
+        return err_set(e,
+                       "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
+                       "--hidden %d on this device: %s",
                        B, c->cfg.hidden, c->plan.why_not);
     return 0;
 }
@@ -303,7 +304,8 @@ static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const Bac
     int recurrence = opts->recurrence, graphs_choice = opts->graphs;
     if ((recurrence == RECURRENCE_AUTO &&
          env_choice("CHARRNN_CUDA_RECURRENCE", recurrences, RECURRENCE_AUTO, &recurrence, e) != 0) ||
-        (graphs_choice == GRAPHS_DEFAULT && env_choice("CHARRNN_CUDA_GRAPHS", graphs, GRAPHS_ON, &graphs_choice, e) != 0))
+        (graphs_choice == GRAPHS_DEFAULT &&
+         env_choice("CHARRNN_CUDA_GRAPHS", graphs, GRAPHS_ON, &graphs_choice, e) != 0))
         return NULL;
     CudaModel *c = new CudaModel();
     c->cfg = *cfg;
@@ -442,8 +444,8 @@ static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
             c->stats.persistent_layers++;
         } else {
             for (int t = 1; t <= T; t++)
-                CUDA_TRY(kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B,
-                                                   H, s));
+                CUDA_TRY(
+                    kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B, H, s));
             c->stats.stepped_layers++;
         }
         if (k->carry_out)
@@ -482,11 +484,11 @@ static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
         const float *h = c->h[l], *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
         float *w_hh_t = c->w_hh_t + (size_t)l * H * H;
         /* Backward through time; nothing flows in past h_T. */
-        CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, s));
         if (persistent(c)) {
-            CUDA_TRY(kernels::rnn_backward_persistent(c->da, c->dh, h, w_hh_t, T, B, H, &c->plan, s));
+            CUDA_TRY(kernels::rnn_backward_persistent(c->da, c->dh, h, c->p.w_hh[l], T, B, H, &c->plan, s));
             c->stats.persistent_layers++;
         } else {
+            CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, s)); /* for coalesced reads in the step kernel */
             for (int t = T; t >= 1; t--)
                 CUDA_TRY(kernels::rnn_step_backward(c->da + (t - 1) * state, t < T ? c->da + t * state : NULL,
                                                     c->dh + (t - 1) * state, h + t * state, w_hh_t, B, H, s));
@@ -530,8 +532,7 @@ static int enqueue_step(CudaModel *c, const StepKey *k, Err *e)
             return -1;
         CUDA_TRY(kernels::sum(c->sums + 1, c->sums + 2, c->grads, c->n_params, 1, s));
     }
-    CUDA_TRY(cudaMemcpyAsync(c->host_sums, c->sums, (k->backward ? 2 : 1) * sizeof(double), cudaMemcpyDeviceToHost,
-                             s));
+    CUDA_TRY(cudaMemcpyAsync(c->host_sums, c->sums, (k->backward ? 2 : 1) * sizeof(double), cudaMemcpyDeviceToHost, s));
     return 0;
 }
 
@@ -591,7 +592,8 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
         return 0;
     }
     const long persistent0 = c->stats.persistent_layers, stepped0 = c->stats.stepped_layers;
-    const int captured = capture(c, [&](Err *failed) { return enqueue_step(c, k, failed); }, &slot->exec);
+    const int captured = capture(
+        c, [&](Err *failed) { return enqueue_step(c, k, failed); }, &slot->exec);
     /* Captured work has not run: it is counted at each replay. */
     slot->persistent_layers = c->stats.persistent_layers - persistent0;
     slot->stepped_layers = c->stats.stepped_layers - stepped0;
@@ -724,7 +726,8 @@ static int cuda_sample_step(void *ctx, int token, float *logits, Err *e)
         return err_set(e, "token %d is outside the vocabulary of %d", token, c->cfg.vocab);
     *c->host_sample_token = (token_t)token;
     if (c->use_graphs && !c->sample_exec && c->sample_eager > 0 &&
-        capture(c, [&](Err *failed) { return enqueue_sample(c, failed); }, &c->sample_exec) != 0) {
+        capture(
+            c, [&](Err *failed) { return enqueue_sample(c, failed); }, &c->sample_exec) != 0) {
         CUDA_TRY(cudaStreamSynchronize(c->stream));
         c->use_graphs = 0;
     }

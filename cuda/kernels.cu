@@ -207,25 +207,27 @@ __host__ __device__ inline int shared_stride(int H)
 
 /* Thread (lane, group) computes column c0 + lane of rows r0 + group + q * PERSIST_GROUPS, q < ROWS, of
  * every timestep, summing k = 0..H-1 in order as the step kernels do (the same numbers). Shared
- * memory holds the block's columns of W along k, [32][stride], for the whole launch, and the previous
+ * memory holds the block's slice of W along k, [32][stride], for the whole launch, and the previous
  * state's rows, [tile rows][stride], restaged each timestep after the grid-wide barrier. The previous
  * state was written by other blocks, so it is read with plain loads (no __restrict__/__ldg: the
  * read-only path is not coherent with writes made during the kernel). */
 template <int ROWS, bool BACKWARD>
 __global__ void rnn_persistent_kernel(float *state, const float *__restrict__ dh, const float *__restrict__ h,
-                                      const float *__restrict__ w, const float *__restrict__ b_h, int T, int B,
-                                      int H)
+                                      const float *__restrict__ w, const float *__restrict__ b_h, int T, int B, int H)
 {
     EXTERN_SHARED(float, shared);
     const int K = padded_k(H), ld = shared_stride(H), tile_rows = ROWS * PERSIST_GROUPS;
-    float *w_s = shared;                        /* w_s[c * ld + k] = w[k, c0 + c] */
+    float *w_s = shared; /* w_s[c * ld + k] = W_hh[k, c0 + c] forward, W_hh[c0 + c, k] backward */
     float *prev_s = shared + PERSIST_COLS * ld; /* prev_s[r * ld + k] = prev[r0 + r, k] */
     const int col_tiles = (H + PERSIST_COLS - 1) / PERSIST_COLS;
     const int r0 = blockIdx.x / col_tiles * tile_rows, c0 = blockIdx.x % col_tiles * PERSIST_COLS;
     const int lane = threadIdx.x % PERSIST_COLS, group = threadIdx.x / PERSIST_COLS, j = c0 + lane;
-    for (int i = threadIdx.x; i < PERSIST_COLS * K; i += PERSIST_THREADS) { /* coalesced along c */
-        const int k = i / PERSIST_COLS, c = i % PERSIST_COLS;
-        w_s[c * ld + k] = c0 + c < H && k < H ? w[(size_t)k * H + c0 + c] : 0.0f;
+    /* Forward sums h_prev[k] W_hh[k, j]: W_hh's columns c0.., read along c. Backward sums
+     * da_next[k] W_hh[j, k]: W_hh's rows c0.., read along k. Both coalesced, no transposed copy. */
+    for (int i = threadIdx.x; i < PERSIST_COLS * K; i += PERSIST_THREADS) {
+        const int k = BACKWARD ? i % K : i / PERSIST_COLS, c = BACKWARD ? i / K : i % PERSIST_COLS;
+        const size_t at = BACKWARD ? (size_t)(c0 + c) * H + k : (size_t)k * H + c0 + c;
+        w_s[c * ld + k] = c0 + c < H && k < H ? w[at] : 0.0f;
     }
     cooperative_groups::grid_group grid = cooperative_groups::this_grid();
     const size_t BH = (size_t)B * H;
@@ -275,7 +277,7 @@ __global__ void rnn_persistent_kernel(float *state, const float *__restrict__ dh
             }
         }
         if (step + 1 < T) /* the same for every block: all of them meet at each barrier */
-            grid.sync();   /* every block's tile of this timestep is written before any block reads it */
+            grid.sync();  /* every block's tile of this timestep is written before any block reads it */
     }
 }
 
@@ -307,10 +309,14 @@ template <int ROWS> static cudaError_t persistent_occupancy(int *per_sm, size_t 
 static cudaError_t occupancy(int rows_per_thread, int *per_sm, size_t shared, int optin)
 {
     switch (rows_per_thread) {
-    case 1: return persistent_occupancy<1>(per_sm, shared, optin);
-    case 2: return persistent_occupancy<2>(per_sm, shared, optin);
-    case 4: return persistent_occupancy<4>(per_sm, shared, optin);
-    default: return persistent_occupancy<8>(per_sm, shared, optin);
+    case 1:
+        return persistent_occupancy<1>(per_sm, shared, optin);
+    case 2:
+        return persistent_occupancy<2>(per_sm, shared, optin);
+    case 4:
+        return persistent_occupancy<4>(per_sm, shared, optin);
+    default:
+        return persistent_occupancy<8>(per_sm, shared, optin);
     }
 }
 
@@ -351,7 +357,8 @@ cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows)
             continue;
         }
         const int rounds = (blocks + sms - 1) / sms; /* blocks per SM, one after another */
-        const double cost = (double)rounds * PERSIST_GROUPS * (padded_k(H) / 4) * (4 + rows) + (double)tile_rows * H / 16;
+        const double cost =
+            (double)rounds * PERSIST_GROUPS * (padded_k(H) / 4) * (4 + rows) + (double)tile_rows * H / 16;
         if (plan->blocks == 0 || cost < best) {
             best = cost;
             *plan = RecurrencePlan{rows, tile_rows, blocks, shared, NULL};
@@ -386,10 +393,10 @@ cudaError_t rnn_forward_persistent(float *h, const float *w_hh, const float *b_h
     return launch_persistent<false>(h, NULL, NULL, w_hh, b_h, T, B, H, plan, s);
 }
 
-cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh_t, int T, int B,
-                                    int H, const RecurrencePlan *plan, cudaStream_t s)
+cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh, int T, int B, int H,
+                                    const RecurrencePlan *plan, cudaStream_t s)
 {
-    return launch_persistent<true>(da, dh, h, w_hh_t, NULL, T, B, H, plan, s);
+    return launch_persistent<true>(da, dh, h, w_hh, NULL, T, B, H, plan, s);
 }
 
 /* ---- reductions ---- */

@@ -32,7 +32,7 @@ cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cud
 cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh, const float *b_h, int B, int H,
                              cudaStream_t s);
 /* The whole recurrence of one layer in one grid-synchronised (cooperative) launch: each block keeps a
- * 32-column slice of W_hh (or W_hh^T) in shared memory for all T steps and computes its tile of every
+ * 32-column slice of W_hh (its 32 rows going backward) in shared memory for all T steps and computes its tile of every
  * h_t (or da_t), the blocks meeting at a grid-wide barrier between timesteps. A plan says how the
  * [B, H] state is tiled; blocks == 0 means the persistent kernel cannot run (no cooperative launch,
  * W_hh's slice too large for shared memory, or more tiles than can be resident at once), and the
@@ -49,8 +49,9 @@ cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows);
 /* h [T+1, B, H]: h[0] holds h_0 and h[t] holds p_t on entry, h_t on return (rnn_step_forward, t = 1..T) */
 cudaError_t rnn_forward_persistent(float *h, const float *w_hh, const float *b_h, int T, int B, int H,
                                    const RecurrencePlan *plan, cudaStream_t s);
-/* da [T, B, H] from dh [T, B, H] and h [T+1, B, H] (rnn_step_backward, t = T..1) */
-cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh_t, int T, int B,
+/* da [T, B, H] from dh [T, B, H] and h [T+1, B, H] (rnn_step_backward, t = T..1); reads W_hh itself, not
+ * a transposed copy */
+cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh, int T, int B,
                                     int H, const RecurrencePlan *plan, cudaStream_t s);
 
 /* The fused backward step: da_t = (dh_t + da_next W_hh^T) * (1 - h_t^2); da_next NULL at t = T. Takes
