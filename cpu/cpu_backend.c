@@ -3,9 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "cpu.h"
 #include "fastmath.h"
@@ -54,13 +51,11 @@ static void cpu_destroy(void *ctx)
 static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
 {
     if (opts->tf32) {
-        err_set(e, "--tf32: TF32 is a tensor-core format of --device cuda; the CPU computes in float32 (no CUDA device was found for --device auto)");
+        err_set(e, "--tf32: TF32 is a tensor-core format of --device cuda; the CPU computes in float32 (no CUDA device "
+                   "was found for --device auto)");
         return NULL;
     }
     matmul_set_threads(opts->threads > 0 ? opts->threads : 1);
-#ifdef _OPENMP
-    omp_set_num_threads(opts->threads > 0 ? opts->threads : 1);
-#endif
     CpuModel *c = calloc(1, sizeof *c);
     if (!c) {
         err_set(e, "out of memory");
@@ -267,8 +262,8 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
         const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
         /* The gradient for the layer below goes straight into dh (read above before it is written), or
          * into du for the embedding. */
-        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh,
-                     c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
+        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l],
+                     u, c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
         if (l == 0)
             embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
     }

@@ -24,10 +24,9 @@ static int worth_threads(int M, int N, int K)
 
 #define ROWS 4 /* rows of C computed together: each B row loaded once serves four of them */
 
-/* C += A' B, where A'[i][k] = A[i * rs + k * cs]: rs = K, cs = 1 reads A [M, K] as stored, rs = 1, cs = M
- * reads A [K, M] transposed. Each row of C is a sum of rows of B, so the inner loop is contiguous. */
-/* Rows i..i+ROWS-1 of C += A' B, where A'[i][k] = A[i * rs + k * cs]: each row of C is a sum of rows of
- * B, so the inner loop is contiguous. */
+/* Rows i..i+ROWS-1 of C += A' B, where A'[i][k] = A[i * rs + k * cs] (rs = K, cs = 1 reads A [M, K] as
+ * stored; rs = 1, cs = M reads A [K, M] transposed): each row of C is a sum of rows of B, so the inner
+ * loop is contiguous. */
 static void row_block_portable(float *C, const float *A, size_t rs, size_t cs, const float *B, int N, int K, int i)
 {
     float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
@@ -377,7 +376,10 @@ void openblas_set_num_threads(int threads); /* OpenBLAS's own, not in every cbla
 
 void matmul_set_threads(int threads)
 {
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(threads); /* the large products */
+#ifdef _OPENMP
+    omp_set_num_threads(threads); /* the built-in loops, for the small ones and the elementwise work */
+#endif
 }
 #else
 void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)

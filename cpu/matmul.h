@@ -22,7 +22,7 @@ void own_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K
 const char *matmul_loops(void);
 /* "OpenBLAS" or "built-in loops": what matmul_* run on. */
 const char *matmul_backend(void);
-/* Threads for the products (OpenBLAS's pool, or OpenMP for the loops). */
+/* Threads for the products and the loops: OpenBLAS's pool and OpenMP's. */
 void matmul_set_threads(int threads);
 
 #endif
