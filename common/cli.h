@@ -22,6 +22,7 @@ int cmd_info(int argc, char **argv, DeviceChoice device);
 int cmd_plot(int argc, char **argv, DeviceChoice device);
 
 #define MAX_THREADS 256
+#define LN2 0.69314718055994530942 /* nats per bit */
 
 /* Shared by the commands. */
 int cli_default_threads(void); /* the online cores, 1..MAX_THREADS */

@@ -7,7 +7,6 @@
 #include "options.h"
 #include "train.h"
 
-#define LN2 0.69314718055994530942 /* nats per bit */
 
 int cmd_eval(int argc, char **argv, DeviceChoice device)
 {

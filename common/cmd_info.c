@@ -11,7 +11,7 @@ static void print_loss(const char *label, float loss)
     if (isnan(loss))
         printf("  %-14s not measured\n", label);
     else
-        printf("  %-14s %.4f nats/char (%.4f bits/char)\n", label, (double)loss, (double)loss / 0.69314718055994530942);
+        printf("  %-14s %.4f nats/char (%.4f bits/char)\n", label, (double)loss, (double)loss / LN2);
 }
 
 int cmd_info(int argc, char **argv, DeviceChoice device)

@@ -22,7 +22,6 @@ enum { ON_NAN_STOP = 0, ON_NAN_SKIP = 1 };
 
 #define ADAMW_DEFAULT_DECAY 0.01f  /* PyTorch's AdamW default */
 #define MIN_LR_FRACTION 0.1f       /* cosine decays to a tenth of --lr unless --min-lr says otherwise */
-#define LN2 0.69314718055994530942 /* nats per bit */
 #define TTY_REFRESH_SECONDS 0.1    /* progress line redraws on a terminal */
 #define PLAIN_REFRESH_SECONDS 10.0 /* progress lines when stderr is a file or pipe */
 

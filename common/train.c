@@ -26,7 +26,8 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     size_t n = (size_t)cfg->seq_len * (size_t)cfg->batch;
     tr->x = malloc(sizeof(token_t) * n);
     tr->y = malloc(sizeof(token_t) * n);
-    tr->zero_carry = calloc((size_t)cfg->model.layers * cfg->batch * cfg->model.hidden, sizeof(float));
+    /* set_carry takes the backend's whole carry, [L, max_B, H] */
+    tr->zero_carry = calloc((size_t)cfg->model.layers * (size_t)be->max_B * (size_t)cfg->model.hidden, sizeof(float));
     if (!tr->x || !tr->y || !tr->zero_carry) {
         trainer_free(tr);
         return err_set(e, "out of memory for the batch buffers");
@@ -39,9 +40,8 @@ int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const c
     if (trainer_setup(tr, cfg, d, data_path, be, e) != 0)
         return -1;
     size_t P = model_num_params(&cfg->model);
-    size_t nc = (size_t)cfg->model.layers * (size_t)be->max_B * (size_t)cfg->model.hidden;
     float *params = malloc(sizeof(float) * P);
-    float *zeros = calloc(P > nc ? P : nc, sizeof(float));
+    float *zeros = calloc(P, sizeof(float));
     int rc = -1;
     if (!params || !zeros) {
         err_set(e, "out of memory initialising %zu parameters", P);
@@ -51,7 +51,7 @@ int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const c
         if (rc == 0)
             rc = be->ops->set_moments(be->ctx, zeros, zeros, e);
         if (rc == 0)
-            rc = be->ops->set_carry(be->ctx, zeros, e);
+            rc = be->ops->set_carry(be->ctx, tr->zero_carry, e);
     }
     free(params);
     free(zeros);
@@ -163,12 +163,13 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
         }
     }
     if (tr->cfg.stateful) {
-        ck->carry = malloc(sizeof(float) * (size_t)tr->cfg.model.layers * tr->cfg.batch * tr->cfg.model.hidden);
+        const size_t nc = (size_t)tr->cfg.model.layers * tr->cfg.batch * tr->cfg.model.hidden;
+        ck->carry = malloc(sizeof(float) * nc);
         if (!ck->carry)
             goto oom;
         if (ops->get_carry(ctx, ck->carry, e) != 0)
             goto fail;
-        for (size_t i = 0; i < (size_t)tr->cfg.model.layers * tr->cfg.batch * tr->cfg.model.hidden; i++)
+        for (size_t i = 0; i < nc; i++)
             if (!isfinite(ck->carry[i])) {
                 err_set(e, "the carried hidden state is not finite; refusing to save it");
                 goto fail;
