@@ -20,16 +20,12 @@ static void emit_stdout(uint32_t cp, void *arg)
         fflush(stdout);
 }
 
-/* Prints the prime and `length` sampled characters that continue it, from a fresh hidden state.
- * Returns 0, 1 when the prime has a character outside the vocabulary (nothing printed, *e says which),
- * or -1 on a failure. tokens needs room for strlen(prime) + 1 tokens. */
+/* Prints the prime (its text, and its n tokens) and `length` sampled characters that continue it, from
+ * a fresh hidden state. */
 static int continue_text(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rng *rng, const char *prime,
-                         long length, const char *name, token_t *tokens, Err *e)
+                         const token_t *tokens, size_t n, long length, Err *e)
 {
     int per_character = isatty(STDOUT_FILENO);
-    size_t n = 0, len = strlen(prime);
-    if (vocab_encode(vocab, (const uint8_t *)prime, len, tokens, &n, name, e) != 0)
-        return 1;
     fputs(prime, stdout);
     fflush(stdout);
     return generate(be, vocab, sc, rng, tokens, n, length, emit_stdout, &per_character, e);
@@ -58,13 +54,14 @@ static int interact(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rn
             rc = err_set(e, "out of memory");
             break;
         }
-        rc = continue_text(be, vocab, sc, rng, line, length, "sample: prompt", tokens, e);
-        free(tokens);
-        if (rc == 1) {
-            fprintf(stderr, "charrnn: %s\n", e->msg);
-            rc = 0;
+        size_t n = 0;
+        if (vocab_encode(vocab, (const uint8_t *)line, strlen(line), tokens, &n, "sample: prompt", e) != 0) {
+            fprintf(stderr, "charrnn: %s\n", e->msg); /* a bad prompt: said, and the next one read */
+            free(tokens);
             continue;
         }
+        rc = continue_text(be, vocab, sc, rng, line, tokens, n, length, e);
+        free(tokens);
         if (rc != 0)
             break;
         putchar('\n');
@@ -137,7 +134,7 @@ int cmd_sample(int argc, char **argv, DeviceChoice device)
         if (interact(&be, &ck.vocab, &sc, &rng, length, &e) != 0)
             goto done;
     } else {
-        if (continue_text(&be, &ck.vocab, &sc, &rng, prime, length, "sample: --prime", tokens, &e) != 0)
+        if (continue_text(&be, &ck.vocab, &sc, &rng, prime, tokens, n_prime, length, &e) != 0)
             goto done;
         if (isatty(STDOUT_FILENO))
             putchar('\n');
