@@ -7,7 +7,6 @@
 #include "options.h"
 #include "train.h"
 
-
 int cmd_eval(int argc, char **argv, DeviceChoice device)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
@@ -85,9 +84,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
         goto done;
     char count[32];
-    size_t examples = eval_examples(c->mode, n, c->seq_len);
-    if (batches > 0 && (size_t)batches * (size_t)c->batch < examples)
-        examples = (size_t)batches * (size_t)c->batch;
+    size_t examples = eval_used(c->mode, n, c->seq_len, c->batch, batches);
     size_t predictions = c->mode == MODE_WINDOW ? examples : examples * (size_t)c->seq_len;
     printf("%.4f nats/char  %.4f bits/char  (%s predictions on %s%s, step %ld)\n", loss, loss / LN2,
            fmt_count(predictions, count, sizeof count), file_tokens ? "" : "the validation split of ", data, ck.step);

@@ -297,26 +297,26 @@ int batcher_next(Batcher *bt, token_t *x, token_t *y)
     }
     int carry = 0;
     size_t stream_len = bt->n / (size_t)B;
+    if (bt->stateful) {
+        if (bt->stream_pos > batcher_last_stream_pos(bt))
+            bt->stream_pos = 0; /* wrap: every stream starts over together, with a fresh state */
+        carry = bt->stream_pos != 0;
+    }
     for (int b = 0; b < B; b++) {
-        size_t start;
-        if (bt->stateful) {
-            if (b == 0) {
-                if (bt->stream_pos > batcher_last_stream_pos(bt))
-                    bt->stream_pos = 0; /* wrap: every stream starts over together, with a fresh state */
-                carry = bt->stream_pos != 0;
-            }
-            start = (size_t)b * stream_len + bt->stream_pos;
-        } else {
-            start = rng_below(&bt->rng, bt->n - (size_t)T);
-        }
-        for (int t = 0; t < T; t++) {
-            x[t * B + b] = bt->tokens[start + (size_t)t];
-            y[t * B + b] = bt->tokens[start + (size_t)t + 1];
-        }
+        size_t start = bt->stateful ? (size_t)b * stream_len + bt->stream_pos : rng_below(&bt->rng, bt->n - (size_t)T);
+        seq_example(bt->tokens, start, T, B, b, x, y);
     }
     if (bt->stateful)
         bt->stream_pos += (uint64_t)T;
     return carry;
+}
+
+void seq_example(const token_t *tokens, size_t start, int T, int B, int b, token_t *x, token_t *y)
+{
+    for (int t = 0; t < T; t++) {
+        x[t * B + b] = tokens[start + (size_t)t];
+        y[t * B + b] = tokens[start + (size_t)t + 1];
+    }
 }
 
 void window_example(const token_t *tokens, size_t p, int T, int B, int b, token_t *x, token_t *y)
@@ -335,6 +335,14 @@ size_t eval_examples(BatchMode mode, size_t n, int T)
     return n > 1 ? (n - 1) / (size_t)T : 0;
 }
 
+size_t eval_used(BatchMode mode, size_t n, int T, int B, long max_batches)
+{
+    size_t total = eval_examples(mode, n, T);
+    if (max_batches > 0 && (size_t)max_batches * (size_t)B < total)
+        return (size_t)max_batches * (size_t)B;
+    return total;
+}
+
 void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first, int count,
                 token_t *x, token_t *y)
 {
@@ -347,10 +355,6 @@ void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size
             window_example(tokens, k, T, B, b, x, y);
             continue;
         }
-        size_t start = k * (size_t)T;
-        for (int t = 0; t < T; t++) {
-            x[t * B + b] = tokens[start + (size_t)t];
-            y[t * B + b] = tokens[start + (size_t)t + 1];
-        }
+        seq_example(tokens, k * (size_t)T, T, B, b, x, y);
     }
 }

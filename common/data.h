@@ -55,10 +55,14 @@ size_t batcher_last_stream_pos(const Batcher *bt);
 /* Window mode: the context of the target tokens[p] is tokens[p-T .. p-1], with positions before the
  * start of the split reading as token 0. Fills column b of x ([T, B]) and y[(T-1) * B + b]. */
 void window_example(const token_t *tokens, size_t p, int T, int B, int b, token_t *x, token_t *y);
+/* Seq mode: column b of x and y ([T, B]) from tokens[start .. start+T], y one token ahead of x. */
+void seq_example(const token_t *tokens, size_t start, int T, int B, int b, token_t *x, token_t *y);
 
 /* Evaluation walks a split deterministically: seq mode uses its non-overlapping (T+1)-token chunks
  * starting every T tokens, window mode every position. eval_examples says how many there are. */
 size_t eval_examples(BatchMode mode, size_t n, int T);
+/* How many of them an evaluation of at most max_batches batches of B uses (0: all). */
+size_t eval_used(BatchMode mode, size_t n, int T, int B, long max_batches);
 /* Fills a batch of `count` examples: numbers first .. first+count-1 of `used` examples spread evenly
  * over the `total` a split has (used <= total). */
 void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first, int count,

@@ -198,9 +198,7 @@ int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T
     size_t total = eval_examples(mode, n, T);
     if (total == 0)
         return err_set(e, "the text is too short to evaluate (%zu characters for --seq-len %d)", n, T);
-    size_t used = total;
-    if (max_batches > 0 && (size_t)max_batches * (size_t)B < total)
-        used = (size_t)max_batches * (size_t)B;
+    size_t used = eval_used(mode, n, T, B, max_batches);
     token_t *x = malloc(sizeof(token_t) * (size_t)T * (size_t)B);
     token_t *y = malloc(sizeof(token_t) * (size_t)T * (size_t)B);
     if (!x || !y) {
