@@ -1,5 +1,5 @@
-/* Optimizers against values worked out by hand (python: the formulas of DESIGN.md in float64), the
- * learning-rate schedule, and clipping. */
+/* Optimizers against values worked out by hand (python: the formulas of DESIGN.md in float64) and the
+ * learning-rate schedule (clipping is tested with the trainer, in test_train.c). */
 #include <criterion/criterion.h>
 #include <math.h>
 

@@ -15,7 +15,7 @@
 
 /* Relative L2 error per tensor, |cuda - cpu| / |cpu|. Both backends compute in float32 (cuBLAS does
  * not use TF32 for Sgemm in its default math mode); they differ only in summation order (cuBLAS and
- * the kernels versus the CPU loops), which moves results by a few float32 ulps: ~1e-7 relative, also
+ * the kernels versus the CPU loops), which moves results by a few float32 ulps: up to ~7e-7 relative, also
  * at the large shapes below. A wrong operand, a skipped timestep or a missing term is off by 1e-2 or
  * more. Parameters after optimizer steps are compared at the small shapes only: there no gradient
  * entry comes near Adam's eps, where an update's sign would hang on rounding. */
@@ -170,8 +170,8 @@ static void step_and_compare(Pair *p, const Shape *s, const Batch *b)
         cr_assert_eq(both[i]->ops->grad_norm(both[i]->ctx, &norm[i], &e), 0, "%s", e.msg);
     }
     const char *name = p->variant->name;
-    cr_expect(fabsf(loss[1] - loss[0]) <= p->tolerance * fabsf(loss[0]), "%s: loss: cpu %.8f, cuda %.8f", name,
-              loss[0], loss[1]);
+    cr_expect(fabsf(loss[1] - loss[0]) <= p->tolerance * fabsf(loss[0]), "%s: loss: cpu %.8f, cuda %.8f", name, loss[0],
+              loss[1]);
     cr_expect(fabsf(norm[1] - norm[0]) <= p->tolerance * norm[0], "%s: gradient norm: cpu %.8f, cuda %.8f", name,
               norm[0], norm[1]);
     expect_tensors_match(p, &s->cfg, grads[0], grads[1], "gradient");
@@ -350,10 +350,11 @@ Test(parity, failed_capture_falls_back_to_eager_launches)
     unsetenv("CHARRNN_EMU_REFUSE_CAPTURE");
     CudaStats st;
     cuda_backend_stats(p.cuda.ctx, &st);
-    if (st.graph_replays > 0) {
+    if (!strstr(cuda_device_name(), "emulated")) {
         free_pair(&p);
-        cr_skip_test("this device captured the graph (CHARRNN_EMU_REFUSE_CAPTURE is the emulator's)");
+        cr_skip_test("CHARRNN_EMU_REFUSE_CAPTURE is the emulated device's; a real one captures");
     }
+    cr_expect_eq(st.graph_replays, 0);
     cr_expect_eq(st.eager_steps, 3);
     cr_expect(st.graphs_note && strstr(st.graphs_note, "graph capture failed (cudaErrorStreamCaptureInvalidated)"),
               "%s", st.graphs_note ? st.graphs_note : "(no note)");
