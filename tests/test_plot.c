@@ -212,20 +212,13 @@ static int have_tool(const char *tool)
     return system(cmd) == 0;
 }
 
+/* The whole file, NUL-terminated (read_file's buffer is). */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+    uint8_t *data;
+    Err e;
+    cr_assert_eq(read_file(path, &data, len, &e), 0, "%s", e.msg);
+    return (char *)data;
 }
 
 /* The SVG file is well-formed (always by the check above, and by xmllint where installed) and, where
@@ -568,13 +561,10 @@ Test(plot_cli, write_failures_are_one_line_with_status_1, .init = setup, .fini =
 Test(plot_cli, plots_the_log_of_a_real_resumed_training_run, .init = setup, .fini = teardown)
 {
     char path[256];
-    FILE *f = fopen(in_dir(path, sizeof path, "text.txt"), "w");
-    cr_assert(f);
-    for (int i = 0; i < 60; i++)
-        fputs("It is a truth universally acknowledged, that a single man in possession\n"
-              "of a good fortune, must be in want of a wife.\n",
-              f);
-    fclose(f);
+    write_repeated_file(dir, "text.txt",
+                        "It is a truth universally acknowledged, that a single man in possession\n"
+                        "of a good fortune, must be in want of a wife.\n",
+                        60);
 #define TRAIN(...)                                                                                                     \
     RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "12", "--layers", "1", "--embed", "5",           \
         "--seq-len", "8", "--batch", "4", "--eval-every", "10", "--eval-batches", "2", "--sample-length", "0",         \
