@@ -5,8 +5,9 @@
 #include <string.h>
 
 #include "cpu.h"
-#include "fastmath.h"
+#include "kernels.h"
 #include "matmul.h"
+#include "recurrence.h"
 
 typedef struct {
     ModelConfig cfg;
@@ -25,14 +26,15 @@ typedef struct {
     float *dh;                  /* [T, B, H]: gradient arriving at a layer's outputs */
     float *da;                  /* [T, B, H]: gradient at a layer's pre-activations */
     float *du;                  /* [T, B, max(E, H)]: gradient for the layer below */
-    float *scratch;             /* [B, H]: the backward carry */
+    float *packed;              /* W_hh of the layer at hand in the micro-kernel's layout */
     float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh + b_h, then its gradient per token */
     float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
     float *acts;
 
     /* Generation state for one sequence. */
-    float *sample_h; /* [L, H] */
-    float *sample_x; /* [max(E, H)] */
+    float *sample_h;   /* [L, H] */
+    float *sample_x;   /* [max(E, H)] */
+    float *sample_pre; /* [H] */
 } CpuModel;
 
 static void cpu_destroy(void *ctx)
@@ -46,6 +48,21 @@ static void cpu_destroy(void *ctx)
     free(c->v);
     free(c->acts);
     free(c);
+}
+
+/* Every activation buffer starts on a 64-byte cache line, so that a row of a multiple of 16 floats is
+ * whole lines and the kernels' vector loads do not straddle two. */
+#define LINE_FLOATS 16
+static size_t lines(size_t floats)
+{
+    return (floats + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
+}
+
+static float *take(float **a, size_t floats)
+{
+    float *buffer = *a;
+    *a += lines(floats);
+    return buffer;
 }
 
 static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
@@ -71,26 +88,26 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
     const size_t W = E > H ? E : H;
     const size_t sizes[] = {
-        T * B * E,              /* emb_out */
-        L * (T + 1) * B * H,    /* h */
-        T * B * V,              /* logits */
-        T * B * H,              /* dh */
-        T * B * H,              /* da */
-        T * B * W,              /* du */
-        B * H,                  /* scratch */
-        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
-        L * B * H,              /* carry */
-        L * H + W,              /* sample_h, sample_x */
+        T * B * E,                                /* emb_out */
+        L * lines((T + 1) * B * H),               /* h */
+        T * B * V,                                /* logits */
+        T * B * H,                                /* dh */
+        T * B * H,                                /* da */
+        T * B * W,                                /* du */
+        recurrence_packed_floats((int)H, (int)H), /* packed */
+        V <= T * B ? V * H : 0,                   /* vocab_rows: only where some batch can fold the embedding */
+        L * B * H,                                /* carry */
+        lines(L * H) + lines(W) + lines(H),       /* sample_h, sample_x, sample_pre */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        total += sizes[i];
+        total += lines(sizes[i]);
 
     c->params = calloc(c->n_params, sizeof(float));
     c->grads = calloc(c->n_params, sizeof(float));
     c->m = calloc(c->n_params, sizeof(float));
     c->v = calloc(c->n_params, sizeof(float));
-    c->acts = calloc(total, sizeof(float));
+    c->acts = aligned_alloc(LINE_FLOATS * sizeof(float), total * sizeof(float));
     if (!c->params || !c->grads || !c->m || !c->v || !c->acts) {
         err_set(e,
                 "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
@@ -99,22 +116,24 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
         cpu_destroy(c);
         return NULL;
     }
+    memset(c->acts, 0, total * sizeof(float));
     c->p = model_views(cfg, c->params);
     c->g = model_views(cfg, c->grads);
 
     float *a = c->acts;
-    c->emb_out = a, a += sizes[0];
+    c->emb_out = take(&a, sizes[0]);
     for (size_t l = 0; l < L; l++)
-        c->h[l] = a, a += (T + 1) * B * H;
-    c->logits = a, a += sizes[2];
-    c->dh = a, a += sizes[3];
-    c->da = a, a += sizes[4];
-    c->du = a, a += sizes[5];
-    c->scratch = a, a += sizes[6];
-    c->vocab_rows = a, a += sizes[7];
-    c->carry = a, a += sizes[8];
-    c->sample_h = a, a += L * H;
-    c->sample_x = a;
+        c->h[l] = take(&a, (T + 1) * B * H);
+    c->logits = take(&a, sizes[2]);
+    c->dh = take(&a, sizes[3]);
+    c->da = take(&a, sizes[4]);
+    c->du = take(&a, sizes[5]);
+    c->packed = take(&a, sizes[6]);
+    c->vocab_rows = take(&a, sizes[7]);
+    c->carry = take(&a, sizes[8]);
+    c->sample_h = take(&a, L * H);
+    c->sample_x = take(&a, W);
+    c->sample_pre = take(&a, H);
     return c;
 }
 
@@ -206,9 +225,10 @@ static int forward_to_logits(CpuModel *c, const Batch *b)
         if (l == 0 && fold) {
             embedding_projection_forward(c->h[0] + state, c->vocab_rows, b->x, c->p.embedding, c->p.w_xh[0],
                                          c->p.b_h[0], T * B, V, E, H);
-            rnn_recurrence_forward(c->h[0], c->p.w_hh[0], T, B, H);
+            rnn_recurrence_forward(c->h[0], c->p.w_hh[0], c->packed, T, B, H);
         } else {
-            rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], T, B, layer_inputs(&c->cfg, l), H);
+            rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], c->packed, T, B, layer_inputs(&c->cfg, l),
+                        H);
         }
         if (b->carry_out)
             memcpy(c->carry + (size_t)l * c->max_B * H, c->h[l] + (size_t)T * state, sizeof(float) * state);
@@ -252,8 +272,7 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
 
     for (int l = L - 1; l >= 0; l--) {
         if (l == 0 && fold_embedding(c, b)) {
-            rnn_recurrence_backward(c->da, c->g.w_hh[0], c->g.b_h[0], c->scratch, c->dh, c->h[0], c->p.w_hh[0], T, B,
-                                    H);
+            rnn_recurrence_backward(c->da, c->g.w_hh[0], c->g.b_h[0], c->packed, c->dh, c->h[0], c->p.w_hh[0], T, B, H);
             embedding_projection_backward(c->g.embedding, c->g.w_xh[0], c->vocab_rows, b->x, c->da, c->p.embedding,
                                           c->p.w_xh[0], T * B, V, c->cfg.embed, H);
             break;
@@ -262,7 +281,7 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
         const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
         /* The gradient for the layer below goes straight into dh (read above before it is written), or
          * into du for the embedding. */
-        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l],
+        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->packed, c->dh, c->h[l],
                      u, c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
         if (l == 0)
             embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
@@ -274,10 +293,7 @@ static int cpu_grad_norm(void *ctx, float *norm, Err *e)
 {
     (void)e;
     CpuModel *c = ctx;
-    double sum = 0.0;
-    for (size_t i = 0; i < c->n_params; i++)
-        sum += (double)c->grads[i] * c->grads[i];
-    *norm = (float)sqrt(sum);
+    *norm = (float)sqrt(sum_of_squares(c->grads, c->n_params));
     return 0;
 }
 
@@ -319,12 +335,12 @@ static int cpu_sample_step(void *ctx, int token, float *logits, Err *e)
     for (int l = 0; l < c->cfg.layers; l++) {
         float *h = c->sample_h + (size_t)l * H;
         /* h = tanh(b + u W_xh + h W_hh); the old h is read whole before it is overwritten */
-        float *pre = c->scratch;
+        float *pre = c->sample_pre;
         memcpy(pre, c->p.b_h[l], sizeof(float) * (size_t)H);
         matmul_nn(pre, u, c->p.w_xh[l], 1, H, layer_inputs(&c->cfg, l), 1);
         matmul_nn(pre, h, c->p.w_hh[l], 1, H, H, 1);
-        for (int j = 0; j < H; j++)
-            h[j] = fast_tanhf(pre[j]);
+        kernels()->tanh(pre, (size_t)H);
+        memcpy(h, pre, sizeof(float) * (size_t)H);
         u = h;
     }
     output_forward(logits, u, c->p.w_hy, c->p.b_y, 1, H, c->cfg.vocab);
