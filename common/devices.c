@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../cpu/cpu.h"
+#include "../cpu/matmul.h"
 #include "device.h"
 #ifdef CHARRNN_WITH_CUDA
 #include "../cuda/cuda.h"
@@ -105,4 +106,10 @@ void device_announce(const char *note)
 {
     if (note)
         fprintf(stderr, "charrnn: %s\n", note);
+}
+
+void device_prepare(DeviceChoice choice, char **argv)
+{
+    if (choice != DEVICE_CUDA)
+        matmul_check_blas(argv);
 }
