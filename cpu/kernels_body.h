@@ -139,7 +139,7 @@ INLINE void full_tile(const Tile *t, const int m)
                 store(t->c + r * t->ldc + v * VW, acc[r][v]);
 }
 
-static void tile_rows(const Tile *t)
+static void KERNEL(tile_rows)(const Tile *t)
 {
     switch (t->m) {
 #define ROWS(m)                                                                                                        \
@@ -148,7 +148,8 @@ static void tile_rows(const Tile *t)
         break;
         ROWS(1)
         ROWS(2)
-        ROWS(3) ROWS(4)
+        ROWS(3)
+        ROWS(4)
 #if MR > 4
             ROWS(5) ROWS(6)
 #endif
@@ -165,7 +166,7 @@ static void tile_rows(const Tile *t)
 static void KERNEL(tile)(const Tile *t)
 {
     if (t->n == NR) {
-        tile_rows(t);
+        KERNEL(tile_rows)(t);
         return;
     }
     float c[MR * NR], y[MR * NR];
@@ -178,7 +179,7 @@ static void KERNEL(tile)(const Tile *t)
             c[r * NR + j] = t->in && j < t->n ? t->in[r * t->ld_in + j] : 0.0f;
             y[r * NR + j] = t->y && j < t->n ? t->y[r * t->ldy + j] : 0.0f;
         }
-    tile_rows(&padded);
+    KERNEL(tile_rows)(&padded);
     for (int r = 0; r < t->m; r++)
         memcpy(t->c + r * t->ldc, c + r * NR, sizeof(float) * (size_t)t->n);
 }

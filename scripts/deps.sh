@@ -3,13 +3,13 @@
 #   scripts/deps.sh          build tools and OpenBLAS (the CPU backend's fast matrix products)
 #   scripts/deps.sh --test   build tools, Criterion, and what the full test run uses: clang (libFuzzer
 #                            and sanitizers), valgrind, rsvg-convert and xmllint (to check the plots)
-#   scripts/deps.sh --bench  build tools and the PyTorch peer of bench/compare.py (python3-torch on
-#                            the pthread OpenBLAS, as PyTorch's BLAS)
+#   scripts/deps.sh --bench  build tools and the peers of bench/compare.py: PyTorch (python3-torch on
+#                            the pthread OpenBLAS, as PyTorch's BLAS) and numpy
 set -euo pipefail
 
 packages=(gcc make cmake pkg-config libopenblas-dev)
 [ "${1:-}" = "--test" ] && packages+=(libcriterion-dev clang libclang-rt-14-dev valgrind librsvg2-bin libxml2-utils)
-[ "${1:-}" = "--bench" ] && packages+=(python3-torch libopenblas0-pthread)
+[ "${1:-}" = "--bench" ] && packages+=(python3-torch python3-numpy libopenblas0-pthread)
 
 missing=()
 for p in "${packages[@]}"; do
