@@ -9,10 +9,11 @@
 
 extern const Kernels kernels_baseline;
 #if defined(__x86_64__) && defined(CHARRNN_X86_KERNELS)
-extern const Kernels kernels_avx2, kernels_avx512;
+extern const Kernels kernels_avx2, kernels_avx512, kernels_avx512_shape;
 #endif
 
 static const char *const LEVEL_NAMES[SIMD_LEVELS] = {"baseline", "avx2", "avx512"};
+#define AVX512_SHAPE "avx512-shape"
 
 static int supported(SimdLevel level)
 {
@@ -40,9 +41,20 @@ const Kernels *kernels_at(SimdLevel level)
     return &kernels_baseline;
 }
 
-/* The highest supported level, capped by CHARRNN_SIMD. A value that names no level is reported once
- * on stderr and ignored (it is a developer's switch; the program runs either way). */
-static SimdLevel chosen_level(void)
+const Kernels *kernels_avx512_shape_on_avx2(void)
+{
+#if defined(__x86_64__) && defined(CHARRNN_X86_KERNELS)
+    if (supported(SIMD_AVX2))
+        return &kernels_avx512_shape;
+#endif
+    return NULL;
+}
+
+static const Kernels *chosen;
+
+/* The highest supported level, capped by CHARRNN_SIMD. A value that names no set is reported on stderr
+ * and ignored (it is a developer's switch; the program runs either way). */
+static void choose(void)
 {
     SimdLevel cap = SIMD_LEVELS - 1;
     const char *asked = getenv("CHARRNN_SIMD");
@@ -52,19 +64,16 @@ static SimdLevel chosen_level(void)
             l++;
         if (l < SIMD_LEVELS)
             cap = l;
+        else if (strcmp(asked, AVX512_SHAPE) == 0 && kernels_avx512_shape_on_avx2())
+            chosen = kernels_avx512_shape_on_avx2();
         else
-            fprintf(stderr, "charrnn: CHARRNN_SIMD=%s is not a kernel set (avx512, avx2, baseline); ignored\n", asked);
+            fprintf(stderr, "charrnn: CHARRNN_SIMD=%s is not a kernel set (avx512, avx2, baseline, %s); ignored\n",
+                    asked, AVX512_SHAPE);
     }
     while (cap > SIMD_BASELINE && !supported(cap))
         cap--;
-    return cap;
-}
-
-static const Kernels *chosen;
-
-static void choose(void)
-{
-    chosen = kernels_at(chosen_level());
+    if (!chosen)
+        chosen = kernels_at(cap);
 }
 
 const Kernels *kernels(void)

@@ -69,6 +69,9 @@ typedef enum { SIMD_BASELINE, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;
 const Kernels *kernels(void);
 /* The set of a level, or NULL where the processor (or this build) does not have it: tests run each. */
 const Kernels *kernels_at(SimdLevel level);
+/* For the tests: the AVX-512 set's source, vector width and tile built for AVX2 instead, so that its
+ * logic runs on processors without AVX-512 (CHARRNN_SIMD=avx512-shape); NULL without AVX2. */
+const Kernels *kernels_avx512_shape_on_avx2(void);
 
 /* Rows k0..k0+kc-1 and columns j0..j0+nr-1 of B [K, N], B[k][j] = b[k * b_row + j * b_col] (as stored:
  * b_row = N, b_col = 1; transposed from [N, K]: b_row = 1, b_col = K), into dst [kc, nr], zero beyond N. */

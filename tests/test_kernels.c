@@ -1,4 +1,5 @@
-/* The kernel sets of cpu/kernels.h, each one the processor runs (the others are skipped and say so):
+/* The kernel sets of cpu/kernels.h, each one the processor runs (the others are skipped and say so),
+ * and the AVX-512 set's logic built for AVX2 (its vector width and tile, on any AVX2 processor):
  * the fused recurrence against the plain one-timestep-at-a-time reference of rnn.c, a gated cell's
  * product through the same machinery, and the vectorised softmax, tanh, optimizers and squared norm
  * against double-precision formulas. Odd shapes make every tile have a remainder in rows and columns;
@@ -27,17 +28,19 @@
 /* Single-precision optimizer arithmetic on values near 1, a few roundings deep. */
 #define OPTIM_TOL 1e-6
 
-static const char *const LEVEL_ENV[SIMD_LEVELS] = {"baseline", "avx2", "avx512"};
+/* The sets, by their CHARRNN_SIMD names; AVX512_SHAPE is the AVX-512 set's logic built for AVX2. */
+typedef enum { BASELINE, AVX2, AVX512, AVX512_SHAPE } Set;
+static const char *const SET_ENV[] = {"baseline", "avx2", "avx512", "avx512-shape"};
 
-/* Makes this test process run the kernel set of `level` (each test runs in a process of its own), or
- * skips the test where the processor does not have it. */
-static const Kernels *use_level(SimdLevel level)
+/* Makes this test process run the kernel set (each test runs in a process of its own), or skips the
+ * test where the processor does not have it. */
+static const Kernels *use_level(Set set)
 {
-    const Kernels *k = kernels_at(level);
+    const Kernels *k = set == AVX512_SHAPE ? kernels_avx512_shape_on_avx2() : kernels_at((SimdLevel)set);
     if (!k)
-        cr_skip_test("this processor does not run the %s kernels", LEVEL_ENV[level]);
-    setenv("CHARRNN_SIMD", LEVEL_ENV[level], 1);
-    cr_assert_eq(kernels(), k, "CHARRNN_SIMD=%s did not select the %s kernels", LEVEL_ENV[level], k->name);
+        cr_skip_test("this processor does not run the %s kernels", SET_ENV[set]);
+    setenv("CHARRNN_SIMD", SET_ENV[set], 1);
+    cr_assert_eq(kernels(), k, "CHARRNN_SIMD=%s did not select the %s kernels", SET_ENV[set], k->name);
     cr_log_info("kernels: %s", k->name);
     return k;
 }
@@ -68,7 +71,7 @@ typedef struct {
 /* 13 rows and 37 columns leave remainders for every tile; the last shape has enough work for threads. */
 static const Shape SHAPES[] = {{1, 1, 1}, {5, 3, 13}, {7, 13, 37}, {9, 29, 45}};
 
-static void check_forward(SimdLevel level)
+static void check_forward(Set level)
 {
     use_level(level);
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
@@ -85,13 +88,13 @@ static void check_forward(SimdLevel level)
         double err = rel_l2(ref, h, n);
         cr_log_info("forward T=%d B=%d H=%d: relative L2 difference %.3g", T, B, H, err);
         cr_expect(err <= RECURRENCE_TOL, "T=%d B=%d H=%d: h differs from the stepped recurrence by %.3g", T, B, H, err);
-        if (level == SIMD_BASELINE) /* the same instructions in the same order: the same bits */
+        if (level == BASELINE) /* the same instructions in the same order: the same bits */
             cr_expect(memcmp(ref, h, sizeof(float) * n) == 0, "T=%d B=%d H=%d: not bit-identical", T, B, H);
         free(w), free(h), free(ref), free(packed);
     }
 }
 
-static void check_backward(SimdLevel level)
+static void check_backward(Set level)
 {
     use_level(level);
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
@@ -116,27 +119,35 @@ static void check_backward(SimdLevel level)
 
 Test(recurrence, forward_matches_the_stepped_reference_avx512)
 {
-    check_forward(SIMD_AVX512);
+    check_forward(AVX512);
 }
 Test(recurrence, forward_matches_the_stepped_reference_avx2)
 {
-    check_forward(SIMD_AVX2);
+    check_forward(AVX2);
+}
+Test(recurrence, forward_matches_the_stepped_reference_avx512_shape)
+{
+    check_forward(AVX512_SHAPE);
 }
 Test(recurrence, forward_matches_the_stepped_reference_baseline)
 {
-    check_forward(SIMD_BASELINE);
+    check_forward(BASELINE);
 }
 Test(recurrence, backward_matches_the_stepped_reference_avx512)
 {
-    check_backward(SIMD_AVX512);
+    check_backward(AVX512);
 }
 Test(recurrence, backward_matches_the_stepped_reference_avx2)
 {
-    check_backward(SIMD_AVX2);
+    check_backward(AVX2);
+}
+Test(recurrence, backward_matches_the_stepped_reference_avx512_shape)
+{
+    check_backward(AVX512_SHAPE);
 }
 Test(recurrence, backward_matches_the_stepped_reference_baseline)
 {
-    check_backward(SIMD_BASELINE);
+    check_backward(BASELINE);
 }
 
 /* A stand-in for a gated cell (as a GRU's [B, 3H] product): the state of step s is
@@ -160,7 +171,7 @@ static void toy_cell(void *ctx, int s, int row0, int rows, const float *g, float
         }
 }
 
-static void check_gated_cell(SimdLevel level)
+static void check_gated_cell(Set level)
 {
     use_level(level);
     const int T = 6, B = 29, H = 19, N = 3 * H;
@@ -212,20 +223,24 @@ static void check_gated_cell(SimdLevel level)
 
 Test(recurrence, gated_cell_gets_its_wide_product_avx512)
 {
-    check_gated_cell(SIMD_AVX512);
+    check_gated_cell(AVX512);
 }
 Test(recurrence, gated_cell_gets_its_wide_product_avx2)
 {
-    check_gated_cell(SIMD_AVX2);
+    check_gated_cell(AVX2);
+}
+Test(recurrence, gated_cell_gets_its_wide_product_avx512_shape)
+{
+    check_gated_cell(AVX512_SHAPE);
 }
 Test(recurrence, gated_cell_gets_its_wide_product_baseline)
 {
-    check_gated_cell(SIMD_BASELINE);
+    check_gated_cell(BASELINE);
 }
 
 /* ---- elementwise ---- */
 
-static void check_tanh(SimdLevel level)
+static void check_tanh(Set level)
 {
     const Kernels *k = use_level(level);
     const size_t n = 2400001; /* not a multiple of any vector width */
@@ -247,20 +262,24 @@ static void check_tanh(SimdLevel level)
 
 Test(elementwise, tanh_within_its_stated_error_avx512)
 {
-    check_tanh(SIMD_AVX512);
+    check_tanh(AVX512);
 }
 Test(elementwise, tanh_within_its_stated_error_avx2)
 {
-    check_tanh(SIMD_AVX2);
+    check_tanh(AVX2);
+}
+Test(elementwise, tanh_within_its_stated_error_avx512_shape)
+{
+    check_tanh(AVX512_SHAPE);
 }
 Test(elementwise, tanh_within_its_stated_error_baseline)
 {
-    check_tanh(SIMD_BASELINE);
+    check_tanh(BASELINE);
 }
 
 /* Loss and gradient of softmax cross-entropy against double precision, for a vocabulary that fills
  * whole vectors plus a remainder (65) and one smaller than a vector (3), with logits far apart. */
-static void check_softmax(SimdLevel level)
+static void check_softmax(Set level)
 {
     use_level(level);
     const int sizes[] = {65, 3};
@@ -300,20 +319,24 @@ static void check_softmax(SimdLevel level)
 
 Test(elementwise, softmax_xent_matches_double_precision_avx512)
 {
-    check_softmax(SIMD_AVX512);
+    check_softmax(AVX512);
 }
 Test(elementwise, softmax_xent_matches_double_precision_avx2)
 {
-    check_softmax(SIMD_AVX2);
+    check_softmax(AVX2);
+}
+Test(elementwise, softmax_xent_matches_double_precision_avx512_shape)
+{
+    check_softmax(AVX512_SHAPE);
 }
 Test(elementwise, softmax_xent_matches_double_precision_baseline)
 {
-    check_softmax(SIMD_BASELINE);
+    check_softmax(BASELINE);
 }
 
 /* Adam with weight decay and gradient scaling, SGD, and the squared norm, over more elements than
  * one thread takes, against the formulas in double precision. */
-static void check_optimizers(SimdLevel level)
+static void check_optimizers(Set level)
 {
     use_level(level);
     const size_t n = 100003;
@@ -354,15 +377,19 @@ static void check_optimizers(SimdLevel level)
 
 Test(elementwise, optimizers_and_norm_match_the_formulas_avx512)
 {
-    check_optimizers(SIMD_AVX512);
+    check_optimizers(AVX512);
 }
 Test(elementwise, optimizers_and_norm_match_the_formulas_avx2)
 {
-    check_optimizers(SIMD_AVX2);
+    check_optimizers(AVX2);
+}
+Test(elementwise, optimizers_and_norm_match_the_formulas_avx512_shape)
+{
+    check_optimizers(AVX512_SHAPE);
 }
 Test(elementwise, optimizers_and_norm_match_the_formulas_baseline)
 {
-    check_optimizers(SIMD_BASELINE);
+    check_optimizers(BASELINE);
 }
 
 /* A deliberately wrong recurrence fails the comparison used above (so the test can fail): the

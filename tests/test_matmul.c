@@ -131,14 +131,14 @@ Test(matmul, nt_matches_naive_loop)
     check_all(0, 1, DISPATCHED);
 }
 
-/* The built-in loops with each kernel set the processor runs (CHARRNN_SIMD is read at the first
- * product; every test runs in a process of its own). */
-static void check_own_loops(SimdLevel level, const char *name)
+/* The built-in loops with each kernel set the processor runs, and the AVX-512 set's logic built for
+ * AVX2 (CHARRNN_SIMD is read at the first product; every test runs in a process of its own). */
+static void check_own_loops(const Kernels *set, const char *name)
 {
-    if (!kernels_at(level))
+    if (!set)
         cr_skip_test("this processor does not run the %s kernels", name);
     setenv("CHARRNN_SIMD", name, 1);
-    cr_assert_str_eq(matmul_loops(), kernels_at(level)->name);
+    cr_assert_str_eq(matmul_loops(), set->name);
     check_all(0, 0, OWN);
     check_all(1, 0, OWN);
     check_all(0, 1, OWN);
@@ -146,15 +146,19 @@ static void check_own_loops(SimdLevel level, const char *name)
 
 Test(matmul, own_loops_match_naive_loop_avx512)
 {
-    check_own_loops(SIMD_AVX512, "avx512");
+    check_own_loops(kernels_at(SIMD_AVX512), "avx512");
 }
 Test(matmul, own_loops_match_naive_loop_avx2)
 {
-    check_own_loops(SIMD_AVX2, "avx2");
+    check_own_loops(kernels_at(SIMD_AVX2), "avx2");
+}
+Test(matmul, own_loops_match_naive_loop_avx512_shape)
+{
+    check_own_loops(kernels_avx512_shape_on_avx2(), "avx512-shape");
 }
 Test(matmul, own_loops_match_naive_loop_baseline)
 {
-    check_own_loops(SIMD_BASELINE, "baseline");
+    check_own_loops(kernels_at(SIMD_BASELINE), "baseline");
 }
 
 /* CHARRNN_BLAS=0 sends the products of every size to the built-in loops. */
