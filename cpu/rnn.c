@@ -8,34 +8,69 @@
 #include "kernels.h"
 #include "matmul.h"
 #include "recurrence.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Row-wise and elementwise work is cut into chunks, each done by one thread, so that every element is
+ * computed the same way, and sums added in the same order, for any thread count. */
+#define PARALLEL_ELEMENTS 32768 /* elements below which one thread does it all */
+#define LINE_FLOATS 16          /* threads splitting columns split them at cache lines */
+
+/* Columns j0..j1-1 of `cols`: this thread's share, cut at cache lines. */
+static void my_columns(int cols, int *j0, int *j1)
+{
+#ifdef _OPENMP
+    const int id = omp_get_thread_num(), n = omp_get_num_threads(), lines = (cols + LINE_FLOATS - 1) / LINE_FLOATS;
+    *j0 = lines * id / n * LINE_FLOATS;
+    *j1 = lines * (id + 1) / n * LINE_FLOATS;
+    *j0 = *j0 < cols ? *j0 : cols;
+    *j1 = *j1 < cols ? *j1 : cols;
+#else
+    *j0 = 0, *j1 = cols;
+#endif
+}
 
 void embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E)
 {
+#pragma omp parallel for schedule(static) if ((size_t)rows * E >= PARALLEL_ELEMENTS)
     for (int i = 0; i < rows; i++)
         memcpy(out + (size_t)i * E, embedding + (size_t)x[i] * E, sizeof(float) * (size_t)E);
 }
 
 void embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int E)
 {
-    for (int i = 0; i < rows; i++) {
-        float *d = dembedding + (size_t)x[i] * E;
-        const float *g = dout + (size_t)i * E;
-        for (int j = 0; j < E; j++)
-            d[j] += g[j];
+    /* Threads split the columns, so that each sum still adds its rows in row order. */
+#pragma omp parallel if ((size_t)rows * E >= PARALLEL_ELEMENTS)
+    {
+        int j0, j1;
+        my_columns(E, &j0, &j1);
+        for (int i = 0; i < rows; i++) {
+            float *d = dembedding + (size_t)x[i] * E;
+            const float *g = dout + (size_t)i * E;
+            for (int j = j0; j < j1; j++)
+                d[j] += g[j];
+        }
     }
 }
 
 static void broadcast_rows(float *out, const float *row, int rows, int cols)
 {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= PARALLEL_ELEMENTS)
     for (int i = 0; i < rows; i++)
         memcpy(out + (size_t)i * cols, row, sizeof(float) * (size_t)cols);
 }
 
 static void add_column_sums(float *sums, const float *m, int rows, int cols)
 {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++)
-            sums[j] += m[(size_t)i * cols + j];
+#pragma omp parallel if ((size_t)rows * cols >= PARALLEL_ELEMENTS)
+    {
+        int j0, j1;
+        my_columns(cols, &j0, &j1);
+        for (int i = 0; i < rows; i++)
+            for (int j = j0; j < j1; j++)
+                sums[j] += m[(size_t)i * cols + j];
+    }
 }
 
 void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, float *packed, int T,
@@ -143,10 +178,8 @@ void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits,
     matmul_nt(dh, dlogits, w_hy, rows, H, V, 0);
 }
 
-/* Row-wise and elementwise work is cut into chunks, each done by one thread; sums are added per chunk and
- * then over the chunks in order, so that the result does not depend on the thread count. */
-#define MAX_CHUNKS 256          /* partial sums kept on the stack */
-#define PARALLEL_ELEMENTS 32768 /* elements below which one thread does it all */
+/* Sums over chunks are added per chunk, then over the chunks in order. */
+#define MAX_CHUNKS 256 /* partial sums kept on the stack */
 
 static size_t chunk_size(size_t n, size_t least)
 {

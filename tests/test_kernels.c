@@ -15,6 +15,9 @@
 #include "../cpu/fastmath.h"
 #include "../cpu/kernels.h"
 #include "../cpu/recurrence.h"
+#include "backend.h"
+#include "model.h"
+#include "optim.h"
 #include "util.h"
 
 /* Relative L2 difference between the fused and the stepped recurrence. Going forward both sum each
@@ -407,4 +410,53 @@ Test(recurrence, a_missing_timestep_is_caught)
     rnn_recurrence_forward_steps(ref, w, T - 1, B, H);
     cr_expect(rel_l2(ref, h, n) > 100 * RECURRENCE_TOL, "a missing timestep went unnoticed");
     free(w), free(h), free(ref), free(packed);
+}
+
+/* With every product on the built-in loops, a training step gives the same bits on one thread and on
+ * several: each element is computed by one thread, in the same order, however the rows are split. The
+ * shape is large enough for every threaded loop to use threads (softmax and Adam included). */
+static const ModelConfig THREADED = {.vocab = 40, .embed = 24, .hidden = 96, .layers = 2};
+enum { THREADED_T = 16, THREADED_B = 64 };
+
+static void train_steps(int threads, float *params_out, float *loss_out, float *norm_out)
+{
+    const ModelConfig cfg = THREADED;
+    const int T = THREADED_T, B = THREADED_B;
+    const BackendOptions opts = {.threads = threads};
+    Backend be;
+    Err e;
+    cr_assert_eq(backend_create(&be, &cpu_backend_ops, &cfg, T, B, &opts, &e), 0, "%s", e.msg);
+    const size_t P = model_num_params(&cfg);
+    float *params = malloc(sizeof(float) * P), *zeros = calloc(P, sizeof(float));
+    model_init_params(&cfg, params, 3);
+    cr_assert_eq(be.ops->set_params(be.ctx, params, &e), 0);
+    cr_assert_eq(be.ops->set_moments(be.ctx, zeros, zeros, &e), 0);
+    token_t x[THREADED_T * THREADED_B], y[THREADED_T * THREADED_B];
+    Rng r;
+    rng_seed(&r, 9);
+    const OptimConfig o = optim_defaults();
+    for (int step = 1; step <= 3; step++) {
+        for (int i = 0; i < T * B; i++)
+            x[i] = (token_t)rng_below(&r, (uint64_t)cfg.vocab), y[i] = (token_t)rng_below(&r, (uint64_t)cfg.vocab);
+        const Batch b = {.x = x, .y = y, .T = T, .B = B};
+        cr_assert_eq(be.ops->forward_backward(be.ctx, &b, &loss_out[step - 1], &e), 0, "%s", e.msg);
+        cr_assert_eq(be.ops->grad_norm(be.ctx, &norm_out[step - 1], &e), 0);
+        cr_assert_eq(be.ops->update(be.ctx, &o, 2e-3f, step, 1.0f, &e), 0);
+    }
+    cr_assert_eq(be.ops->get_params(be.ctx, params_out, &e), 0);
+    backend_destroy(&be);
+    free(params), free(zeros);
+}
+
+Test(threads, built_in_loops_give_the_same_bits_on_any_thread_count)
+{
+    setenv("CHARRNN_BLAS", "0", 1);
+    const size_t P = model_num_params(&THREADED);
+    float *one = malloc(sizeof(float) * P), *two = malloc(sizeof(float) * P), loss1[3], loss2[3], norm1[3], norm2[3];
+    train_steps(1, one, loss1, norm1);
+    train_steps(2, two, loss2, norm2);
+    cr_expect(memcmp(loss1, loss2, sizeof loss1) == 0, "losses differ: %.9g %.9g", loss1[2], loss2[2]);
+    cr_expect(memcmp(norm1, norm2, sizeof norm1) == 0, "gradient norms differ: %.9g %.9g", norm1[2], norm2[2]);
+    cr_expect(memcmp(one, two, sizeof(float) * P) == 0, "parameters differ between 1 and 2 threads");
+    free(one), free(two);
 }
