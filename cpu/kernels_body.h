@@ -184,24 +184,28 @@ static void KERNEL(tile)(const Tile *t)
         memcpy(t->c + r * t->ldc, c + r * NR, sizeof(float) * (size_t)t->n);
 }
 
-/* One row: c [N] = (accumulate ? c : 0) + sum_k a[k * a_col] B[k], four vectors of columns at a time (four
- * independent sums in flight, where a tile of one row would have NV), each element summed in the same
- * order as in a tile. */
+/* One row: c [N] = (accumulate ? c : 0) + sum_k a[k * a_col] B[k], eight vectors of columns at a time
+ * (eight independent sums in flight, enough to hide the latency of a multiply-add, where a tile of one
+ * row would have NV), each element summed in the same order as in a tile. */
+#define ROW_VECTORS 8
 static void KERNEL(row)(float *c, const float *a, size_t a_col, const float *b, size_t ldb, int K, int N,
                         int accumulate)
 {
     int j = 0;
-    for (; j + 4 * VW <= N; j += 4 * VW) {
-        vf s[4];
-        for (int v = 0; v < 4; v++)
+    for (; j + ROW_VECTORS * VW <= N; j += ROW_VECTORS * VW) {
+        vf s[ROW_VECTORS];
+#pragma GCC unroll 8
+        for (int v = 0; v < ROW_VECTORS; v++)
             s[v] = accumulate ? load(c + j + v * VW) : (vf){0};
         for (int k = 0; k < K; k++) {
             const float x = a[k * a_col];
             const float *bk = b + k * ldb + j;
-            for (int v = 0; v < 4; v++)
+#pragma GCC unroll 8
+            for (int v = 0; v < ROW_VECTORS; v++)
                 s[v] += x * load(bk + v * VW);
         }
-        for (int v = 0; v < 4; v++)
+#pragma GCC unroll 8
+        for (int v = 0; v < ROW_VECTORS; v++)
             store(c + j + v * VW, s[v]);
     }
     for (; j + VW <= N; j += VW) {

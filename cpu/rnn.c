@@ -31,11 +31,24 @@ static void my_columns(int cols, int *j0, int *j1)
 #endif
 }
 
+/* Row i of out = row `from[i]` of m (cols floats each); the rows split over threads when there are
+ * many (tested outside the pragma: an idle parallel region still costs a call, at every character
+ * generated). */
+static void copy_rows(float *out, const float *m, const token_t *from, int rows, int cols)
+{
+    if ((size_t)rows * cols < PARALLEL_ELEMENTS) {
+        for (int i = 0; i < rows; i++)
+            memcpy(out + (size_t)i * cols, m + (size_t)(from ? from[i] : 0) * cols, sizeof(float) * (size_t)cols);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++)
+        memcpy(out + (size_t)i * cols, m + (size_t)(from ? from[i] : 0) * cols, sizeof(float) * (size_t)cols);
+}
+
 void embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E)
 {
-#pragma omp parallel for schedule(static) if ((size_t)rows * E >= PARALLEL_ELEMENTS)
-    for (int i = 0; i < rows; i++)
-        memcpy(out + (size_t)i * E, embedding + (size_t)x[i] * E, sizeof(float) * (size_t)E);
+    copy_rows(out, embedding, x, rows, E);
 }
 
 void embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int E)
@@ -56,9 +69,7 @@ void embedding_backward(float *dembedding, const token_t *x, const float *dout, 
 
 static void broadcast_rows(float *out, const float *row, int rows, int cols)
 {
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= PARALLEL_ELEMENTS)
-    for (int i = 0; i < rows; i++)
-        memcpy(out + (size_t)i * cols, row, sizeof(float) * (size_t)cols);
+    copy_rows(out, row, NULL, rows, cols);
 }
 
 static void add_column_sums(float *sums, const float *m, int rows, int cols)
