@@ -25,7 +25,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # name embed hidden layers seq-len batch
-configs=("small 128 128 1 64 32" "medium 512 512 1 128 64" "deep 256 256 2 128 64")
+configs=("small 128 128 1 64 32" "medium 512 512 1 128 64" "deep 256 256 2 128 64" "default 64 256 2 128 64")
 
 # Wall-clock seconds of a command (its output discarded); a failing command stops the benchmark.
 seconds() {
