@@ -86,10 +86,16 @@ const Kernels *kernels(void)
 void kernels_pack_panel(float *dst, const float *b, size_t b_row, size_t b_col, int k0, int kc, int j0, int N, int nr)
 {
     const int n = N - j0 < nr ? N - j0 : nr;
-    if (b_col == 1) { /* rows of B are contiguous: copy them */
+    if (b_col == 1) { /* rows of B are contiguous: copy them (a loop the compiler vectorises, not a call) */
         for (int k = 0; k < kc; k++) {
-            memcpy(dst + (size_t)k * nr, b + (size_t)(k0 + k) * b_row + j0, sizeof(float) * (size_t)n);
-            memset(dst + (size_t)k * nr + n, 0, sizeof(float) * (size_t)(nr - n));
+            const float *row = b + (size_t)(k0 + k) * b_row + j0;
+            float *to = dst + (size_t)k * nr;
+            if (n == nr)
+                for (int j = 0; j < nr; j++)
+                    to[j] = row[j];
+            else
+                for (int j = 0; j < nr; j++)
+                    to[j] = j < n ? row[j] : 0.0f;
         }
         return;
     }

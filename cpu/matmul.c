@@ -18,8 +18,11 @@
 
 #define PARALLEL_WORK (1L << 16) /* multiply-adds below which starting threads costs more than it gains */
 /* The sum over k is cut into blocks this long: a block of one panel of B (KC x nr floats, at most
- * 32 KiB) is packed on the stack and stays in the first-level cache while the row tiles pass. */
+ * 32 KiB) is packed on the stack and stays in the first-level cache while a block of row tiles passes
+ * over it; a block of about MC rows of A (MC x KC floats, about 100 KiB) stays in the second-level
+ * cache while the panels pass over it. */
 #define KC 256
+#define MC 96
 
 /* Threads for a product with M rows: one where there is little work, else as many as have at least
  * two tiles of rows each. */
@@ -64,7 +67,7 @@ static void product_rows(const Kernels *kn, const Product *p, int i0, int i1)
         return;
     }
     float panel[KC * KERNELS_MAX_NR] __attribute__((aligned(64)));
-    const int tiles = (i1 - i0 + kn->mr - 1) / kn->mr;
+    const int tiles = (i1 - i0 + kn->mr - 1) / kn->mr, per_block = MC / kn->mr;
     for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         Tile t = {.a_row = p->a_row,
                   .a_col = p->a_col,
@@ -74,16 +77,19 @@ static void product_rows(const Kernels *kn, const Product *p, int i0, int i1)
                   .ld_in = (size_t)N,
                   .ldc = (size_t)N,
                   .epilogue = TILE_ADD};
-        for (int j0 = 0; j0 < N; j0 += kn->nr) {
-            kernels_pack_panel(panel, p->B, p->b_row, p->b_col, k0, t.k, j0, N, kn->nr);
-            t.n = N - j0 < kn->nr ? N - j0 : kn->nr;
-            for (int tile = 0; tile < tiles; tile++) {
-                const int i = i0 + (i1 - i0) * tile / tiles;
-                t.m = i0 + (i1 - i0) * (tile + 1) / tiles - i;
-                t.a = p->A + (size_t)i * p->a_row + (size_t)k0 * p->a_col;
-                t.c = p->C + (size_t)i * N + j0;
-                t.in = k0 > 0 || p->accumulate ? t.c : NULL;
-                kn->tile(&t);
+        for (int first = 0; first < tiles; first += per_block) {
+            const int last = first + per_block < tiles ? first + per_block : tiles;
+            for (int j0 = 0; j0 < N; j0 += kn->nr) {
+                kernels_pack_panel(panel, p->B, p->b_row, p->b_col, k0, t.k, j0, N, kn->nr);
+                t.n = N - j0 < kn->nr ? N - j0 : kn->nr;
+                for (int tile = first; tile < last; tile++) {
+                    const int i = i0 + (i1 - i0) * tile / tiles;
+                    t.m = i0 + (i1 - i0) * (tile + 1) / tiles - i;
+                    t.a = p->A + (size_t)i * p->a_row + (size_t)k0 * p->a_col;
+                    t.c = p->C + (size_t)i * N + j0;
+                    t.in = k0 > 0 || p->accumulate ? t.c : NULL;
+                    kn->tile(&t);
+                }
             }
         }
     }
