@@ -14,7 +14,9 @@ difference of generating 20000 and 4000 characters, so that start-up cancels out
 deep configuration for the same number of steps (Adam 2e-3, constant rate, clip 5, the same batch
 shape) in both and compares validation loss.
 
---device cpu (the default): one row per configuration and thread count; PyTorch runs with torch
+--device cpu (the default): one row per configuration and thread count (each round runs charrnn and
+the peers at every thread count in turn, and a line per configuration says whether charrnn trained
+faster with more threads); PyTorch runs with torch
 threads x OpenBLAS threads equal to the thread count (both splits tried above one thread, the faster
 kept), numpy with that many OpenBLAS threads. The ratio is against the faster peer. Beside it, charrnn's
 GFLOP/s (the multiply-adds it performs per token, times 2, times tokens/s; layer 0's input side counted
@@ -363,8 +365,9 @@ def med(rows, k):
 
 
 def cpu_table(args, work):
-    """The CPU table: one row per (thread count, config) as soon as its rounds are done, charrnn and the
-    peers alternating within each round."""
+    """The CPU table: per config, every round runs charrnn and the peers at every thread count, one after
+    the other (so that the thread counts see the same machine state too); then one row per thread
+    count, and a line saying whether charrnn's training was faster with more threads."""
     attempt = Attempts()
     thread_counts = [int(t) for t in args.threads.split(",")]
     peaks, kernels = sgemm_peak(args, thread_counts, work)
@@ -373,23 +376,31 @@ def cpu_table(args, work):
           f"{'GFLOP/s (of peak)':>17} | {'sample char/s: ours':>19} {'torch':>7} {'numpy':>7} {'ratio':>6} | "
           f"{'MiB: ours':>9} {'torch':>5} {'numpy':>5}", flush=True)
     about = set()
-    for threads in thread_counts:
-        for name in args.configs.split(","):
-            o, t, n = [], [], []
-            for _ in range(args.rounds):
-                o.append(attempt(ours, args, name, threads, dict(os.environ), work))
-                t.append(attempt(peer, args, name, threads, work) if "torch" in args.peers else None)
-                n.append(attempt(numpy_peer, args, name, threads, work) if "numpy" in args.peers else None)
-            for line in {r[-1] for r in t + n if r is not None} - about:
+    for name in args.configs.split(","):
+        o, t, n = ({k: [] for k in thread_counts} for _ in range(3))
+        for _ in range(args.rounds):
+            for threads in thread_counts:
+                o[threads].append(attempt(ours, args, name, threads, dict(os.environ), work))
+                t[threads].append(attempt(peer, args, name, threads, work) if "torch" in args.peers else None)
+                n[threads].append(attempt(numpy_peer, args, name, threads, work) if "numpy" in args.peers else None)
+        for threads in thread_counts:
+            ot, tt, nt = o[threads], t[threads], n[threads]
+            for line in {r[-1] for r in tt + nt if r is not None} - about:
                 print(line, flush=True)
                 about.add(line)
-            train = med(o, 0)
-            best_peer = max((v for v in (med(t, 0), med(n, 0)) if v == v), default=float("nan"))
+            train = med(ot, 0)
+            best_peer = max((v for v in (med(tt, 0), med(nt, 0)) if v == v), default=float("nan"))
             gflops = train * flops_per_token(name) / 1e9
-            print(f"{name:<7} {threads:>3} | {train:>17.0f} {med(t, 0):>8.0f} {med(n, 0):>8.0f} "
+            print(f"{name:<7} {threads:>3} | {train:>17.0f} {med(tt, 0):>8.0f} {med(nt, 0):>8.0f} "
                   f"{train / best_peer:>6.2f} {gflops:>8.1f} ({gflops / peaks[threads]:>4.0%}) | "
-                  f"{med(o, 1):>19.0f} {med(t, 1):>7.0f} {med(n, 1):>7.0f} {med(o, 1) / med(t, 1):>6.1f} | "
-                  f"{med(o, 2):>9.0f} {med(t, 2):>5.0f} {med(n, 2):>5.0f}", flush=True)
+                  f"{med(ot, 1):>19.0f} {med(tt, 1):>7.0f} {med(nt, 1):>7.0f} {med(ot, 1) / med(tt, 1):>6.1f} | "
+                  f"{med(ot, 2):>9.0f} {med(tt, 2):>5.0f} {med(nt, 2):>5.0f}", flush=True)
+        rates = [med(o[k], 0) for k in thread_counts]
+        if len(rates) > 1:
+            faster = all(b >= a for a, b in zip(rates, rates[1:]))
+            print(f"# {name}: training {' -> '.join(f'{r:.0f}' for r in rates)} tok/s on "
+                  f"{', '.join(map(str, thread_counts))} threads: "
+                  f"{'never slower with more threads' if faster else 'SLOWER with more threads'}", flush=True)
     attempt.finish()
 
 
