@@ -235,14 +235,9 @@ void adam_update(float *p, const float *g, float *m, float *v, size_t n, float l
 {
     /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr (m_hat / (sqrt(v_hat) + eps) + wd p), with the
      * hats the bias-corrected moments m / (1 - b1^step), v / (1 - b2^step) (zero-initialised moments). */
-    const AdamStep s = {lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        grad_scale,
-                        1.0f - powf(beta1, (float)step),
-                        1.0f - powf(beta2, (float)step)};
+    AdamStep s = {lr, beta1, beta2, eps, weight_decay, grad_scale, 0.0f, 0.0f};
+    s.c1 = 1.0f - powf(beta1, (float)step);
+    s.c2 = 1.0f - powf(beta2, (float)step);
     const Kernels *kn = kernels();
     const size_t per = chunk_size(n, 4096), chunks = (n + per - 1) / per;
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_ELEMENTS)
