@@ -100,9 +100,9 @@ void kernels_pack_panel(float *dst, const float *b, size_t b_row, size_t b_col, 
         return;
     }
     for (int j = 0; j < nr; j++) { /* columns of B are contiguous: read along them */
-        const float *col = b + (size_t)(j0 + j) * b_col + (size_t)k0 * b_row;
+        const float *col = j < n ? b + (size_t)(j0 + j) * b_col + (size_t)k0 * b_row : NULL;
         for (int k = 0; k < kc; k++)
-            dst[(size_t)k * nr + j] = j < n ? col[(size_t)k * b_row] : 0.0f;
+            dst[(size_t)k * nr + j] = col ? col[(size_t)k * b_row] : 0.0f;
     }
 }
 
