@@ -153,63 +153,66 @@ Test(recurrence, backward_matches_the_stepped_reference_baseline)
     check_backward(BASELINE);
 }
 
-/* A stand-in for a gated cell (as a GRU's [B, 3H] product): the state of step s is
- * a_s = tanh(g0) * sigmoid(g1) + 0.5 g2, where g0, g1, g2 are the three H-wide parts of
- * g_s = in_s + a_{s-1} W, W [H, 3H]. */
+/* A stand-in for a gated cell: its state a_s has K entries per row, its product g_s = in_s + a_{s-1} W
+ * (W [K, N]) N, and every entry of the state mixes three of the product's:
+ *     a_s[j] = tanh(g[j mod N]) * sigmoid(g[(j + 1) mod N]) + 0.5 g[(2j) mod N]
+ * Going forward a GRU has N = 3K (its three gates from one [B, 3H] product); going backward the shapes
+ * turn round, K = 3H wide gradients through W^T to an H-wide product. Both are run. */
 typedef struct {
-    int H, calls;
+    int K, N, calls;
 } ToyCell;
+
+#define TOY_STATE(g, j, K, N, tanh_, exp_)                                                                             \
+    (tanh_(g[(j) % (N)]) / (1 + exp_(-g[((j) + 1) % (N)])) + 0.5 * g[(2 * (j)) % (N)])
 
 static void toy_cell(void *ctx, int s, int row0, int rows, const float *g, float *a_s)
 {
     ToyCell *c = ctx;
-    const int H = c->H;
     (void)s;
 #pragma omp atomic
     c->calls++;
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < H; j++) {
-            const float *gi = g + (size_t)i * 3 * H;
-            a_s[(size_t)(row0 + i) * H + j] = tanhf(gi[j]) / (1.0f + expf(-gi[H + j])) + 0.5f * gi[2 * H + j];
-        }
+    for (int i = 0; i < rows; i++) {
+        const float *gi = g + (size_t)i * c->N;
+        for (int j = 0; j < c->K; j++)
+            a_s[(size_t)(row0 + i) * c->K + j] = (float)TOY_STATE(gi, j, c->K, c->N, tanhf, expf);
+    }
 }
 
-static void check_gated_cell(Set level)
+static void check_gated_cell(Set level, int K, int N)
 {
     use_level(level);
-    const int T = 6, B = 29, H = 19, N = 3 * H;
+    const int T = 6, B = 29;
     Rng r;
     rng_seed(&r, 300);
     /* in_s for s = 1..T; in_0 is not read */
-    float *w = random_floats(&r, (size_t)H * N, 1.0f / sqrtf((float)H)),
+    float *w = random_floats(&r, (size_t)K * N, 1.0f / sqrtf((float)K)),
           *in = random_floats(&r, (size_t)(T + 1) * B * N, 1.0f);
-    float *a = random_floats(&r, (size_t)(T + 1) * B * H, 1.0f), *g = malloc(sizeof(float) * (size_t)B * N);
-    float *packed = malloc(sizeof(float) * recurrence_packed_floats(H, N));
-    double *ref = malloc(sizeof(double) * (size_t)(T + 1) * B * H), *gd = malloc(sizeof(double) * N);
-    for (size_t i = 0; i < (size_t)B * H; i++)
+    float *a = random_floats(&r, (size_t)(T + 1) * B * K, 1.0f), *g = malloc(sizeof(float) * (size_t)B * N);
+    float *packed = malloc(sizeof(float) * recurrence_packed_floats(K, N));
+    double *ref = malloc(sizeof(double) * (size_t)(T + 1) * B * K), *gd = malloc(sizeof(double) * N);
+    for (size_t i = 0; i < (size_t)B * K; i++)
         ref[i] = a[i];
     for (int s = 1; s <= T; s++)
         for (int b = 0; b < B; b++) {
-            const double *prev = ref + ((size_t)(s - 1) * B + b) * H;
+            const double *prev = ref + ((size_t)(s - 1) * B + b) * K;
             for (int j = 0; j < N; j++) {
                 gd[j] = in[((size_t)s * B + b) * N + j];
-                for (int k = 0; k < H; k++)
+                for (int k = 0; k < K; k++)
                     gd[j] += prev[k] * w[(size_t)k * N + j];
             }
-            for (int j = 0; j < H; j++)
-                ref[((size_t)s * B + b) * H + j] = tanh(gd[j]) / (1.0 + exp(-gd[H + j])) + 0.5 * gd[2 * H + j];
+            for (int j = 0; j < K; j++)
+                ref[((size_t)s * B + b) * K + j] = TOY_STATE(gd, j, K, N, tanh, exp);
         }
-    ToyCell cell = {.H = H};
-    recurrence_pack(packed, w, H, N, 0);
-    const ptrdiff_t state = (ptrdiff_t)B * H;
+    ToyCell cell = {.K = K, .N = N};
+    recurrence_pack(packed, w, K, N, 0);
     recurrence_run(&(Recurrence){.B = B,
-                                 .K = H,
+                                 .K = K,
                                  .N = N,
                                  .first = 1,
                                  .last = T,
                                  .w = packed,
                                  .a = a,
-                                 .a_step = state,
+                                 .a_step = (ptrdiff_t)B * K,
                                  .in = in,
                                  .in_step = (ptrdiff_t)B * N,
                                  .cell = toy_cell,
@@ -217,28 +220,34 @@ static void check_gated_cell(Set level)
                                  .g = g});
     cr_expect_geq(cell.calls, T, "the cell ran %d times for %d steps", cell.calls, T);
     double worst = 0.0;
-    for (size_t i = 0; i < (size_t)(T + 1) * B * H; i++)
+    for (size_t i = 0; i < (size_t)(T + 1) * B * K; i++)
         worst = fmax(worst, fabs(a[i] - ref[i]));
-    /* float32 sums of 19 terms and libm's tanhf and expf against double: a few 1e-7 */
-    cr_expect(worst <= 1e-5, "gated cell: worst difference from the double-precision loop %.3g", worst);
+    /* float32 sums of up to 57 terms and libm's tanhf and expf against double: a few 1e-7 */
+    cr_expect(worst <= 1e-5, "K=%d N=%d: worst difference from the double-precision loop %.3g", K, N, worst);
     free(w), free(in), free(a), free(g), free(packed), free(ref), free(gd);
+}
+
+static void check_gated_cells(Set level)
+{
+    check_gated_cell(level, 19, 3 * 19); /* forward: H = 19 */
+    check_gated_cell(level, 3 * 19, 19); /* backward */
 }
 
 Test(recurrence, gated_cell_gets_its_wide_product_avx512)
 {
-    check_gated_cell(AVX512);
+    check_gated_cells(AVX512);
 }
 Test(recurrence, gated_cell_gets_its_wide_product_avx2)
 {
-    check_gated_cell(AVX2);
+    check_gated_cells(AVX2);
 }
 Test(recurrence, gated_cell_gets_its_wide_product_avx512_shape)
 {
-    check_gated_cell(AVX512_SHAPE);
+    check_gated_cells(AVX512_SHAPE);
 }
 Test(recurrence, gated_cell_gets_its_wide_product_baseline)
 {
-    check_gated_cell(BASELINE);
+    check_gated_cells(BASELINE);
 }
 
 /* ---- elementwise ---- */
