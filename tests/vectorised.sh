@@ -2,10 +2,15 @@
 # The CPU backend's elementwise loops and micro-kernel really run on vector registers of each kernel
 # set's width: the disassembly of the library (argument: libcharrnn_cpu.a) has, in each function, the
 # packed instruction that does its work (a compiler that fell back to scalar code would leave divss
-# where divps should be), and softmax calls no libm exp. Exits 77 (skipped) without objdump or on
-# processors other than x86-64.
+# where divps should be), and softmax calls no libm exp. Exits 77 (skipped) without objdump, on
+# processors other than x86-64, and for a build type without optimisation (second argument: Debug or
+# none; the sanitizer build), where the compiler vectorises nothing.
 set -euo pipefail
 lib=$1
+case "${2:-}" in
+  Release|RelWithDebInfo|MinSizeRel) ;;
+  *) echo "vectorised: build type '${2:-}' is not optimised; skipped"; exit 77 ;;
+esac
 command -v objdump >/dev/null || { echo "vectorised: objdump not found (binutils); skipped"; exit 77; }
 [ "$(uname -m)" = x86_64 ] || { echo "vectorised: not x86-64; skipped"; exit 77; }
 dis=$(mktemp)
