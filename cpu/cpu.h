@@ -57,6 +57,8 @@ void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits,
  * overwrites the logits with dlogits = (softmax - onehot(y)) * scale. */
 double softmax_xent(float *logits, const token_t *y, int rows, int V, float scale);
 
+/* x[0..n) = 0, split over threads when large. */
+void zero_floats(float *x, size_t n);
 /* The sum of x[i]^2 in double, the same for any thread count. */
 double sum_of_squares(const float *x, size_t n);
 

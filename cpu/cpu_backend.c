@@ -263,10 +263,10 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     const token_t *y = b->y + (size_t)b->loss_from_t * B;
     *loss = (float)(softmax_xent(c->logits, y, rows, V, 1.0f / (float)rows) / rows);
 
-    memset(c->grads, 0, sizeof(float) * c->n_params);
+    zero_floats(c->grads, c->n_params);
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
     const size_t uncounted = (size_t)b->loss_from_t * state;
-    memset(c->dh, 0, sizeof(float) * uncounted);
+    zero_floats(c->dh, uncounted);
     const float *top = c->h[L - 1] + (size_t)(b->loss_from_t + 1) * state;
     output_backward(c->dh + uncounted, c->g.w_hy, c->g.b_y, c->logits, top, c->p.w_hy, rows, H, V);
 

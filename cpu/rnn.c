@@ -216,6 +216,14 @@ double softmax_xent(float *logits, const token_t *y, int rows, int V, float scal
     return loss;
 }
 
+void zero_floats(float *x, size_t n)
+{
+    const size_t per = chunk_size(n, 4096), chunks = (n + per - 1) / per;
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_ELEMENTS)
+    for (size_t c = 0; c < chunks; c++)
+        memset(x + c * per, 0, sizeof(float) * (n - c * per < per ? n - c * per : per));
+}
+
 double sum_of_squares(const float *x, size_t n)
 {
     const Kernels *kn = kernels();
