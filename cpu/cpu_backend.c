@@ -1,6 +1,7 @@
 /* The CPU backend's context: a handful of buffers sized once at create, and the backend calls that
  * run one training step through the functions of rnn.c. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,7 @@ typedef struct {
     float *packed;              /* W_hh of the layer at hand in the micro-kernel's layout */
     float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh + b_h, then its gradient per token */
     float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
-    float *acts;
+    float *acts_block; /* the activations above start at its first cache line */
 
     /* Generation state for one sequence. */
     float *sample_h;   /* [L, H] */
@@ -46,7 +47,7 @@ static void cpu_destroy(void *ctx)
     free(c->grads);
     free(c->m);
     free(c->v);
-    free(c->acts);
+    free(c->acts_block);
     free(c);
 }
 
@@ -107,8 +108,10 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->grads = calloc(c->n_params, sizeof(float));
     c->m = calloc(c->n_params, sizeof(float));
     c->v = calloc(c->n_params, sizeof(float));
-    c->acts = aligned_alloc(LINE_FLOATS * sizeof(float), total * sizeof(float));
-    if (!c->params || !c->grads || !c->m || !c->v || !c->acts) {
+    /* calloc: the pages of buffers a model never uses (du when the embedding is folded) are never
+     * touched, so they take no memory */
+    c->acts_block = calloc(total + LINE_FLOATS, sizeof(float));
+    if (!c->params || !c->grads || !c->m || !c->v || !c->acts_block) {
         err_set(e,
                 "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
                 "try a smaller --hidden, --batch or --seq-len",
@@ -116,11 +119,11 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
         cpu_destroy(c);
         return NULL;
     }
-    memset(c->acts, 0, total * sizeof(float));
     c->p = model_views(cfg, c->params);
     c->g = model_views(cfg, c->grads);
 
-    float *a = c->acts;
+    float *a = (float *)(((uintptr_t)c->acts_block + LINE_FLOATS * sizeof(float) - 1) &
+                         ~(uintptr_t)(LINE_FLOATS * sizeof(float) - 1));
     c->emb_out = take(&a, sizes[0]);
     for (size_t l = 0; l < L; l++)
         c->h[l] = take(&a, (T + 1) * B * H);
