@@ -376,15 +376,15 @@ def cpu_table(args, work):
 
     def update_peaks():
         again, line = sgemm_peak(args, thread_counts, work)
+        if any(again[k] > peaks[k] for k in thread_counts):
+            print(f"# matrix product peak measured again, higher: {line}", flush=True)
         for k in thread_counts:
-            if again[k] > peaks[k]:
-                peaks[k] = again[k]
-                print(f"# matrix product peak measured again, higher: {line}", flush=True)
+            peaks[k] = max(peaks[k], again[k])
 
     print(f"{'config':<7} {'thr':>3} | {'train tok/s: ours':>17} {'torch':>8} {'numpy':>8} {'ratio':>6} "
           f"{'GFLOP/s (of peak)':>17} | {'sample char/s: ours':>19} {'torch':>7} {'numpy':>7} {'ratio':>6} | "
           f"{'MiB: ours':>9} {'torch':>5} {'numpy':>5}", flush=True)
-    about = set()
+    about, gflops_of = set(), {}
     for name in args.configs.split(","):
         o, t, n = ({k: [] for k in thread_counts} for _ in range(3))
         for _ in range(args.rounds):
@@ -400,7 +400,7 @@ def cpu_table(args, work):
                 about.add(line)
             train = med(ot, 0)
             best_peer = max((v for v in (med(tt, 0), med(nt, 0)) if v == v), default=float("nan"))
-            gflops = train * flops_per_token(name) / 1e9
+            gflops = gflops_of[name, threads] = train * flops_per_token(name) / 1e9
             print(f"{name:<7} {threads:>3} | {train:>17.0f} {med(tt, 0):>8.0f} {med(nt, 0):>8.0f} "
                   f"{train / best_peer:>6.2f} {gflops:>8.1f} ({gflops / peaks[threads]:>4.0%}) | "
                   f"{med(ot, 1):>19.0f} {med(tt, 1):>7.0f} {med(nt, 1):>7.0f} {med(ot, 1) / med(tt, 1):>6.1f} | "
@@ -411,6 +411,9 @@ def cpu_table(args, work):
             print(f"# {name}: training {' -> '.join(f'{r:.0f}' for r in rates)} tok/s on "
                   f"{', '.join(map(str, thread_counts))} threads: "
                   f"{'never slower with more threads' if faster else 'SLOWER with more threads'}", flush=True)
+    print(f"# charrnn's GFLOP/s against the best peak measured in the whole run "
+          f"({', '.join(f'{k} thread(s): {peaks[k]:.1f}' for k in thread_counts)}): " +
+          ", ".join(f"{name} {k}: {g:.1f} ({g / peaks[k]:.0%})" for (name, k), g in gflops_of.items()), flush=True)
     attempt.finish()
 
 
