@@ -83,8 +83,9 @@ INLINE vf exp_lanes(vf a)
 /* ---- the micro-kernel ---- */
 
 /* A tile of m rows (a constant where it is inlined, so that the loops unroll into registers) and
- * all NR columns: the accumulators start from `in`, gather the k products, and the epilogue is
- * applied on the way out. */
+ * all NR columns: the accumulators gather the k products, `in` is added to their sums, and the epilogue
+ * is applied on the way out. (Summing the products apart from `in` keeps their rounding at their own
+ * scale when `in` is the larger: the gradient arriving from above, going backward.) */
 INLINE void full_tile(const Tile *t, const int m)
 {
     vf acc[MR][NV];
@@ -93,7 +94,7 @@ INLINE void full_tile(const Tile *t, const int m)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
             if (r < m)
-                acc[r][v] = t->in ? load(t->in + r * t->ld_in + v * VW) : (vf){0};
+                acc[r][v] = (vf){0};
     const float *a = t->a, *b = t->b;
     for (int k = 0; k < t->k; k++, a += t->a_col, b += t->ldb) {
         vf bk[NV];
@@ -108,6 +109,14 @@ INLINE void full_tile(const Tile *t, const int m)
                 for (int v = 0; v < NV; v++)
                     acc[r][v] += x * bk[v];
             }
+    }
+    if (t->in) {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                if (r < m)
+                    acc[r][v] = load(t->in + r * t->ld_in + v * VW) + acc[r][v];
     }
     switch (t->epilogue) {
     case TILE_TANH:
@@ -186,7 +195,7 @@ static void KERNEL(tile)(const Tile *t)
 
 /* One row: c [N] = (accumulate ? c : 0) + sum_k a[k * a_col] B[k], eight vectors of columns at a time
  * (eight independent sums in flight, enough to hide the latency of a multiply-add, where a tile of one
- * row would have NV), each element summed in the same order as in a tile. */
+ * row would have NV), each element summed in the same order as in a tile and then added to c. */
 #define ROW_VECTORS 8
 static void KERNEL(row)(float *c, const float *a, size_t a_col, const float *b, size_t ldb, int K, int N,
                         int accumulate)
@@ -196,7 +205,7 @@ static void KERNEL(row)(float *c, const float *a, size_t a_col, const float *b, 
         vf s[ROW_VECTORS];
 #pragma GCC unroll 8
         for (int v = 0; v < ROW_VECTORS; v++)
-            s[v] = accumulate ? load(c + j + v * VW) : (vf){0};
+            s[v] = (vf){0};
         for (int k = 0; k < K; k++) {
             const float x = a[k * a_col];
             const float *bk = b + k * ldb + j;
@@ -206,19 +215,19 @@ static void KERNEL(row)(float *c, const float *a, size_t a_col, const float *b, 
         }
 #pragma GCC unroll 8
         for (int v = 0; v < ROW_VECTORS; v++)
-            store(c + j + v * VW, s[v]);
+            store(c + j + v * VW, accumulate ? load(c + j + v * VW) + s[v] : s[v]);
     }
     for (; j + VW <= N; j += VW) {
-        vf s = accumulate ? load(c + j) : (vf){0};
+        vf s = {0};
         for (int k = 0; k < K; k++)
             s += a[k * a_col] * load(b + k * ldb + j);
-        store(c + j, s);
+        store(c + j, accumulate ? load(c + j) + s : s);
     }
     for (; j < N; j++) {
-        float s = accumulate ? c[j] : 0.0f;
+        float s = 0.0f;
         for (int k = 0; k < K; k++)
             s += a[k * a_col] * b[k * ldb + j];
-        c[j] = s;
+        c[j] = accumulate ? c[j] + s : s;
     }
 }
 
