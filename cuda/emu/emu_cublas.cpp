@@ -146,10 +146,13 @@ cublasStatus_t gemm(cublasHandle_t handle, const Gemm &g, const float *alpha, co
     }
     if (emu::sticky_error() != cudaSuccess)
         return CUBLAS_STATUS_EXECUTION_FAILED;
-    cudaError_t e = emu::submit(handle->stream, [run]() {
-        run_gemm(run);
-        return cudaSuccess;
-    });
+    cudaError_t e = emu::submit(
+        handle->stream,
+        [run]() {
+            run_gemm(run);
+            return cudaSuccess;
+        },
+        cudaGraphNodeTypeKernel);
     return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 

@@ -5,10 +5,14 @@
  * non-exited lane of its mask has reached it. When no thread can run and neither can complete, the
  * kernel would hang on a GPU: the block is abandoned and the launch fails with a description.
  *
- * Blocks of an ordinary launch run one after another on the launching host thread. The blocks of a
- * cooperative launch must all be resident at once for grid.sync(), so each gets its own host
- * thread; one runs at a time, handing over at grid syncs, which keeps atomics plain and the run
- * deterministic. Static __shared__ variables are thread_local, hence per block in both cases. */
+ * Blocks of an ordinary launch run one after another on the host thread that runs the launch. The
+ * blocks of a cooperative launch must all be resident at once for grid.sync(), so each gets its own
+ * host thread; one runs at a time, and they take turns interval by interval (each block runs until
+ * its threads next meet at a barrier, then the next block, in block order or reverse), so that the
+ * blocks' work between two grid syncs interleaves as on a GPU and a missing grid sync shows. One at a
+ * time keeps atomics plain and the run deterministic. Static __shared__ variables are thread_local,
+ * hence per block in both cases. With the race detector on, each block records its threads' shared
+ * memory accesses per interval between barriers (emu_racecheck.cpp). */
 
 /* Fibers switch stacks with siglongjmp; glibc's fortified longjmp would take that for a corrupt
  * stack, so fortification is off in this file (it must be undefined before any header). */
@@ -63,7 +67,9 @@ constexpr unsigned kWarpLanes = 32;
 constexpr unsigned long long kShuffleUndefined = ~0ull; /* a shuffle from a lane that is not taking part */
 
 enum class State { runnable, at_barrier, at_warp, at_grid, exited };
-enum class Outcome { done, parked_at_grid, fault };
+/* How a block's run ended: every thread exited; every live thread waits at grid sync; a barrier
+ * released the block and it gave up its turn (interleaved cooperative blocks); a fault. */
+enum class Outcome { done, parked_at_grid, yielded, fault };
 
 /* A fiber is created once (makecontext, entered with setcontext) and then runs kernel bodies in a
  * loop, one per block it is given; switches save and restore registers with sigsetjmp/siglongjmp,
@@ -100,6 +106,8 @@ struct BlockRun {
     Fiber *current = nullptr;
     std::string fault;
     bool stacks_dirty = false; /* fibers were abandoned on these stacks */
+    bool checking = false;     /* the race detector watches this block */
+    RaceShadow race;
 #ifdef EMU_ASAN
     const void *host_stack_bottom = nullptr;
     size_t host_stack_size = 0;
@@ -112,7 +120,7 @@ struct BlockRun {
 
     void prepare(const LaunchRequest &r, const std::function<void()> &b, void *shared);
     void start_block(uint3 idx);
-    Outcome run();
+    Outcome run(bool one_interval);
     void release_grid();
 
     /* Out of line, so the registers sigsetjmp saves belong to these small frames alone. */
@@ -191,6 +199,9 @@ void BlockRun::start_block(uint3 idx)
     const dim3 bd = request->block;
     if (dynamic_shared)
         std::memset(dynamic_shared, kSharedPoison, request->shared_bytes);
+    checking = racecheck_on();
+    if (checking)
+        race.start_block(dynamic_shared, request->shared_bytes);
     for (size_t i = 0; i < fibers.size(); ++i) {
         Fiber &f = fibers[i];
         if (f.state != State::exited || f.needs_start)
@@ -211,6 +222,8 @@ void BlockRun::resume(Fiber &f)
     void *host_fake = nullptr;
     __sanitizer_start_switch_fiber(&host_fake, f.stack, kStackBytes);
 #endif
+    if (checking)
+        race.enter(f.linear);
     if (sigsetjmp(host_env, 0) == 0) {
         if (f.needs_start) {
             f.needs_start = false;
@@ -221,6 +234,7 @@ void BlockRun::resume(Fiber &f)
 #ifdef EMU_ASAN
     __sanitizer_finish_switch_fiber(host_fake, nullptr, nullptr);
 #endif
+    RaceShadow::leave();
     current = nullptr;
     for (size_t i = 0; i < kCanaryBytes; ++i)
         if ((unsigned char)f.stack[i] != kCanaryByte) {
@@ -294,8 +308,9 @@ std::string BlockRun::where(const Fiber &f) const
 
 /* ---- Scheduling ---- */
 
-/* Runs the block until every thread exited, every live thread waits at a grid sync, or a fault. */
-Outcome BlockRun::run()
+/* Runs the block until every thread exited, every live thread waits at a grid sync, or a fault; with
+ * one_interval, also until a barrier or warp intrinsic completes (the block yields its turn). */
+Outcome BlockRun::run(bool one_interval)
 {
     current_run = this;
     current_block_idx = block_idx;
@@ -311,8 +326,13 @@ Outcome BlockRun::run()
         }
         if (!fault.empty())
             break;
-        if (complete_warp_ops())
+        if (complete_warp_ops()) {
+            if (one_interval) {
+                current_run = nullptr;
+                return Outcome::yielded;
+            }
             continue;
+        }
         if (!fault.empty())
             break;
 
@@ -353,6 +373,12 @@ Outcome BlockRun::run()
             }
             for (Fiber &f : fibers)
                 f.state = State::runnable;
+            if (checking)
+                race.new_interval(first_waiting->file, first_waiting->line);
+            if (one_interval) {
+                current_run = nullptr;
+                return Outcome::yielded;
+            }
             continue;
         }
         describe_deadlock();
@@ -365,9 +391,14 @@ Outcome BlockRun::run()
 
 void BlockRun::release_grid()
 {
+    const Fiber *site = nullptr;
     for (Fiber &f : fibers)
-        if (f.state == State::at_grid)
+        if (f.state == State::at_grid) {
             f.state = State::runnable;
+            site = site ? site : &f;
+        }
+    if (checking && site)
+        race.new_interval(site->file, site->line);
 }
 
 /* No thread can run and no barrier or warp operation can complete: say who waits where. */
@@ -522,7 +553,7 @@ cudaError_t run_ordinary(const LaunchRequest &request, const std::function<void(
     const size_t blocks = (size_t)request.grid.x * request.grid.y * request.grid.z;
     for (size_t b = 0; b < blocks; ++b) {
         run.start_block(block_index(request.grid, b));
-        if (run.run() != Outcome::done) {
+        if (run.run(false) != Outcome::done) {
             *fault = run.fault;
             return cudaErrorLaunchFailure;
         }
@@ -530,8 +561,9 @@ cudaError_t run_ordinary(const LaunchRequest &request, const std::function<void(
     return cudaSuccess;
 }
 
-/* The blocks of a cooperative launch, each on its own host thread; `turn` says which may run. Each
- * block thread sleeps on its own condition variable, so handing over wakes one thread, not all. */
+/* The blocks of a cooperative launch, each on its own host thread; `turn` says which may run (one
+ * interval between barriers at a time). Each block thread sleeps on its own condition variable, so
+ * handing over wakes one thread, not all. */
 struct Cooperative {
     static constexpr size_t kNobody = ~(size_t)0;
     std::mutex mutex;
@@ -552,12 +584,12 @@ struct Cooperative {
                 if (stop)
                     return;
             }
-            Outcome o = runs[b]->run();
+            Outcome o = runs[b]->run(true);
             std::lock_guard<std::mutex> lock(mutex);
             outcomes[b] = o;
             turn = kNobody;
             handed_back.notify_one();
-            if (o != Outcome::parked_at_grid)
+            if (o != Outcome::parked_at_grid && o != Outcome::yielded)
                 return;
         }
     }
@@ -596,23 +628,32 @@ cudaError_t run_cooperative(const LaunchRequest &request, const std::function<vo
     for (size_t b = 0; b < blocks; ++b)
         threads.emplace_back([&c, b] { c.block_thread(b); });
 
+    /* Rounds: every block still running gets one interval, in block order (or reverse); when all wait
+     * at the grid sync (or have exited), the grid is released. */
     cudaError_t result = cudaSuccess;
+    std::vector<Outcome> state(blocks, Outcome::yielded);
     for (;;) {
-        size_t parked = 0, done = 0, first_done = 0, first_parked = 0;
-        for (size_t b = 0; b < blocks; ++b) {
-            Outcome o = c.outcomes[b] == Outcome::done ? Outcome::done : c.give_turn(b);
-            if (o == Outcome::fault) {
+        const bool reverse = reverse_order.load(std::memory_order_relaxed);
+        size_t running = 0, parked = 0, done = 0, first_done = 0, first_parked = 0;
+        for (size_t k = 0; k < blocks; ++k) {
+            const size_t b = reverse ? blocks - 1 - k : k;
+            if (state[b] == Outcome::yielded)
+                state[b] = c.give_turn(b);
+            if (state[b] == Outcome::fault) {
                 *fault = c.runs[b]->fault;
                 result = cudaErrorLaunchFailure;
                 break;
             }
-            if (o == Outcome::done && done++ == 0)
+            running += state[b] == Outcome::yielded;
+            if (state[b] == Outcome::done && done++ == 0)
                 first_done = b;
-            if (o == Outcome::parked_at_grid && parked++ == 0)
+            if (state[b] == Outcome::parked_at_grid && parked++ == 0)
                 first_parked = b;
         }
-        if (result != cudaSuccess || parked == 0)
+        if (result != cudaSuccess || (running == 0 && parked == 0))
             break;
+        if (running)
+            continue;
         if (done) {
             char text[256];
             uint3 d = block_index(request.grid, first_done), p = block_index(request.grid, first_parked);
@@ -622,8 +663,10 @@ cudaError_t run_cooperative(const LaunchRequest &request, const std::function<vo
             result = cudaErrorLaunchFailure;
             break;
         }
-        for (auto &run : c.runs)
-            run->release_grid();
+        for (size_t b = 0; b < blocks; ++b) {
+            c.runs[b]->release_grid();
+            state[b] = Outcome::yielded;
+        }
     }
     c.stop_all();
     for (std::thread &t : threads)
@@ -725,6 +768,29 @@ unsigned long long warp_exchange(WarpOpKind kind, unsigned mask, unsigned long l
     f->value = value;
     current_run->yield(*f);
     return f->result;
+}
+
+std::string thread_name(unsigned linear)
+{
+    if (!current_run)
+        return "?";
+    const dim3 bd = current_run->request->block;
+    char s[64];
+    snprintf(s, sizeof s, "(%u,%u,%u)", linear % bd.x, linear / bd.x % bd.y, linear / (bd.x * bd.y));
+    return s;
+}
+
+void fail_running_thread(const char *fmt, ...)
+{
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    Fiber *f = calling_fiber("the race detector");
+    if (f)
+        current_run->fail(*f, "%s", text);
+    std::abort();
 }
 
 void trap(const char *file, int line)
