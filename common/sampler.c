@@ -12,6 +12,11 @@ static int descending(const void *a, const void *b)
 
 int sample_logits(const float *logits, int V, const SamplerConfig *s, Rng *rng, float *scratch)
 {
+    return sample_from_uniform(logits, V, s, s->argmax ? 0.0f : rng_uniform(rng), scratch);
+}
+
+int sample_from_uniform(const float *logits, int V, const SamplerConfig *s, float u, float *scratch)
+{
     int best = 0;
     for (int j = 1; j < V; j++)
         if (logits[j] > logits[best])
@@ -32,7 +37,7 @@ int sample_logits(const float *logits, int V, const SamplerConfig *s, Rng *rng, 
         p[j] = logits[j] >= threshold ? expf((logits[j] - logits[best]) / s->temperature) : 0.0f;
         total += p[j];
     }
-    double r = (double)rng_uniform(rng) * total;
+    double r = (double)u * total;
     double acc = 0.0;
     int last = best;
     for (int j = 0; j < V; j++) {
@@ -54,7 +59,23 @@ int generate(Backend *be, const Vocab *vocab, const SamplerConfig *s, Rng *rng, 
     if (!logits)
         return err_set(e, "out of memory");
     int rc = be->ops->sample_reset(be->ctx, e);
-    for (size_t i = 0; rc == 0 && i < (n_prime ? n_prime : 1); i++)
+    const size_t fed = n_prime ? n_prime : 1;
+    if (be->ops->sample_token) { /* the device draws: one token each way per character */
+        int token = 0;
+        for (size_t i = 0; rc == 0 && i < fed; i++) { /* the prime's last character draws the first */
+            const int draw = i + 1 == fed && length > 0;
+            rc = be->ops->sample_token(be->ctx, n_prime ? prime[i] : 0, draw ? s : NULL,
+                                       draw && !s->argmax ? rng_uniform(rng) : 0.0f, &token, e);
+        }
+        for (long i = 0; rc == 0 && i < length; i++) {
+            emit(vocab->codepoints[token], arg);
+            if (i + 1 < length)
+                rc = be->ops->sample_token(be->ctx, token, s, s->argmax ? 0.0f : rng_uniform(rng), &token, e);
+        }
+        free(logits);
+        return rc;
+    }
+    for (size_t i = 0; rc == 0 && i < fed; i++)
         rc = be->ops->sample_step(be->ctx, n_prime ? prime[i] : 0, logits, e);
     for (long i = 0; rc == 0 && i < length; i++) {
         int token = sample_logits(logits, V, s, rng, logits + V);

@@ -7,13 +7,17 @@
 #include "util.h"
 #include "vocab.h"
 
-typedef struct {
+typedef struct SamplerConfig {
     float temperature; /* > 0; below 1 sharpens, above 1 flattens */
     int top_k;         /* 0: every token; k: only the k most likely (ties with the k-th included) */
     int argmax;        /* always the most likely token (deterministic) */
 } SamplerConfig;
 
-/* scratch needs room for 2 V floats. */
+/* The next token from the logits: the most likely with argmax; else, among the logits at least the k-th
+ * largest (all without top-k), p_j = exp((z_j - z_max) / temperature), and the first j whose running
+ * sum (in double, in index order) exceeds u times the total. scratch needs room for 2 V floats. */
+int sample_from_uniform(const float *logits, int V, const SamplerConfig *s, float u, float *scratch);
+/* The same with u drawn from rng (one draw, none with argmax). */
 int sample_logits(const float *logits, int V, const SamplerConfig *s, Rng *rng, float *scratch);
 
 /* Streams `length` sampled characters to emit(), starting from a zero hidden state: the prime is fed

@@ -100,7 +100,7 @@ Test(cli_cuda, bad_cuda_environment_settings_are_named, .init = setup, .fini = t
     int rc = TRAIN("cuda", "--steps", "1", "--out", "x.ckpt");
     unsetenv("CHARRNN_CUDA_RECURRENCE");
     cr_expect_neq(rc, 0);
-    cr_expect(strstr(err, "CHARRNN_CUDA_RECURRENCE=fast: expected auto, step or persistent"), "%s", err);
+    cr_expect(strstr(err, "CHARRNN_CUDA_RECURRENCE=fast: expected auto, step, persistent or wavefront"), "%s", err);
     setenv("CHARRNN_CUDA_GRAPHS", "yes", 1);
     rc = TRAIN("cuda", "--steps", "1", "--out", "x.ckpt");
     unsetenv("CHARRNN_CUDA_GRAPHS");

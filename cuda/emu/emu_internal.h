@@ -65,9 +65,12 @@ class RaceShadow
     void access(uintptr_t p, size_t bytes, bool write, void *pc);
 
   private:
+    /* Per 4-byte word, who wrote and who read each of its bytes in the interval: a thread, -1 none, -2
+     * several readers. Byte by byte, since two threads storing different bytes of one word do not race
+     * on a GPU. */
     struct Word {
         uint32_t interval;
-        int32_t writer, reader; /* a thread, -1 none, -2 several (readers) */
+        int16_t writer[4], reader[4];
     };
     void check(std::vector<Word> &words, size_t offset, size_t bytes, bool write, const char *memory, void *pc);
     uintptr_t dynamic_begin_ = 0, dynamic_end_ = 0, tls_begin_ = 0, tls_end_ = 0;

@@ -27,6 +27,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __align__(n) alignas(n)
 #define __launch_bounds__(...)
+#define __grid_constant__
 /* __restrict__ is already a keyword of GCC and Clang. __noinline__ is left undefined: libstdc++
  * spells an attribute with that name, which a macro would break. */
 /* One instance per emulated block: every block runs on one host thread at a time, and the blocks of

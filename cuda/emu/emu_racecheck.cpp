@@ -130,17 +130,19 @@ void RaceShadow::access(uintptr_t p, size_t n, bool write, void *pc)
 
 void RaceShadow::check(std::vector<Word> &words, size_t offset, size_t n, bool write, const char *memory, void *pc)
 {
-    for (size_t w = offset / kWord; w <= (offset + (n ? n : 1) - 1) / kWord && w < words.size(); ++w) {
-        Word &s = words[w];
+    const size_t end = offset + (n ? n : 1);
+    for (size_t at = offset; at < end && at / kWord < words.size(); ++at) {
+        Word &s = words[at / kWord];
         if (s.interval != interval_)
-            s = Word{interval_, kNobody, kNobody};
+            s = Word{interval_, {kNobody, kNobody, kNobody, kNobody}, {kNobody, kNobody, kNobody, kNobody}};
+        int16_t &writer = s.writer[at % kWord], &reader = s.reader[at % kWord];
         int32_t other = kNobody;
         const char *what = nullptr;
-        if (s.writer != kNobody && s.writer != thread_) {
-            other = s.writer;
+        if (writer != kNobody && writer != thread_) {
+            other = writer;
             what = "wrote";
-        } else if (write && s.reader != kNobody && s.reader != thread_) {
-            other = s.reader;
+        } else if (write && reader != kNobody && reader != thread_) {
+            other = reader;
             what = "read";
         }
         if (what) {
@@ -150,15 +152,14 @@ void RaceShadow::check(std::vector<Word> &words, size_t offset, size_t n, bool w
             else
                 snprintf(since, sizeof since, "since the block started");
             std::string others = other == kSeveral ? std::string("other threads") : "thread " + thread_name(other);
-            fail_running_thread("shared-memory race: it %s %s byte %zu%s, which %s %s %s (two threads, one "
-                                "writing, with no barrier between)",
-                                write ? "writes" : "reads", memory, w * kWord, where_in_code(pc).c_str(),
-                                others.c_str(), what, since);
+            fail_running_thread("shared-memory race: it %s byte %zu of %s%s, which %s %s %s, with no barrier between",
+                                write ? "writes" : "reads", at, memory, where_in_code(pc).c_str(), others.c_str(),
+                                what, since);
         }
         if (write)
-            s.writer = thread_;
+            writer = (int16_t)thread_;
         else
-            s.reader = s.reader == kNobody || s.reader == thread_ ? thread_ : kSeveral;
+            reader = reader == kNobody || reader == thread_ ? (int16_t)thread_ : (int16_t)kSeveral;
     }
 }
 
