@@ -12,6 +12,13 @@
 
 #define DEFAULT_CHECKPOINT "checkpoints/charrnn.ckpt"
 #define DEFAULT_DATA "data/tinyshakespeare/input.txt"
+/* train's model and batch shape when not given (and `charrnn device`'s) */
+#define DEFAULT_EMBED 64
+#define DEFAULT_HIDDEN 256
+#define DEFAULT_LAYERS 2
+#define DEFAULT_SEQ_LEN 128
+#define DEFAULT_BATCH 64
+#define DEFAULT_VOCAB 65 /* tiny shakespeare's, for `charrnn device` */
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2 };
 
@@ -20,6 +27,8 @@ int cmd_sample(int argc, char **argv, DeviceChoice device);
 int cmd_eval(int argc, char **argv, DeviceChoice device);
 int cmd_info(int argc, char **argv, DeviceChoice device);
 int cmd_plot(int argc, char **argv, DeviceChoice device);
+int cmd_selftest(int argc, char **argv, DeviceChoice device);
+int cmd_device(int argc, char **argv, DeviceChoice device);
 
 #define MAX_THREADS 256
 #define LN2 0.69314718055994530942 /* nats per bit */

@@ -78,7 +78,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
     status = EXIT_ERROR;
     device_announce(device_note);
     double loss;
-    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32};
+    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32, .note = device_print_note, .note_arg = (void *)ops->name};
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0 ||
         evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)

@@ -186,10 +186,10 @@ static int check_resume_options(const Option *opts, int n, const TrainConfig *gi
 static int parse_train_options(int argc, char **argv, DeviceChoice device, TrainSetup *s, int *status)
 {
     TrainConfig c = {
-        .model = {.vocab = 0, .embed = 64, .hidden = 256, .layers = 2},
+        .model = {.vocab = 0, .embed = DEFAULT_EMBED, .hidden = DEFAULT_HIDDEN, .layers = DEFAULT_LAYERS},
         .mode = MODE_SEQ,
-        .seq_len = 128,
-        .batch = 64,
+        .seq_len = DEFAULT_SEQ_LEN,
+        .batch = DEFAULT_BATCH,
         .optim = optim_defaults(),
         .steps = 2000,
         .seed = 1337,
@@ -479,7 +479,8 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
 
     status = EXIT_ERROR;
     device_announce(device_note);
-    BackendOptions backend_opts = {.threads = r->threads, .tf32 = r->tf32};
+    BackendOptions backend_opts = {
+        .threads = r->threads, .tf32 = r->tf32, .note = device_print_note, .note_arg = (void *)ops->name};
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)

@@ -4,6 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One thread of the 2-core EPYC development machine generates 21 to 23 G multiply-adds per second
+ * (bench/RESULTS.md: 516,773 characters/s at 41 K multiply-adds per character, 84,010 at 279 K, 38,891
+ * at 558 K). */
+#define CPU_SAMPLE_MACS_PER_S 2.0e10
+/* Assumed until a GPU run measures them: a launch, a two-byte copy back and the wait for it; and the
+ * bytes per second one SM reads from L2 (about 64 bytes per cycle at 1.7 GHz). */
+#define GPU_SAMPLE_LAUNCH_S 8e-6
+#define GPU_SAMPLE_L2_BYTES_PER_S 1.0e11
+
+double sample_seconds_cpu(const ModelConfig *cfg)
+{
+    const double E = cfg->embed, H = cfg->hidden, L = cfg->layers, V = cfg->vocab;
+    return (E * H + H * H + (L - 1) * 2 * H * H + H * V) / CPU_SAMPLE_MACS_PER_S;
+}
+
+/* Layer 0's input is a gathered row of Emb W_xh (the CUDA backend keeps it when V H is small), so the
+ * kernel reads W_hh of every layer, W_xh above the first, and W_hy, once each. */
+double sample_seconds_gpu(const ModelConfig *cfg)
+{
+    const double H = cfg->hidden, L = cfg->layers, V = cfg->vocab;
+    const double bytes = sizeof(float) * (H * H + (L - 1) * 2 * H * H + H * V + H);
+    return GPU_SAMPLE_LAUNCH_S + bytes / GPU_SAMPLE_L2_BYTES_PER_S;
+}
+
 static int descending(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;

@@ -14,29 +14,13 @@
 #include "../cuda/cuda.h"
 #include "model.h"
 #include "sampler.h"
+#include "selftest.h"
 
-/* Relative L2 error per tensor, |cuda - cpu| / |cpu|. Both backends compute in float32 (cuBLAS does
- * not use TF32 for Sgemm in its default math mode); they differ only in summation order (cuBLAS and
- * the kernels versus the CPU loops), which moves results by a few float32 ulps: up to ~7e-7 relative, also
- * at the large shapes below. A wrong operand, a skipped timestep or a missing term is off by 1e-2 or
- * more. Parameters after optimizer steps are compared at the small shapes only: there no gradient
- * entry comes near Adam's eps, where an update's sign would hang on rounding. */
-#define PARITY_REL_L2 1e-5
-
-/* With --tf32 cuBLAS rounds each product's inputs to TF32's 10-bit mantissa (a relative error up to
- * 2^-11, about 4.9e-4, per input); through the recurrence and the optimizer's division by sqrt(v)
- * that becomes about 1e-3 relative L2 in the gradients. TF32_REL_L2 is the tolerance stated for
- * --tf32; TF32_MIN_REL_L2 shows that TF32 really was used (full float32 stays near 1e-7). */
-#define TF32_REL_L2 1e-2
-#define TF32_MIN_REL_L2 1e-5
-
-/* TF32 products of random numbers in [-1, 1) at 512 x 512 x 512, large enough that cuBLAS has no reason
- * to leave the tensor cores: about 2^-11 relative per input, so some 1e-4 relative L2 over the product
- * (float32's own rounding stays near 1e-7). Between those bounds TF32 was used; below, it was not. */
-#define PRODUCT_CHECK_N 512
-#define PRODUCT_FLOAT32_MAX 1e-5
-#define PRODUCT_TF32_MIN 2e-5
-#define PRODUCT_TF32_MAX 2e-3
+/* The tolerances are selftest.h's, stated once for the suite and for `charrnn selftest`: PARITY_REL_L2
+ * relative L2 per tensor in float32 (the two differ only in summation order, up to ~7e-7), TF32_REL_L2
+ * with --tf32, and the product check's bounds. Parameters after optimizer steps are compared at the
+ * small shapes only: there no gradient entry comes near Adam's eps, where an update's sign would hang
+ * on rounding. */
 
 /* Every way the CUDA backend can run a step, from its own list: graphs replayed or eager launches, and
  * the recurrence as a wavefront of all layers, one persistent launch per layer, or one kernel per
@@ -70,16 +54,6 @@ static void skip_without_device(void)
     if (cuda_device_usable(&e) != 0)
         cr_skip_test("no CUDA device: %s", e.msg);
     cr_log_info("CUDA backend on: %s", cuda_device_name());
-}
-
-static double rel_l2(const float *ref, const float *x, size_t n)
-{
-    double diff = 0.0, norm = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        diff += ((double)x[i] - ref[i]) * ((double)x[i] - ref[i]);
-        norm += (double)ref[i] * ref[i];
-    }
-    return norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
 }
 
 /* Compares two full buffers tensor by tensor, pairing the same named tensor on both sides. */
@@ -522,4 +496,49 @@ Test(parity, slower_paths_are_told_once_with_the_reason)
     cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
     cr_expect(strstr(text, "one cooperative launch per layer") && strstr(text, "blocks of 128 threads"), "%s", text);
     backend_destroy(&be);
+}
+
+/* selftest_run, which `charrnn selftest` prints, must be able to fail: a backend whose gradient norm is
+ * 0.1% off, whose drawn characters ignore the draw, and that says it ran another path than asked. */
+static int norm_off(void *ctx, float *norm, Err *e)
+{
+    if (cuda_backend_ops.grad_norm(ctx, norm, e) != 0)
+        return -1;
+    *norm *= 1.001f;
+    return 0;
+}
+static int first_character(void *ctx, int token, const SamplerConfig *s, float u, int *next, Err *e)
+{
+    if (cuda_backend_ops.sample_token(ctx, token, s, u, next, e) != 0)
+        return -1;
+    if (s)
+        *next = 0;
+    return 0;
+}
+static int another_path(void *ctx, Err *e)
+{
+    (void)ctx;
+    return err_set(e, "ran something else");
+}
+
+Test(parity, selftest_reports_a_wrong_backend)
+{
+    skip_without_device();
+    BackendOps broken = cuda_backend_ops;
+    broken.grad_norm = norm_off;
+    broken.sample_token = first_character;
+    broken.check_variant = another_path;
+    const SelftestOptions o = {.quick = 1, .threads = 1};
+    SelftestReport r;
+    Err e;
+    cr_assert_eq(selftest_run(&cpu_backend_ops, &cuda_backend_ops, cuda_backend_ops.variants, &o, &r, &e), 0, "%s",
+                 e.msg);
+    cr_expect_eq(r.failures, 0, "the backend as it is passes");
+    cr_assert_eq(selftest_run(&cpu_backend_ops, &broken, cuda_backend_ops.variants, &o, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.failures, 3, "%d failures", r.failures);
+    cr_expect_eq(r.path_failures, 1);
+    for (int i = 0; i < r.n_lines; i++) {
+        const int should_fail = !strcmp(r.lines[i].name, "gradient norm") || !strcmp(r.lines[i].name, "drawn characters");
+        cr_expect_eq(r.lines[i].worst > r.lines[i].tolerance, should_fail, "%s: %g", r.lines[i].name, r.lines[i].worst);
+    }
 }

@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <thread>
 #include <ucontext.h>
+#include <unistd.h>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -59,8 +60,12 @@ namespace
 /* ---- Types ---- */
 
 constexpr size_t kStackBytes = 128 * 1024; /* per emulated thread: kernels, printf and ASan frames fit */
-constexpr size_t kCanaryBytes = 64;        /* pattern at the low end of a stack, checked at each switch */
+constexpr size_t kCanaryBytes = 64;        /* pattern at the low end of a stack */
 constexpr unsigned char kCanaryByte = 0xC5;
+/* Checked at each switch: the top 16 bytes of the pattern, which a stack growing down into it
+ * overwrites first (all 64 would cost more than the switch). */
+constexpr size_t kCanaryChecked = 16;
+constexpr uint64_t kCanaryWord = 0xC5C5C5C5C5C5C5C5ull;
 constexpr unsigned char kSharedPoison = 0xFF; /* every float a NaN, every int -1: unwritten data shows */
 constexpr size_t kSharedAlign = 16;           /* dynamic shared memory alignment, as nvcc's __align__(16) */
 constexpr unsigned kWarpLanes = 32;
@@ -236,8 +241,10 @@ void BlockRun::resume(Fiber &f)
 #endif
     RaceShadow::leave();
     current = nullptr;
-    for (size_t i = 0; i < kCanaryBytes; ++i)
-        if ((unsigned char)f.stack[i] != kCanaryByte) {
+    uint64_t top[kCanaryChecked / sizeof(uint64_t)];
+    std::memcpy(top, f.stack + kCanaryBytes - kCanaryChecked, kCanaryChecked);
+    for (uint64_t word : top)
+        if (word != kCanaryWord) {
             set_fault("thread %s overflowed its %zu KiB stack", where(f).c_str(), kStackBytes / 1024);
             break;
         }
@@ -359,7 +366,8 @@ Outcome BlockRun::run(bool one_interval)
                 break;
             }
             for (const Fiber &f : fibers)
-                if (f.line != first_waiting->line || std::strcmp(f.file, first_waiting->file) != 0) {
+                if (f.line != first_waiting->line ||
+                    (f.file != first_waiting->file && std::strcmp(f.file, first_waiting->file) != 0)) {
                     set_fault("threads wait at different %s calls: %s at %s:%d, %s at %s:%d", what,
                               where(*first_waiting).c_str(), first_waiting->file, first_waiting->line, where(f).c_str(),
                               f.file, f.line);
@@ -563,71 +571,83 @@ cudaError_t run_ordinary(const LaunchRequest &request, const std::function<void(
 
 /* The blocks of a cooperative launch, each on its own host thread; `turn` says which may run (one
  * interval between barriers at a time). Each block thread sleeps on its own condition variable, so
- * handing over wakes one thread, not all. */
-struct Cooperative {
-    static constexpr size_t kNobody = ~(size_t)0;
-    std::mutex mutex;
-    std::condition_variable handed_back; /* the launching thread waits on it */
-    std::vector<std::unique_ptr<std::condition_variable>> wake;
-    size_t turn = kNobody;
-    bool stop = false;
-    std::vector<std::unique_ptr<BlockRun>> runs;
-    std::vector<Outcome> outcomes;
-    std::vector<std::unique_ptr<SharedBuffer>> shared;
-
-    void block_thread(size_t b)
+ * handing over wakes one thread, not all. The threads, with their fibers and stacks, are kept from
+ * launch to launch (a persistent kernel is launched twice per layer and step): one is added whenever a
+ * launch has more blocks than ever before, none is stopped (the process exits with them waiting). */
+class Cooperative
+{
+  public:
+    static Cooperative &instance()
     {
-        for (;;) {
-            {
-                std::unique_lock<std::mutex> lock(mutex);
-                wake[b]->wait(lock, [&] { return stop || turn == b; });
-                if (stop)
-                    return;
-            }
-            Outcome o = runs[b]->run(true);
-            std::lock_guard<std::mutex> lock(mutex);
-            outcomes[b] = o;
-            turn = kNobody;
-            handed_back.notify_one();
-            if (o != Outcome::parked_at_grid && o != Outcome::yielded)
-                return;
-        }
+        static Cooperative *c = new Cooperative(); /* never destroyed: its threads outlive static destructors */
+        return *c;
     }
+    /* The BlockRun of block b, for a launch of `blocks` blocks. */
+    BlockRun &prepare(size_t blocks, size_t b)
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (pid_ != getpid()) { /* a child of fork() has none of its parent's threads */
+            runs_.clear(), wake_.clear(), outcomes_.clear();
+            pid_ = getpid();
+        }
+        while (runs_.size() < blocks) {
+            const size_t n = runs_.size();
+            runs_.emplace_back(new BlockRun());
+            wake_.emplace_back(new std::condition_variable());
+            outcomes_.push_back(Outcome::done);
+            std::thread([this, n] { block_thread(n); }).detach();
+        }
+        return *runs_[b];
+    }
+    /* Runs block b for one interval on its thread and returns how it ended. */
     Outcome give_turn(size_t b)
     {
-        std::unique_lock<std::mutex> lock(mutex);
-        turn = b;
-        wake[b]->notify_one();
-        handed_back.wait(lock, [&] { return turn == kNobody; });
-        return outcomes[b];
+        std::unique_lock<std::mutex> lock(mutex_);
+        turn_ = b;
+        wake_[b]->notify_one();
+        handed_back_.wait(lock, [&] { return turn_ == kNobody; });
+        return outcomes_[b];
     }
-    void stop_all()
+
+  private:
+    static constexpr size_t kNobody = ~(size_t)0;
+    void block_thread(size_t b)
     {
-        std::lock_guard<std::mutex> lock(mutex);
-        stop = true;
-        for (auto &w : wake)
-            w->notify_one();
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            std::condition_variable *wake = wake_[b].get();
+            BlockRun *run = runs_[b].get();
+            wake->wait(lock, [&] { return turn_ == b; });
+            lock.unlock();
+            const Outcome o = run->run(true);
+            lock.lock();
+            outcomes_[b] = o;
+            turn_ = kNobody;
+            handed_back_.notify_one();
+        }
     }
+    std::mutex mutex_;
+    std::condition_variable handed_back_; /* the launching thread waits on it */
+    std::vector<std::unique_ptr<std::condition_variable>> wake_;
+    std::vector<std::unique_ptr<BlockRun>> runs_;
+    std::vector<Outcome> outcomes_;
+    size_t turn_ = kNobody;
+    pid_t pid_ = getpid();
 };
 
 cudaError_t run_cooperative(const LaunchRequest &request, const std::function<void()> &body, std::string *fault)
 {
     const size_t blocks = (size_t)request.grid.x * request.grid.y * request.grid.z;
-    Cooperative c;
-    c.outcomes.assign(blocks, Outcome::parked_at_grid);
+    Cooperative &c = Cooperative::instance();
+    std::vector<std::unique_ptr<SharedBuffer>> shared;
     for (size_t b = 0; b < blocks; ++b) {
-        c.shared.emplace_back(new SharedBuffer(request.shared_bytes));
-        c.runs.emplace_back(new BlockRun());
-        c.wake.emplace_back(new std::condition_variable());
-        c.runs[b]->prepare(request, body, c.shared[b]->p);
-        if (c.runs[b]->fibers.empty() || (request.shared_bytes && !c.shared[b]->p))
+        shared.emplace_back(new SharedBuffer(request.shared_bytes));
+        BlockRun &run = c.prepare(blocks, b);
+        run.prepare(request, body, shared[b]->p);
+        if (run.fibers.empty() || (request.shared_bytes && !shared[b]->p))
             return cudaErrorMemoryAllocation;
-        c.runs[b]->start_block(block_index(request.grid, b));
+        run.start_block(block_index(request.grid, b));
     }
-    std::vector<std::thread> threads;
-    for (size_t b = 0; b < blocks; ++b)
-        threads.emplace_back([&c, b] { c.block_thread(b); });
-
     /* Rounds: every block still running gets one interval, in block order (or reverse); when all wait
      * at the grid sync (or have exited), the grid is released. */
     cudaError_t result = cudaSuccess;
@@ -640,7 +660,7 @@ cudaError_t run_cooperative(const LaunchRequest &request, const std::function<vo
             if (state[b] == Outcome::yielded)
                 state[b] = c.give_turn(b);
             if (state[b] == Outcome::fault) {
-                *fault = c.runs[b]->fault;
+                *fault = c.prepare(blocks, b).fault;
                 result = cudaErrorLaunchFailure;
                 break;
             }
@@ -664,13 +684,10 @@ cudaError_t run_cooperative(const LaunchRequest &request, const std::function<vo
             break;
         }
         for (size_t b = 0; b < blocks; ++b) {
-            c.runs[b]->release_grid();
+            c.prepare(blocks, b).release_grid();
             state[b] = Outcome::yielded;
         }
     }
-    c.stop_all();
-    for (std::thread &t : threads)
-        t.join();
     return result;
 }
 
