@@ -32,7 +32,8 @@ int cmd_selftest(int argc, char **argv, DeviceChoice device)
     Option opts[] = {
         DEVICE_OPTIONS(&dev, &threads, &tf32),
         {"--quick", ARG_FLAG, &quick, 0, 0, NULL, NULL,
-         "the first variant on the first model only (under slow tools such as compute-sanitizer)"},
+         "the first variant on the first model only, no product check (under slow tools such as "
+         "compute-sanitizer)"},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;

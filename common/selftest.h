@@ -48,7 +48,7 @@ typedef struct {
 
 typedef struct {
     int tf32;  /* the device's products in TF32, against TF32_REL_L2 */
-    int quick; /* the first variant and the first model only */
+    int quick; /* the first variant and the first model only, no product check */
     int threads; /* the reference's CPU threads (the device's, when it is the CPU too) */
 } SelftestOptions;
 

@@ -20,7 +20,7 @@
 #
 # It needs nothing outside this folder but nvcc, cmake and a C/C++ compiler (python3 with torch for
 # the peer is optional). The GPU machine has no network: carry these git-ignored folders with the tree
-#   .gpu-deps              Criterion for the suites: tests/pack-criterion.sh makes it (a few MB)
+#   .gpu-deps              Criterion for the suites: tests/pack-criterion.sh makes it (11 MB)
 #   data/tinyshakespeare   the text: data/get_tinyshakespeare.sh installs it (1.1 MB)
 # (the device tool: carry [".gpu-deps", "data/tinyshakespeare"], command tests/gpu-check.sh --out $OUT,
 # timeout 420 s).

@@ -35,8 +35,8 @@ static void teardown(void)
 
 Test(cli, help_on_every_command, .init = setup, .fini = teardown)
 {
-    const char *commands[] = {"train", "sample", "eval", "info"};
-    for (int i = 0; i < 4; i++) {
+    const char *commands[] = {"train", "sample", "eval", "info", "device", "selftest"};
+    for (int i = 0; i < 6; i++) {
         cr_assert_eq(RUN((char *)commands[i], "--help"), 0, "%s --help", commands[i]);
         cr_assert(strstr(out, "usage: charrnn"), "%s --help printed: %s", commands[i], out);
         cr_assert_eq(RUN("help", (char *)commands[i]), 0);

@@ -119,7 +119,7 @@ Test(cli_cuda, selftest_passes_and_prints_each_quantity, .init = setup, .fini = 
 {
     cr_assert_eq(RUN("--device", "cuda", "selftest", "--quick"), 0, "%s%s", out, err);
     cr_expect(strstr(out, "selftest: passed"), "%s", out);
-    cr_expect(strstr(out, "W_hh.2") && strstr(out, "drawn characters") && strstr(out, "product 512^3"), "%s", out);
+    cr_expect(strstr(out, "W_hh.2") && strstr(out, "drawn characters"), "%s", out);
     cr_expect(strstr(out, "each variant ran the path it names"), "%s", out);
 }
 

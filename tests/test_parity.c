@@ -396,9 +396,12 @@ Test(parity, tf32_products_round_like_tensor_cores_on_a_large_product)
         Err e;
         const BackendOptions o = {.tf32 = tf32};
         cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 2, &o, &e), 0, "%s", e.msg);
+        /* The emulated device rounds every product's inputs to TF32, whatever its size: a smaller one
+         * shows the backend asks for TF32 there; on a GPU the size is what makes cuBLAS's choice plain. */
+        const int n = strstr(cuda_device_name(), "emulated") ? 128 : PRODUCT_CHECK_N;
         double err = 0.0;
-        cr_assert_eq(be.ops->product_error(be.ctx, PRODUCT_CHECK_N, 5, &err, &e), 0, "%s", e.msg);
-        cr_log_info("%s: relative L2 error of a %d^3 product: %.3g", tf32 ? "tf32" : "float32", PRODUCT_CHECK_N, err);
+        cr_assert_eq(be.ops->product_error(be.ctx, n, 5, &err, &e), 0, "%s", e.msg);
+        cr_log_info("%s: relative L2 error of a %d^3 product: %.3g", tf32 ? "tf32" : "float32", n, err);
         if (tf32)
             cr_expect(err >= PRODUCT_TF32_MIN && err <= PRODUCT_TF32_MAX, "tf32 product error %.3g", err);
         else
@@ -434,6 +437,7 @@ Test(parity, generation_logits_match)
  * differ by rounding only, so a different character would mean a different rule. */
 Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
 {
+    enum { DRAWS = 16 }; /* per setting: with 23 characters, a wrong rule shows within a few */
     Shape s = {.cfg = {.vocab = 23, .embed = 7, .hidden = 13, .layers = 2}, .T = 1, .B = 1};
     Pair p = make_pair(&s, 15, &VARIANTS[0]);
     const SamplerConfig settings[] = {{1.0f, 0, 0}, {0.7f, 0, 0}, {1.3f, 5, 0}, {1.0f, 1, 0}, {1.0f, 0, 1}};
@@ -448,7 +452,7 @@ Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
         int token = 4, cuda = -1, differ = 0;
         cr_assert_eq(p.cuda.ops->sample_token(p.cuda.ctx, 9, NULL, 0.0f, &cuda, &e), 0, "%s", e.msg); /* a prime */
         cr_assert_eq(p.cpu.ops->sample_step(p.cpu.ctx, 9, logits, &e), 0, "%s", e.msg);
-        for (int i = 0; i < 40; i++) {
+        for (int i = 0; i < DRAWS; i++) {
             const float u = rng_uniform(&r);
             cr_assert_eq(p.cpu.ops->sample_step(p.cpu.ctx, token, logits, &e), 0, "%s", e.msg);
             const int cpu = sample_from_uniform(logits, 23, sc, u, scratch);
@@ -456,8 +460,8 @@ Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
             differ += cpu != cuda;
             token = cpu; /* both go on from the same character */
         }
-        cr_expect_eq(differ, 0, "temperature %g, top-k %d, argmax %d: %d of 40 characters differ", sc->temperature,
-                     sc->top_k, sc->argmax, differ);
+        cr_expect_eq(differ, 0, "temperature %g, top-k %d, argmax %d: %d of %d characters differ", sc->temperature,
+                     sc->top_k, sc->argmax, differ, DRAWS);
     }
     CudaStats st;
     cuda_backend_stats(p.cuda.ctx, &st);

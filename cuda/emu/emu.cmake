@@ -29,11 +29,15 @@ if(CMAKE_CUDA_COMPILER)
   string(REPLACE ";" "|" charrnn_emu_sources "${CHARRNN_EMU_KERNEL_SOURCES}") # one command-line argument
   file(GLOB charrnn_emu_headers "${CMAKE_CURRENT_LIST_DIR}/../*.cuh" "${CHARRNN_EMU_DIR}/charrnn_cuda.h"
        "${CHARRNN_EMU_TESTS}/*.h")
-  add_custom_command(OUTPUT "${CHARRNN_EMU_RESOURCES}"
+  # The table is rewritten only when it changes (so that a rebuild recompiles only what it affects);
+  # the stamp records that it is up to date.
+  add_custom_command(OUTPUT "${CMAKE_BINARY_DIR}/emu/sm90_resources.stamp"
+    BYPRODUCTS "${CHARRNN_EMU_RESOURCES}"
     COMMAND ${CMAKE_COMMAND} -E make_directory "${CMAKE_BINARY_DIR}/emu"
     COMMAND ${CMAKE_COMMAND} "-DNVCC=${CMAKE_CUDA_COMPILER}" "-DSOURCES=${charrnn_emu_sources}"
             "-DINCLUDES=${CHARRNN_EMU_DIR}|${CHARRNN_EMU_TESTS}" "-DOUTPUT=${CHARRNN_EMU_RESOURCES}"
             -P "${CHARRNN_EMU_DIR}/resources.cmake"
+    COMMAND ${CMAKE_COMMAND} -E touch "${CMAKE_BINARY_DIR}/emu/sm90_resources.stamp"
     DEPENDS ${CHARRNN_EMU_KERNEL_SOURCES} ${charrnn_emu_headers} "${CHARRNN_EMU_DIR}/resources.cmake"
     COMMENT "Kernel resources of the sm_90 build (nvcc --resource-usage)" VERBATIM)
   message(STATUS "charrnn: emulated device: kernel resources from nvcc --resource-usage")
@@ -43,7 +47,12 @@ endif()
 
 add_library(charrnn_cuda_emu STATIC
   ${CHARRNN_EMU_DIR}/emu_scheduler.cpp ${CHARRNN_EMU_DIR}/emu_runtime.cpp ${CHARRNN_EMU_DIR}/emu_cublas.cpp
-  ${CHARRNN_EMU_DIR}/emu_resources.cpp ${CHARRNN_EMU_DIR}/emu_racecheck.cpp "${CHARRNN_EMU_RESOURCES}")
+  ${CHARRNN_EMU_DIR}/emu_resources.cpp ${CHARRNN_EMU_DIR}/emu_racecheck.cpp)
+if(CMAKE_CUDA_COMPILER)
+  target_sources(charrnn_cuda_emu PRIVATE "${CMAKE_BINARY_DIR}/emu/sm90_resources.stamp")
+  set_source_files_properties("${CHARRNN_EMU_DIR}/emu_resources.cpp" PROPERTIES
+    OBJECT_DEPENDS "${CMAKE_BINARY_DIR}/emu/sm90_resources.stamp")
+endif()
 get_filename_component(charrnn_emu_resources_dir "${CHARRNN_EMU_RESOURCES}" DIRECTORY)
 target_include_directories(charrnn_cuda_emu PUBLIC ${CHARRNN_EMU_DIR})
 target_include_directories(charrnn_cuda_emu BEFORE PRIVATE "${charrnn_emu_resources_dir}")

@@ -177,6 +177,8 @@ int emu_racecheck_available(void)
     return emu::kBuilt;
 }
 
+#ifdef CHARRNN_EMU_RACECHECK_BUILT /* else nothing is instrumented, and another sanitizer may own these names */
+
 /* ---- The thread sanitizer's instrumentation calls: memory accesses ---- */
 
 #define EMU_TSAN_ACCESS(kind, bytes, write)                                                                            \
@@ -254,4 +256,5 @@ EMU_TSAN_ATOMICS(32, unsigned int)
 EMU_TSAN_ATOMICS(64, unsigned long long)
 #undef EMU_TSAN_ATOMICS
 
+#endif
 } // extern "C"
