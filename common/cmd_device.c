@@ -91,8 +91,7 @@ int cmd_device(int argc, char **argv, DeviceChoice device)
         ops = cuda ? cuda : device_cpu();
         note = NULL;
         device_prefer_for_sampling(DEVICE_AUTO, &m, &ops, &note);
-        printf("auto        trains%s on %s; samples on %s\n", cuda ? ", evaluates" : " and evaluates",
-               cuda ? "cuda" : "cpu", ops->name);
+        printf("auto        trains and evaluates on %s; samples on %s\n", cuda ? "cuda" : "cpu", ops->name);
     }
     return EXIT_OK;
 }

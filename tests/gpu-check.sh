@@ -140,7 +140,6 @@ else
   generator=()
   command -v ninja >/dev/null && generator=(-G Ninja)
   stage build 150 "" bash -c "
-    [ -f data/tinyshakespeare/input.txt ] || { echo 'gpu-check: data/tinyshakespeare/input.txt is missing: carry data/tinyshakespeare'; exit 1; }
     cmake -S . -B '$build' ${generator[*]} -DCMAKE_BUILD_TYPE=Release -DCHARRNN_CUDA=ON -DCHARRNN_CUDA_EMU=OFF &&
       cmake --build '$build' -j \"\$(nproc)\" || exit 1
     [ -f '$build/charrnn-cuda.so' ] || { echo 'gpu-check: the CUDA backend was not built (is nvcc on the PATH?)'; exit 1; }
@@ -195,6 +194,10 @@ sanitize() {
 needs_build sanitizer && stage sanitizer 90 sanitizer.txt sanitize
 
 bench() {
+  if [ ! -f data/tinyshakespeare/input.txt ]; then
+    echo "gpu-check: data/tinyshakespeare/input.txt is missing: carry data/tinyshakespeare (data/get_tinyshakespeare.sh)"
+    return 1
+  fi
   if [ "$emulated" = 1 ]; then
     echo "# the emulated device: charrnn alone on a tiny model, shortened (its times are the CPU's, not a GPU's)"
     bench/speed.sh --bin "$bin" --steps 2 --configs tiny --sample-lengths 300,100 cuda
