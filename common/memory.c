@@ -66,11 +66,14 @@ static int env_limit(const char *name, uint64_t *limit, Err *e)
     const char *s = getenv(name);
     if (!s || !*s)
         return 0;
-    char *end;
-    unsigned long long x = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
-    const char *units = "KMGT", *unit = *end ? strchr(units, *end) : NULL;
-    if (s[0] < '0' || s[0] > '9' || (*end && (!unit || end[1])))
+    const char *units = "KMGT", *end = s, *unit = NULL;
+    while (*end >= '0' && *end <= '9')
+        end++;
+    if (*end)
+        unit = strchr(units, *end);
+    if (end == s || (*end && (!unit || end[1])))
         return err_set(e, "%s=%s: expected a number of bytes, optionally with K, M, G or T (such as 512M)", name, s);
+    unsigned long long x = strtoull(s, NULL, 10); /* digits only, so nothing but overflow (UINT64_MAX) can go wrong */
     uint64_t bytes = x;
     for (const char *u = units; unit && u <= unit; u++)
         bytes = bytes > UINT64_MAX / 1024 ? UINT64_MAX : bytes * 1024;
