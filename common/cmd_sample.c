@@ -61,26 +61,33 @@ static int continue_text(Backend *be, const Vocab *vocab, const SamplerConfig *s
 }
 
 /* Reads one line of at most MAX_PROMPT_BYTES into line (NUL-terminated; *len excludes the newline).
- * Returns 0, 1 for a line that was longer (the rest of it is read and dropped), or -1 at the end. */
+ * Returns 0, 1 as soon as the line is longer (the caller reports it, then skip_line drops the rest), or
+ * -1 at the end of the input. */
 static int read_prompt(char *line, size_t *len)
 {
-    int c, too_long = 0, any = 0;
+    int c, any = 0;
     *len = 0;
     while ((c = getchar()) != EOF) {
         any = 1;
         if (c == '\n')
             break;
-        if (*len < MAX_PROMPT_BYTES)
-            line[(*len)++] = (char)c;
-        else
-            too_long = 1;
+        if (*len == MAX_PROMPT_BYTES)
+            return 1;
+        line[(*len)++] = (char)c;
     }
     line[*len] = 0;
     if (!any)
         return -1;
     if (*len > 0 && line[*len - 1] == '\r') /* a line ended the Windows way */
         line[--*len] = 0;
-    return too_long;
+    return 0;
+}
+
+static void skip_line(void)
+{
+    int c;
+    while ((c = getchar()) != EOF && c != '\n')
+        ;
 }
 
 /* --interactive: one continuation per line of stdin, each from a fresh state; a bad prompt is reported
@@ -99,8 +106,9 @@ static int interact(Backend *be, const Vocab *vocab, const SamplerConfig *sc, Rn
         int read = read_prompt(line, &got);
         if (read < 0)
             break;
-        if (read > 0) {
+        if (read > 0) { /* said at once: input without an end (< /dev/zero) is read, but never held */
             fprintf(stderr, "charrnn: sample: prompt %ld: longer than %d bytes; skipped\n", number, MAX_PROMPT_BYTES);
+            skip_line();
             continue;
         }
         if (vocab_encode(vocab, (const uint8_t *)line, got, tokens, &n, "sample: prompt", e) != 0) {
