@@ -45,7 +45,8 @@ int cmd_info(int argc, char **argv, const GlobalOptions *g)
     printf("  %-14s vocab %d, embed %d, hidden %d, layers %d: %s parameters\n", "model", c->model.vocab, c->model.embed,
            c->model.hidden, c->model.layers, fmt_count(model_num_params(&c->model), n1, sizeof n1));
     printf("  %-14s step %ld of %ld\n", "progress", ck.step, c->steps);
-    print_loss("train loss", ck.train_loss, "recent steps' average", 0);
+    print_loss("train loss", ck.train_loss,
+               ck.version >= 2 ? "recent steps' average" : "mean since the evaluation before it (format 1)", 0);
     print_loss("val loss", ck.val_loss, NULL, ck.val_step);
     printf("  %-14s mode %s%s, seq-len %d, batch %d, seed %llu, val-fraction %g\n", "batches",
            c->mode == MODE_SEQ ? "seq" : "window", c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
