@@ -49,6 +49,11 @@ typedef struct {
 
 struct SamplerConfig; /* sampler.h */
 
+/* Memory in bytes: on the host, and on the backend's own device (0 for a backend computing in host memory). */
+typedef struct {
+    uint64_t host, device;
+} MemoryNeed;
+
 typedef struct BackendOps {
     const char *name; /* "cpu", "cuda" */
     void *(*create)(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e);
@@ -78,6 +83,12 @@ typedef struct BackendOps {
     int (*sample_reset)(void *ctx, Err *e);
     int (*sample_step)(void *ctx, int token, float *logits /* [V] */, Err *e);
 
+    /* What create() allocates for this model and batch shape, computed from the very sizes it allocates,
+     * so that a command can refuse a run too large before allocating anything. */
+    MemoryNeed (*memory)(const ModelConfig *cfg, int max_T, int max_B);
+    /* Free and total bytes of the backend's own device memory; NULL for a backend in host memory. */
+    int (*device_memory)(uint64_t *free_bytes, uint64_t *total_bytes, Err *e);
+
     /* Optional, NULL where a backend has none. */
     /* Feeds `token` and, when s is not NULL, draws the next character by sample_logits' rule with the
      * uniform number u in [0, 1) (sampler.c: sample_from_uniform) into *next; only the token comes back. */
@@ -100,6 +111,8 @@ typedef struct {
     int max_T, max_B;
 } Backend;
 
+/* Refuses a batch shape whose activations a backend cannot index (int offsets) for this model. */
+int backend_shape_check(const ModelConfig *cfg, int max_T, int max_B, Err *e);
 /* opts may be NULL for the defaults. */
 int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B,
                    const BackendOptions *opts, Err *e);

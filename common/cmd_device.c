@@ -24,10 +24,10 @@ static int describe(const BackendOps *ops, const ModelConfig *m, int T, int B, i
     return EXIT_OK;
 }
 
-int cmd_device(int argc, char **argv, DeviceChoice device)
+int cmd_device(int argc, char **argv, const GlobalOptions *g)
 {
     const char *path = NULL;
-    int dev = (int)device, threads = cli_default_threads(), tf32 = 0;
+    int dev = (int)g->device, threads = cli_default_threads(), tf32 = 0;
     ModelConfig m = {.vocab = DEFAULT_VOCAB, .embed = DEFAULT_EMBED, .hidden = DEFAULT_HIDDEN, .layers = DEFAULT_LAYERS};
     int T = DEFAULT_SEQ_LEN, B = DEFAULT_BATCH;
     Option opts[] = {
@@ -46,7 +46,7 @@ int cmd_device(int argc, char **argv, DeviceChoice device)
                    "Shows the devices this build has and how a model (train's defaults, the options below, or "
                    "--checkpoint's) would run on each: the GPU, its memory and software, the recurrence's plan, and "
                    "where `sample --device auto` would generate. Trains nothing.",
-                   &status))
+                   g, &status))
         return status;
     if (tf32 && dev == DEVICE_CPU)
         return cli_fail(EXIT_USAGE, TF32_ON_CPU);

@@ -26,9 +26,9 @@ static void print_report(const SelftestReport *r)
     }
 }
 
-int cmd_selftest(int argc, char **argv, DeviceChoice device)
+int cmd_selftest(int argc, char **argv, const GlobalOptions *g)
 {
-    int dev = (int)device, threads = cli_default_threads(), tf32 = 0, quick = 0;
+    int dev = (int)g->device, threads = cli_default_threads(), tf32 = 0, quick = 0;
     Option opts[] = {
         DEVICE_OPTIONS(&dev, &threads, &tf32),
         {"--quick", ARG_FLAG, &quick, 0, 0, NULL, NULL,
@@ -41,7 +41,7 @@ int cmd_selftest(int argc, char **argv, DeviceChoice device)
                    "Runs the device and the CPU reference side by side on small models for a few optimizer steps, "
                    "under every way the device can run a step, and prints the largest relative error per tensor "
                    "against the tolerance (exit status 1 if any is above it).",
-                   &status))
+                   g, &status))
         return status;
     if (tf32 && dev == DEVICE_CPU)
         return cli_fail(EXIT_USAGE, TF32_ON_CPU);

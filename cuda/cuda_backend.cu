@@ -230,9 +230,74 @@ static int fold_embedding(const CudaModel *c, int T, int B)
     return c->cfg.vocab <= T * B;
 }
 
-static size_t bucket_ints(const CudaModel *c)
+/* The most chunks of TOKEN_CHUNK rows any batch cuts its rows into (each token's rows round up). */
+static int max_chunks(int max_T, int max_B, int V)
 {
-    return (size_t)c->max_T * c->max_B + 2 * ((size_t)c->cfg.vocab + 1) + (size_t)c->max_chunks;
+    return max_T * max_B / kernels::TOKEN_CHUNK + V + 1;
+}
+
+/* The bucket ints: order [T B], start [V+1], chunk_first [V+1], chunk_token [max_chunks]. */
+static size_t bucket_ints(int max_T, int max_B, int V)
+{
+    return (size_t)max_T * max_B + 2 * ((size_t)V + 1) + (size_t)max_chunks(max_T, max_B, V);
+}
+
+/* The activation buffers for batches of up to max_T x max_B, in the order cuda_setup lays them out: the
+ * one place that sizes them, for cuda_setup and for the memory estimate alike. */
+enum { CUDA_BUFFERS = 12 };
+static void cuda_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CUDA_BUFFERS])
+{
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
+    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
+    const size_t W = E > H ? E : H;
+    const int folds = V <= T * B || V * H <= SAMPLE_FOLD_FLOATS;
+    const size_t s[CUDA_BUFFERS] = {
+        T * B * E,                                     /* emb_out */
+        L * (T + 1) * B * H,                           /* h */
+        T * B * V,                                     /* logits */
+        T * B * H,                                     /* dh */
+        L * T * B * H,                                 /* da */
+        T * B * W,                                     /* du */
+        T * B,                                         /* row_loss */
+        L * B * H,                                     /* carry */
+        L * H + V,                                     /* sample_h, sample_logits */
+        folds ? V * H : 0,                             /* vocab_rows */
+        L * H * H,                                     /* w_hh_t */
+        (size_t)max_chunks(max_T, max_B, (int)V) * W, /* token_partial */
+    };
+    memcpy(sizes, s, sizeof s);
+}
+
+/* Device memory the CUDA runtime, cuBLAS and the captured graphs allocate besides our own buffers (tens of
+ * MiB); generous, so that a run estimated to fit does fit. */
+static const uint64_t CUDA_RUNTIME_RESERVE = 256u << 20;
+
+/* Every allocation of cuda_setup, from the same sizes: parameters, gradients and moments, activations,
+ * the token batch and its buckets, the reduction results and cuBLAS's workspace on the device; the pinned
+ * staging buffers and the host sampler's scratch on the host. */
+static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B)
+{
+    const uint64_t T = (uint64_t)max_T, B = (uint64_t)max_B, V = (uint64_t)cfg->vocab;
+    size_t sizes[CUDA_BUFFERS];
+    cuda_buffer_sizes(cfg, max_T, max_B, sizes);
+    uint64_t floats = 4 * (uint64_t)model_num_params(cfg);
+    for (size_t i = 0; i < CUDA_BUFFERS; i++)
+        floats += sizes[i];
+    const uint64_t tokens = (2 * T * B + 1) * sizeof(token_t), buckets = bucket_ints(max_T, max_B, cfg->vocab) * sizeof(int);
+    MemoryNeed need;
+    need.device = floats * sizeof(float) + tokens + buckets + (2 + kernels::SUM_BLOCKS) * sizeof(double) +
+                  BLAS_WORKSPACE + CUDA_RUNTIME_RESERVE;
+    need.host = tokens + buckets + 3 * V * sizeof(float) + 2 * sizeof(double);
+    return need;
+}
+
+static int cuda_device_memory(uint64_t *free_bytes, uint64_t *total_bytes, Err *e)
+{
+    size_t free_now = 0, total = 0;
+    CUDA_TRY(cudaMemGetInfo(&free_now, &total));
+    *free_bytes = free_now;
+    *total_bytes = total;
+    return 0;
 }
 
 static kernels::SampleModel sample_model(CudaModel *c);
@@ -240,9 +305,8 @@ static kernels::SampleModel sample_model(CudaModel *c);
 static int cuda_setup(CudaModel *c, Err *e)
 {
     const size_t T = (size_t)c->max_T, B = (size_t)c->max_B, L = (size_t)c->cfg.layers;
-    const size_t E = (size_t)c->cfg.embed, H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab;
-    const size_t W = E > H ? E : H;
-    c->max_chunks = (int)(T * B / kernels::TOKEN_CHUNK + V + 1); /* a token's rows round up to whole chunks */
+    const size_t H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab;
+    c->max_chunks = max_chunks(c->max_T, c->max_B, c->cfg.vocab);
     CUDA_TRY(cudaStreamCreate(&c->stream));
     CUBLAS_TRY(cublasCreate(&c->blas));
     CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
@@ -257,32 +321,18 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->p = model_views(&c->cfg, c->params);
     c->g = model_views(&c->cfg, c->grads);
 
-    const int folds = fold_embedding(c, c->max_T, c->max_B) || V * H <= SAMPLE_FOLD_FLOATS;
-    const size_t sizes[] = {
-        T * B * E,                     /* emb_out */
-        L * (T + 1) * B * H,           /* h */
-        T * B * V,                     /* logits */
-        T * B * H,                     /* dh */
-        L * T * B * H,                 /* da */
-        T * B * W,                     /* du */
-        T * B,                         /* row_loss */
-        L * B * H,                     /* carry */
-        L * H + V,                     /* sample_h, sample_logits */
-        folds ? V * H : 0,             /* vocab_rows */
-        L * H * H,                     /* w_hh_t */
-        (size_t)c->max_chunks * W,     /* token_partial */
-    };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    size_t sizes[CUDA_BUFFERS], total = 0;
+    cuda_buffer_sizes(&c->cfg, c->max_T, c->max_B, sizes);
+    for (size_t i = 0; i < CUDA_BUFFERS; i++)
         total += sizes[i];
     const size_t n_sums = 2 + kernels::SUM_BLOCKS;
     if (device_alloc((void **)&c->acts, total * sizeof(float), "activations", e) != 0 ||
         device_alloc((void **)&c->tokens, (2 * T * B + 1) * sizeof(token_t), "token batch", e) != 0 ||
-        device_alloc((void **)&c->buckets, bucket_ints(c) * sizeof(int), "token buckets", e) != 0 ||
+        device_alloc((void **)&c->buckets, bucket_ints(c->max_T, c->max_B, c->cfg.vocab) * sizeof(int), "token buckets", e) != 0 ||
         device_alloc((void **)&c->sums, n_sums * sizeof(double), "reduction results", e) != 0 ||
         pinned_alloc((void **)&c->host_tokens, (2 * T * B + 1) * sizeof(token_t), "token staging", e) != 0 ||
         pinned_alloc((void **)&c->host_logits, V * sizeof(float), "logits staging", e) != 0 ||
-        pinned_alloc((void **)&c->host_buckets, bucket_ints(c) * sizeof(int), "bucket staging", e) != 0 ||
+        pinned_alloc((void **)&c->host_buckets, bucket_ints(c->max_T, c->max_B, c->cfg.vocab) * sizeof(int), "bucket staging", e) != 0 ||
         pinned_alloc((void **)&c->host_sums, 2 * sizeof(double), "results", e) != 0)
         return -1;
     if (!(c->host_scratch = (float *)malloc(2 * V * sizeof(float))))
@@ -302,7 +352,7 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->carry = a, a += sizes[7];
     c->sample_h = a, a += L * H;
     c->sample_logits = a, a += V;
-    c->vocab_rows = folds ? a : NULL, a += sizes[9];
+    c->vocab_rows = sizes[9] ? a : NULL, a += sizes[9];
     c->w_hh_t = a, a += sizes[10];
     c->token_partial = a;
     const kernels::SampleModel m = sample_model(c);
@@ -1165,9 +1215,27 @@ extern "C" const char *cuda_device_name(void)
 }
 
 extern "C" const BackendOps cuda_backend_ops = {
-    "cuda",           cuda_create,         cuda_destroy,       cuda_set_params,    cuda_get_params,
-    cuda_get_grads,   cuda_set_moments,    cuda_get_moments,   cuda_set_carry,     cuda_get_carry,
-    cuda_forward,     cuda_forward_backward, cuda_grad_norm,   cuda_update,        cuda_sample_reset,
-    cuda_sample_step, cuda_sample_token,   CUDA_VARIANTS,      cuda_check_variant, cuda_describe,
+    "cuda",
+    cuda_create,
+    cuda_destroy,
+    cuda_set_params,
+    cuda_get_params,
+    cuda_get_grads,
+    cuda_set_moments,
+    cuda_get_moments,
+    cuda_set_carry,
+    cuda_get_carry,
+    cuda_forward,
+    cuda_forward_backward,
+    cuda_grad_norm,
+    cuda_update,
+    cuda_sample_reset,
+    cuda_sample_step,
+    cuda_memory,
+    cuda_device_memory,
+    cuda_sample_token,
+    CUDA_VARIANTS,
+    cuda_check_variant,
+    cuda_describe,
     cuda_product_error,
 };
