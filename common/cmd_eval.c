@@ -4,14 +4,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "memory.h"
 #include "options.h"
 #include "train.h"
 
-int cmd_eval(int argc, char **argv, DeviceChoice device)
+int cmd_eval(int argc, char **argv, const GlobalOptions *g)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
     long batches = 0;
-    int dev = (int)device, threads = cli_default_threads(), tf32 = 0;
+    int dev = (int)g->device, threads = cli_default_threads(), tf32 = 0;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to evaluate"},
         {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
@@ -25,7 +26,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
                    "Prints a checkpoint's mean cross-entropy in nats and bits per character, with the\n"
                    "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
                    "zero state; window: every position with its --seq-len context).",
-                   &status))
+                   g, &status))
         return status;
     if (tf32 && dev == DEVICE_CPU)
         return cli_fail(EXIT_USAGE, TF32_ON_CPU);
@@ -49,12 +50,7 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
             goto done;
         tokens = file_tokens;
     } else {
-        if (!ck.data_path[0]) {
-            err_set(&e, "eval: %s does not record its training text; pass --data FILE", path);
-            goto done;
-        }
-        data = ck.data_path;
-        if (dataset_load(&d, data, ck.cfg.val_fraction, &e) != 0)
+        if (cli_stored_data(&ck, path, "eval", &data, &e) != 0 || dataset_load(&d, data, ck.cfg.val_fraction, &e) != 0)
             goto done;
         if (d.file_bytes != ck.data_bytes || d.file_crc != ck.data_crc || !vocab_equal(&d.vocab, &ck.vocab)) {
             err_set(&e,
@@ -75,10 +71,20 @@ int cmd_eval(int argc, char **argv, DeviceChoice device)
         err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
         goto done;
     }
+    MemoryNeed need = eval_memory(ops, &c->model, c->seq_len, c->batch);
+    if (backend_shape_check(&c->model, c->seq_len, c->batch, &e) != 0 ||
+        cli_check_memory(ops, &need, "eval", "evaluating the model", ops->device_memory ? "try --device cpu" : "",
+                         &e) != 0) {
+        char why[sizeof e.msg];
+        memcpy(why, e.msg, sizeof why);
+        err_set(&e, "%s: %s", path, why);
+        goto done;
+    }
     status = EXIT_ERROR;
     device_announce(device_note);
     double loss;
-    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32};
+    BackendOptions backend_opts = {
+        .threads = threads, .tf32 = tf32, .note = device_print_note, .note_arg = (void *)ops->name};
     if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0 ||
         evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)

@@ -30,26 +30,13 @@ typedef struct {
     float *packed;              /* W_hh of the layer at hand in the micro-kernel's layout */
     float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh + b_h, then its gradient per token */
     float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
-    float *acts_block; /* the activations above start at its first cache line */
+    float *acts_block;          /* the activations above start at its first cache line */
 
     /* Generation state for one sequence. */
     float *sample_h;   /* [L, H] */
     float *sample_x;   /* [max(E, H)] */
     float *sample_pre; /* [H] */
 } CpuModel;
-
-static void cpu_destroy(void *ctx)
-{
-    CpuModel *c = ctx;
-    if (!c)
-        return;
-    free(c->params);
-    free(c->grads);
-    free(c->m);
-    free(c->v);
-    free(c->acts_block);
-    free(c);
-}
 
 /* Every activation buffer starts on a 64-byte cache line, so that a row of a multiple of 16 floats is
  * whole lines and the kernels' vector loads do not straddle two. */
@@ -64,6 +51,60 @@ static float *take(float **a, size_t floats)
     float *buffer = *a;
     *a += lines(floats);
     return buffer;
+}
+
+/* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
+ * one place that sizes them, for cpu_create and for the memory estimate alike. Each is taken in whole
+ * cache lines (lines()). */
+enum { CPU_BUFFERS = 10 };
+static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
+{
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
+    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
+    const size_t W = E > H ? E : H;
+    const size_t s[CPU_BUFFERS] = {
+        T * B * E,                                /* emb_out */
+        L * lines((T + 1) * B * H),               /* h */
+        T * B * V,                                /* logits */
+        T * B * H,                                /* dh */
+        T * B * H,                                /* da */
+        T * B * W,                                /* du */
+        recurrence_packed_floats((int)H, (int)H), /* packed */
+        V <= T * B ? V * H : 0,                   /* vocab_rows: only where some batch can fold the embedding */
+        L * B * H,                                /* carry */
+        lines(L * H) + lines(W) + lines(H),       /* sample_h, sample_x, sample_pre */
+    };
+    memcpy(sizes, s, sizeof s);
+}
+
+/* The floats of the activations' one allocation: every buffer in whole lines, and a line to align it. */
+static size_t cpu_activation_floats(const ModelConfig *cfg, int max_T, int max_B)
+{
+    size_t sizes[CPU_BUFFERS], total = LINE_FLOATS;
+    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    for (size_t i = 0; i < CPU_BUFFERS; i++)
+        total += lines(sizes[i]);
+    return total;
+}
+
+/* Parameters, gradients and both moments, and the activations: all in host memory. */
+static MemoryNeed cpu_memory(const ModelConfig *cfg, int max_T, int max_B)
+{
+    const uint64_t floats = 4 * (uint64_t)model_num_params(cfg) + cpu_activation_floats(cfg, max_T, max_B);
+    return (MemoryNeed){.host = floats * sizeof(float), .device = 0};
+}
+
+static void cpu_destroy(void *ctx)
+{
+    CpuModel *c = ctx;
+    if (!c)
+        return;
+    free(c->params);
+    free(c->grads);
+    free(c->m);
+    free(c->v);
+    free(c->acts_block);
+    free(c);
 }
 
 static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
@@ -85,24 +126,11 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->n_tensors = model_tensors(cfg, c->tensors);
     c->n_params = model_num_params(cfg);
 
-    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
-    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
-    const size_t W = E > H ? E : H;
-    const size_t sizes[] = {
-        T * B * E,                                /* emb_out */
-        L * lines((T + 1) * B * H),               /* h */
-        T * B * V,                                /* logits */
-        T * B * H,                                /* dh */
-        T * B * H,                                /* da */
-        T * B * W,                                /* du */
-        recurrence_packed_floats((int)H, (int)H), /* packed */
-        V <= T * B ? V * H : 0,                   /* vocab_rows: only where some batch can fold the embedding */
-        L * B * H,                                /* carry */
-        lines(L * H) + lines(W) + lines(H),       /* sample_h, sample_x, sample_pre */
-    };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        total += lines(sizes[i]);
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, H = (size_t)cfg->hidden;
+    const size_t W = cfg->embed > cfg->hidden ? (size_t)cfg->embed : H;
+    size_t sizes[CPU_BUFFERS];
+    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    const size_t total = cpu_activation_floats(cfg, max_T, max_B);
 
     c->params = calloc(c->n_params, sizeof(float));
     c->grads = calloc(c->n_params, sizeof(float));
@@ -110,7 +138,7 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->v = calloc(c->n_params, sizeof(float));
     /* calloc: the pages of buffers a model never uses (du when the embedding is folded) are never
      * touched, so they take no memory */
-    c->acts_block = calloc(total + LINE_FLOATS, sizeof(float));
+    c->acts_block = calloc(total, sizeof(float));
     if (!c->params || !c->grads || !c->m || !c->v || !c->acts_block) {
         err_set(e,
                 "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
@@ -367,4 +395,6 @@ const BackendOps cpu_backend_ops = {
     .update = cpu_update,
     .sample_reset = cpu_sample_reset,
     .sample_step = cpu_sample_step,
+    .memory = cpu_memory,
+    .device_memory = NULL, /* the CPU computes in host memory */
 };

@@ -148,24 +148,38 @@ INLINE void full_tile(const Tile *t, const int m)
                 store(t->c + r * t->ldc + v * VW, acc[r][v]);
 }
 
+/* One copy of full_tile per row count, each unrolled for its rows. */
 static void KERNEL(tile_rows)(const Tile *t)
 {
     switch (t->m) {
-#define ROWS(m)                                                                                                        \
-    case m:                                                                                                            \
-        full_tile(t, m);                                                                                               \
+    case 1:
+        full_tile(t, 1);
         break;
-        ROWS(1)
-        ROWS(2)
-        ROWS(3)
-        ROWS(4)
+    case 2:
+        full_tile(t, 2);
+        break;
+    case 3:
+        full_tile(t, 3);
+        break;
+    case 4:
+        full_tile(t, 4);
+        break;
 #if MR > 4
-            ROWS(5) ROWS(6)
+    case 5:
+        full_tile(t, 5);
+        break;
+    case 6:
+        full_tile(t, 6);
+        break;
 #endif
 #if MR > 6
-                ROWS(7) ROWS(8)
+    case 7:
+        full_tile(t, 7);
+        break;
+    case 8:
+        full_tile(t, 8);
+        break;
 #endif
-#undef ROWS
     }
 }
 
@@ -308,7 +322,8 @@ static double KERNEL(softmax_xent)(float *logits, const token_t *y, int rows, in
             z[j] = fast_expf(z[j] - max);
             total += z[j];
         }
-        loss += (double)(logf(total) + max - target);
+        /* the maximum kept apart from log(total), which it would absorb (3e38 + ln V is 3e38 in float) */
+        loss += ((double)max - (double)target) + (double)logf(total);
         if (scale == 0.0f)
             continue;
         const float factor = scale / total;

@@ -18,6 +18,12 @@ int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, 
 /* The same, with stdin read from the file stdin_path (a path relative to cwd is resolved there). */
 int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
                       size_t err_cap);
+/* The same with stdout written to the file stdout_path (/dev/full: every write fails), or, when it is NULL,
+ * to a pipe whose reading end is closed before charrnn starts (a reader that went away). */
+int run_charrnn_stdout(const char *cwd, char *const args[], const char *stdout_path, char *err, size_t err_cap);
+/* Every run above is killed (SIGALRM, status 142) after this long: a command that blocks (on a FIFO, on
+ * input without end) fails its test instead of hanging the suite. */
+#define RUN_TIMEOUT_SECONDS 120
 
 /* A charrnn process running in the background, its stderr read through a pipe. */
 typedef struct {
@@ -30,6 +36,9 @@ typedef struct {
 
 /* Starts charrnn like run_charrnn, stdout to /dev/null; a file-size limit (bytes, 0: none) applies to it. */
 int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit);
+/* Starts `/bin/sh -c command` in cwd the same way (a command line as a user would paste it). Each child
+ * leads a process group of its own: kill(-c->pid, sig) signals it as Ctrl-C would, shell and all. */
+int start_shell(Child *c, const char *cwd, const char *command);
 /* Reads its stderr until `needle` appears (1) or it ends (0). */
 int wait_for_stderr(Child *c, const char *needle);
 /* Reads the rest of its stderr and returns its exit status (128 + signal if killed). */
