@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Training tokens/s and sampling chars/s of charrnn on one device, at the benchmark configurations.
 #   bench/speed.sh [--bin PATH] [--steps N] [--threads N] [--configs small,medium,deep,default|tiny]
-#                  [--sample-lengths LONG,SHORT] DEVICE...      (DEVICE: cpu, cuda)
+#                  [--sample-lengths LONG,SHORT] [--data FILE] DEVICE...      (DEVICE: cpu, cuda)
 # Training: the median tokens/s of N timed steps after 3 warm-up steps, from train --log.
 # Sampling: chars/s of the difference between generating LONG and SHORT characters (20000 and 4000), so
-# that program start-up and device initialisation cancel out.
+# that program start-up and device initialisation cancel out. --data: the text (tiny shakespeare).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=./build/charrnn
@@ -12,6 +12,7 @@ steps=30
 threads=1
 only=small,medium,deep,default
 lengths=20000,4000
+data=data/tinyshakespeare/input.txt
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -19,14 +20,14 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --configs) only=$2; shift 2 ;;
     --sample-lengths) lengths=$2; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --data) data=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
 long=${lengths%,*}
 short=${lengths#*,}
 [ $# -gt 0 ] || { echo "speed: name at least one device (cpu, cuda)" >&2; exit 2; }
-data=data/tinyshakespeare/input.txt
 [ -f "$data" ] || { echo "speed: $data is missing; run data/get_tinyshakespeare.sh" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
