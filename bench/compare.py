@@ -4,9 +4,14 @@ alternating runs so that all see the same machine state: PyTorch (bench/peer_tor
 CPU, a plain batched numpy RNN (bench/peer_numpy.py). Prints one table of figures and ratios (ours /
 peer; above 1 is faster).
 
-    bench/compare.py [--threads 1,2] [--steps 30] [--rounds 3] [--configs small,medium,deep,default]
-    bench/compare.py --device cuda [--tf32] [--cuda-variants | --variants NAME,...] [--steps 30] [--rounds 3]
-    bench/compare.py --quality [--quality-steps 2000] [--device cpu|cuda] [--tf32]
+    bench/compare.py [--cell rnn|gru|lstm] [--threads 1,2] [--steps 30] [--rounds 3] [--configs small,...]
+    bench/compare.py --device cuda [--cell C] [--tf32] [--cuda-variants | --variants NAME,...] [--steps 30]
+    bench/compare.py --quality [--cell C] [--dropout P] [--quality-steps 2000] [--device cpu|cuda] [--tf32]
+
+--cell: the recurrent cell on both sides (charrnn's --cell; the peer's nn.RNN, nn.GRU or nn.LSTM). The numpy
+peer has the tanh cell only, so with gru and lstm PyTorch is the only peer. --dropout (with --quality):
+the same dropout on both sides (charrnn's --dropout; the peer drops between layers and before the linear
+layer, as charrnn drops every layer's output).
 
 Training: median tokens/s of the timed steps (after 3 warm-up steps); the table shows the median over
 rounds. Sampling: chars/s, generating one character at a time with the hidden state carried (ours: the
@@ -60,6 +65,7 @@ ROOT = os.path.dirname(HERE)
 CONFIGS = {"small": (128, 128, 1, 64, 32), "medium": (512, 512, 1, 128, 64), "deep": (256, 256, 2, 128, 64),
            "default": (64, 256, 2, 128, 64)}
 VOCAB = 65  # tiny shakespeare's characters, for the count of multiply-adds
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks of H columns in a layer's products
 VARIANTS = {"default": {}}
 for graphs_name, graphs in (("eager", "0"), ("graphs", "1")):
     for recurrence in ("step", "auto", "persistent"):
@@ -145,6 +151,17 @@ class GpuMemory:
         return max(self.values) - self.values[0] if len(self.values) >= 2 else float("nan")
 
 
+def cell_flags(args, dropout=False):
+    """charrnn's flags for the cell (and the dropout, when asked): none for the defaults, so that the
+    tanh cell's runs are the commands they always were."""
+    flags = ["--cell", args.cell] if args.cell != "rnn" else []
+    return flags + (["--dropout", str(args.dropout)] if dropout and args.dropout else [])
+
+
+def peer_cell_flags(args, dropout=False):
+    return ["--cell", args.cell] + (["--dropout", str(args.dropout)] if dropout and args.dropout else [])
+
+
 def ours(args, name, threads, env, work):
     """(training tokens/s, sampling chars/s, MiB) of charrnn on one configuration."""
     E, H, L, T, B = CONFIGS[name]
@@ -153,10 +170,10 @@ def ours(args, name, threads, env, work):
         os.remove(log)
     device = ["--device", args.device] + (["--threads", str(threads)] if args.device == "cpu" else []) + \
         (["--tf32"] if args.tf32 else [])
-    cmd = [args.bin, "train"] + device + ["--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers",
-                                          str(L), "--seq-len", str(T), "--batch", str(B), "--steps",
-                                          str(args.steps + 3), "--lr-schedule", "constant", "--eval-every", "0",
-                                          "--save-every", "0", "--out", ckpt, "--log", log]
+    cmd = [args.bin, "train"] + device + cell_flags(args) + [
+        "--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers", str(L), "--seq-len", str(T),
+        "--batch", str(B), "--steps", str(args.steps + 3), "--lr-schedule", "constant", "--eval-every", "0",
+        "--save-every", "0", "--out", ckpt, "--log", log]
     if args.device == "cuda":
         with GpuMemory() as gpu:
             peak_rss_run(cmd, env, work)
@@ -189,7 +206,7 @@ def peer(args, name, threads, work):
                    **args.peer_env)
         cmd = [args.python, os.path.join(HERE, "peer_torch.py"), "--configs", name, "--threads", str(torch_threads),
                "--steps", str(args.steps), "--data", args.data, "--device", args.device] + \
-            (["--tf32"] if args.tf32 else [])
+            (["--tf32"] if args.tf32 else []) + peer_cell_flags(args)
         with GpuMemory() if args.device == "cuda" else contextlib.nullcontext() as gpu:
             lines = run(cmd, env, work, stdout=subprocess.PIPE).stdout.strip().splitlines()
         fields = lines[-1].split()
@@ -212,18 +229,19 @@ def numpy_peer(args, name, threads, work):
     return float(fields[2]), float(fields[3]), float(fields[4]), lines[0]
 
 
-def flops_per_token(name):
+def flops_per_token(name, cell="rnn"):
     """Floating-point operations charrnn performs per training token (2 per multiply-add), as its CPU
     backend schedules them: per layer the input projection, the recurrence forward (h W_hh) and backward
     (da W_hh^T), dW_hh and, above layer 0, dW_xh and the gradient for the layer below; the logits, dW_hy
     and the gradient into the top layer. Layer 0's input side goes through the vocabulary (a [V, E] x
     [E, H] product and its two gradients once per batch) when the batch has more rows than the vocabulary
-    has characters."""
+    has characters. A gated cell does all of a layer's products G times as wide (G = 3 for gru, 4 for
+    lstm: one block of H columns per gate)."""
     E, H, L, T, B = CONFIGS[name]
-    V = VOCAB
-    recurrence = 3 * H * H  # forward, backward carry, dW_hh
-    per_token = L * recurrence + 3 * H * V + (L - 1) * 3 * H * H
-    per_token += 3 * V * E * H / (T * B) if V <= T * B else 3 * E * H
+    V, G = VOCAB, GATES[cell]
+    recurrence = 3 * G * H * H  # forward, backward carry, dW_hh
+    per_token = L * recurrence + 3 * H * V + (L - 1) * 3 * G * H * H
+    per_token += 3 * V * E * G * H / (T * B) if V <= T * B else 3 * E * G * H
     return 2 * per_token
 
 
@@ -256,21 +274,22 @@ def quality(args, work):
     E, H, L, T, B = CONFIGS["deep"]
     ckpt = os.path.join(work, "quality.ckpt")
     device = ["--device", args.device] + (["--tf32"] if args.tf32 else [])
-    run([args.bin, "train"] + device + ["--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers",
-                                        str(L), "--seq-len", str(T), "--batch", str(B), "--steps",
-                                        str(args.quality_steps), "--lr-schedule", "constant", "--eval-every", "0",
-                                        "--save-every", "0", "--out", ckpt],
-        os.environ, work, stdout=subprocess.DEVNULL)
+    run([args.bin, "train"] + device + cell_flags(args, dropout=True) + [
+        "--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers", str(L), "--seq-len", str(T),
+        "--batch", str(B), "--steps", str(args.quality_steps), "--lr-schedule", "constant", "--eval-every", "0",
+        "--save-every", "0", "--out", ckpt], os.environ, work, stdout=subprocess.DEVNULL)
     out = run([args.bin, "eval"] + device + ["--checkpoint", ckpt], os.environ, work, stdout=subprocess.PIPE)
     ours_loss = float(out.stdout.split()[0])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     out = run([args.python, os.path.join(HERE, "peer_torch.py"), "--quality", "--steps", str(args.quality_steps),
                "--data", args.data, "--threads", str(os.cpu_count()), "--device", args.device] +
-              (["--tf32"] if args.tf32 else []), env, work, stdout=subprocess.PIPE)
+              (["--tf32"] if args.tf32 else []) + peer_cell_flags(args, dropout=True), env, work,
+              stdout=subprocess.PIPE)
     lines = out.stdout.strip().splitlines()
     peer_loss = float(lines[-1].split()[-1])
     print(lines[0])
-    print(f"deep config on {args.device}{' (TF32)' if args.tf32 else ''}, {args.quality_steps} steps, validation "
+    about = args.cell + (f", dropout {args.dropout}" if args.dropout else "")
+    print(f"deep config ({about}) on {args.device}{' (TF32)' if args.tf32 else ''}, {args.quality_steps} steps, validation "
           f"loss (nats/char): charrnn {ours_loss:.4f}, PyTorch {peer_loss:.4f}, difference "
           f"{ours_loss - peer_loss:+.4f}", flush=True)
 
@@ -304,6 +323,8 @@ def main():
     ap.add_argument("--peers", default="torch,numpy", help="cpu: the peers to run (torch, numpy)")
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--quality-steps", type=int, default=2000)
+    ap.add_argument("--cell", choices=list(GATES), default="rnn", help="the recurrent cell on both sides")
+    ap.add_argument("--dropout", type=float, default=0.0, help="--quality: dropout on both sides (default 0)")
     ap.add_argument("--python", help="the Python that runs the peer")
     args = ap.parse_args()
     variants = args.variants.split(",")
@@ -319,6 +340,14 @@ def main():
     for name in args.peers:
         if name not in ("torch", "numpy"):
             ap.error(f"--peers: unknown peer '{name}' (peers: torch, numpy)")
+    if not 0 <= args.dropout < 1:
+        ap.error(f"--dropout {args.dropout}: must be at least 0 and below 1")
+    if args.dropout and not args.quality:
+        ap.error("--dropout applies to --quality only (the speed tables train without it)")
+    if args.cell != "rnn" and "numpy" in args.peers:
+        args.peers.remove("numpy")
+        print(f"# the numpy peer has the tanh cell only: PyTorch alone is the peer for --cell {args.cell}",
+              flush=True)
     args.peer_env = {}
     args.bin = os.path.abspath(args.bin)
     if not os.access(args.bin, os.X_OK):
@@ -400,7 +429,7 @@ def cpu_table(args, work):
                 about.add(line)
             train = med(ot, 0)
             best_peer = max((v for v in (med(tt, 0), med(nt, 0)) if v == v), default=float("nan"))
-            gflops = gflops_of[name, threads] = train * flops_per_token(name) / 1e9
+            gflops = gflops_of[name, threads] = train * flops_per_token(name, args.cell) / 1e9
             print(f"{name:<7} {threads:>3} | {train:>17.0f} {med(tt, 0):>8.0f} {med(nt, 0):>8.0f} "
                   f"{train / best_peer:>6.2f} {gflops:>8.1f} ({gflops / peaks[threads]:>4.0%}) | "
                   f"{med(ot, 1):>19.0f} {med(tt, 1):>7.0f} {med(nt, 1):>7.0f} {med(ot, 1) / med(tt, 1):>6.1f} | "

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""The peer: the same model in PyTorch (nn.Embedding -> nn.RNN(tanh) -> nn.Linear, Adam, clip 5), trained
-on the same data and configurations as bench/speed.sh, printing the same figures.
+"""The peer: the same model in PyTorch (nn.Embedding -> nn.RNN(tanh), nn.GRU or nn.LSTM -> nn.Linear, Adam,
+clip 5), trained on the same data and configurations as bench/speed.sh, printing the same figures.
 
-    bench/peer_torch.py [--threads N] [--steps N] [--device cpu|cuda] [--tf32] [--configs small,medium,deep,default]
-    bench/peer_torch.py --quality [--steps 2000] [--device cpu|cuda] [--tf32]   (deep config: validation loss)
+    bench/peer_torch.py [--cell rnn|gru|lstm] [--threads N] [--steps N] [--device cpu|cuda] [--tf32]
+                        [--configs small,medium,deep,default]
+    bench/peer_torch.py --quality [--cell C] [--dropout P] [--steps 2000] [--device cpu|cuda] [--tf32]
+                        (deep config: validation loss)
+
+--dropout P: dropout between the layers (the recurrent module's dropout=) and on the top layer's output
+before the linear layer, as charrnn drops every layer's output; off while evaluating.
 
 Training: median tokens/s of the timed steps after 3 warm-up steps, each step timed from making its
 batch to the end of the optimizer step (as charrnn times its steps). Sampling: one token at a time with
@@ -34,15 +39,20 @@ CONFIGS = {  # name: embed, hidden, layers, seq_len, batch
 
 
 class CharRNN(nn.Module):
-    def __init__(self, vocab, embed, hidden, layers):
+    def __init__(self, vocab, embed, hidden, layers, cell="rnn", dropout=0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab, embed)
-        self.rnn = nn.RNN(embed, hidden, layers, nonlinearity="tanh")  # time-major [T, B, E], as charrnn
+        # time-major [T, B, E], as charrnn
+        if cell == "rnn":
+            self.rnn = nn.RNN(embed, hidden, layers, nonlinearity="tanh", dropout=dropout)
+        else:
+            self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(embed, hidden, layers, dropout=dropout)
+        self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, x, h=None):
         y, h = self.rnn(self.embedding(x), h)
-        return self.out(y), h
+        return self.out(self.drop(y)), h
 
 
 def load(path):
@@ -126,6 +136,7 @@ def sample_rate(model, vocab, length, device):
 @torch.no_grad()
 def evaluate(model, data, T, B, device):
     """Mean loss over the split's non-overlapping T-character chunks from a zero state (as charrnn eval)."""
+    model.eval()
     n = (len(data) - 1) // T
     total, count = 0.0, 0
     for first in range(0, n, B):
@@ -136,6 +147,7 @@ def evaluate(model, data, T, B, device):
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), seq[1:].reshape(-1), reduction="sum")
         total += float(loss)
         count += seq[1:].numel()
+    model.train()
     return total / count
 
 
@@ -149,6 +161,8 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--sample-length", type=int, default=2000)
     ap.add_argument("--quality", action="store_true", help="train the deep config and report validation loss")
+    ap.add_argument("--cell", default="rnn", choices=["rnn", "gru", "lstm"])
+    ap.add_argument("--dropout", type=float, default=0.0, help="--quality: dropout probability (default 0)")
     ap.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -168,10 +182,15 @@ def main():
     train, val = train.to(args.device), val.to(args.device)
     gen = torch.Generator().manual_seed(args.seed)
 
-    print(f"# PyTorch {torch.__version__}, {args.device}: {about}", flush=True)
+    if not 0 <= args.dropout < 1:
+        sys.exit(f"peer_torch: --dropout {args.dropout}: must be at least 0 and below 1")
+    if args.dropout and not args.quality:
+        sys.exit("peer_torch: --dropout applies to --quality only")
+    print(f"# PyTorch {torch.__version__}, {args.device}: {about}; nn.{dict(rnn='RNN', gru='GRU', lstm='LSTM')[args.cell]}"
+          + (f", dropout {args.dropout}" if args.dropout else ""), flush=True)
     if args.quality:
         E, H, L, T, B = CONFIGS["deep"]
-        model = CharRNN(vocab, E, H, L).to(args.device)
+        model = CharRNN(vocab, E, H, L, args.cell, args.dropout).to(args.device)
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
         marks = sorted({s for s in (250, 500, 1000, 1500, 2000, 3000, 5000) if s < args.steps} | {args.steps})
         done = 0
@@ -186,7 +205,7 @@ def main():
         E, H, L, T, B = CONFIGS[name]
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        model = CharRNN(vocab, E, H, L).to(args.device)
+        model = CharRNN(vocab, E, H, L, args.cell).to(args.device)
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
         train_steps(model, opt, train, T, B, 3, args.device, gen, False)
         rates = train_steps(model, opt, train, T, B, args.steps, args.device, gen, True)
