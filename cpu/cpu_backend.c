@@ -114,6 +114,10 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
                    "was found for --device auto)");
         return NULL;
     }
+    if (cfg->cell != CELL_RNN) {
+        err_set(e, "the CPU backend has no %s cell yet", cell_name(cfg->cell));
+        return NULL;
+    }
     matmul_set_threads(opts->threads > 0 ? opts->threads : 1);
     CpuModel *c = calloc(1, sizeof *c);
     if (!c) {
@@ -277,6 +281,8 @@ static int cpu_forward(void *ctx, const Batch *b, float *loss, Err *e)
     CpuModel *c = ctx;
     if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
+    if (b->dropout > 0.0f)
+        return err_set(e, "the CPU backend has no dropout yet");
     int rows = forward_to_logits(c, b);
     const token_t *y = b->y + (size_t)b->loss_from_t * b->B;
     *loss = (float)(softmax_xent(c->logits, y, rows, c->cfg.vocab, 0.0f) / rows);
@@ -288,6 +294,8 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     CpuModel *c = ctx;
     if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
+    if (b->dropout > 0.0f)
+        return err_set(e, "the CPU backend has no dropout yet");
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
     const size_t state = (size_t)B * H;
     int rows = forward_to_logits(c, b);
