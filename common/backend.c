@@ -3,12 +3,15 @@
 #include <limits.h>
 #include <string.h>
 
+#include "dropout.h"
+
 int backend_shape_check(const ModelConfig *cfg, int max_T, int max_B, Err *e)
 {
     if (model_config_check(cfg, e) != 0)
         return -1;
-    /* Backends index activations with int: the largest, [T+1, B, max(E, H, V)], must fit. */
-    int width = cfg->embed > cfg->hidden ? cfg->embed : cfg->hidden;
+    /* Backends index activations with int: the largest, [T+1, B, max(E, G H, V)], must fit. */
+    const int gates_width = cell_gates(cfg->cell) * cfg->hidden;
+    int width = cfg->embed > gates_width ? cfg->embed : gates_width;
     width = cfg->vocab > width ? cfg->vocab : width;
     if (max_T < 1 || max_B < 1 || ((double)max_T + 1) * max_B * width > INT_MAX)
         return err_set(e,
@@ -42,6 +45,11 @@ int batch_check(const Batch *b, int max_T, int max_B, Err *e)
                        max_B);
     if (b->loss_from_t < 0 || b->loss_from_t >= b->T)
         return err_set(e, "loss_from_t %d is outside 0..%d", b->loss_from_t, b->T - 1);
+    if (!(b->dropout >= 0.0f && b->dropout < 1.0f))
+        return err_set(e, "dropout %g is outside [0, 1)", (double)b->dropout);
+    if (b->dropout > 0.0f && (b->T > DROPOUT_MAX_T || b->dropout_step < 0 || b->dropout_row0 < 0))
+        return err_set(e, "dropout masks are drawn for up to %d timesteps, steps >= 0 and rows >= 0 (T %d, step %ld, row %d)",
+                       DROPOUT_MAX_T, b->T, b->dropout_step, b->dropout_row0);
     return 0;
 }
 

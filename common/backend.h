@@ -20,6 +20,13 @@ typedef struct {
     int loss_from_t;  /* first counted timestep: 0 in seq mode, T-1 in window mode */
     int carry_in;     /* 1: h_0 is the carried state from the last call with carry_out; 0: zeros */
     int carry_out;    /* 1: keep h_T of every layer as the carried state (stateful streams) */
+    /* Inverted dropout on every layer's output where it feeds the layer above or the output projection
+     * (dropout.h draws the masks). 0: off, as evaluation, validation and sampling pass it. forward applies
+     * it too when set, so that a test can hold a mask fixed. */
+    float dropout;
+    uint64_t dropout_seed; /* the run's seed */
+    long dropout_step;     /* the training step being computed, from 1 */
+    int dropout_row0;      /* the global batch row of local row 0 (0 but in data-parallel training) */
 } Batch;
 
 /* How the CUDA backend runs the recurrence: AUTO takes the fastest that fits, a WAVEFRONT of all layers
@@ -66,7 +73,7 @@ typedef struct BackendOps {
     /* Optimizer moments (Adam m and v; SGD keeps its velocity in m and ignores v). */
     int (*set_moments)(void *ctx, const float *m, const float *v, Err *e);
     int (*get_moments)(void *ctx, float *m, float *v, Err *e);
-    /* The carried hidden state, [L, max_B, H]. */
+    /* The carried state, [S, L, max_B, H] with S = model_state_sets (the LSTM's h, then its c). */
     int (*set_carry)(void *ctx, const float *h, Err *e);
     int (*get_carry)(void *ctx, float *h, Err *e);
 

@@ -16,17 +16,24 @@ enum { FLAG_MOMENTS = 1u, FLAG_RESUME = 2u, KNOWN_FLAGS = 3u };
 /* Magic .. the training text's CRC-32: the same fields at the same offsets in every version. */
 #define COMMON_FIELDS 140
 /* Version 2's fields after them, the length of its extension block: the validation loss's step (u64) and
- * five u32 run settings. A later version appends its fields to this block and makes it longer. */
+ * five u32 run settings. A later version appends its fields to this block and makes it longer: version 3
+ * adds the cell (u32) and the dropout probability (f32). */
 #define V2_EXTENSION 28
+#define V3_EXTENSION 36
 /* The strings after the extension block: the data path as given, its absolute path, the log path. */
 #define V2_STRINGS 3
+/* The extension block's length in versions 2 and later. */
+static size_t extension_bytes(uint32_t version)
+{
+    return version == 2 ? V2_EXTENSION : V3_EXTENSION;
+}
 /* Where the first variable-length field starts, in each version. */
 static size_t header_bytes(uint32_t version)
 {
-    return version == 1 ? COMMON_FIELDS : COMMON_FIELDS + 4 + V2_EXTENSION;
+    return version == 1 ? COMMON_FIELDS : COMMON_FIELDS + 4 + extension_bytes(version);
 }
 /* The longest header a valid file can have: read first, before anything else of a large file. */
-#define HEAD_MAX (COMMON_FIELDS + 4 + V2_EXTENSION + V2_STRINGS * (4 + MAX_STORED_PATH) + 4 + 4 * VOCAB_MAX_SIZE)
+#define HEAD_MAX (COMMON_FIELDS + 4 + V3_EXTENSION + V2_STRINGS * (4 + MAX_STORED_PATH) + 4 + 4 * VOCAB_MAX_SIZE)
 
 /* ---- little-endian byte writer ---- */
 
@@ -113,7 +120,9 @@ static int get_floats(In *in, float *f, size_t n)
 
 static size_t carry_floats(const TrainConfig *c)
 {
-    return c->stateful ? (size_t)c->model.layers * (size_t)c->batch * (size_t)c->model.hidden : 0;
+    return c->stateful ? (size_t)model_state_sets(&c->model) * (size_t)c->model.layers * (size_t)c->batch *
+                             (size_t)c->model.hidden
+                       : 0;
 }
 
 /* Everything after the vocabulary, as the flags and config say it must be. */
@@ -241,13 +250,15 @@ int checkpoint_save(const char *path, const Checkpoint *ck, Err *e)
     put_f32(&o, ck->val_loss);
     put_u64(&o, ck->data_bytes);
     put_u32(&o, ck->data_crc);
-    put_u32(&o, V2_EXTENSION);
+    put_u32(&o, V3_EXTENSION);
     put_u64(&o, (uint64_t)ck->val_step);
     put_u32(&o, (uint32_t)run->eval_every);
     put_u32(&o, (uint32_t)run->eval_batches);
     put_u32(&o, (uint32_t)run->save_every);
     put_u32(&o, (uint32_t)run->sample_length);
     put_u32(&o, (uint32_t)run->on_nan);
+    put_u32(&o, (uint32_t)c->model.cell);
+    put_f32(&o, c->dropout);
     for (int i = 0; i < V2_STRINGS; i++)
         put_string(&o, strings[i]);
     put_u32(&o, (uint32_t)vocab_len);
@@ -365,8 +376,9 @@ static int read_header(const uint8_t *buf, uint32_t version, Checkpoint *ck, uin
     if (version == 1)
         return 0;
     uint32_t extension = get_u32(&in);
-    if (extension != V2_EXTENSION)
-        return err_set(why, "its extension block has %u bytes, version 2's has %d", extension, V2_EXTENSION);
+    if (extension != extension_bytes(version))
+        return err_set(why, "its extension block has %u bytes, version %u's has %zu", extension, version,
+                       extension_bytes(version));
     uint64_t val_step = get_u64(&in);
     if (val_step > step || (val_step != 0 && isnan(ck->val_loss))) /* 0 with a loss: measured before version 2 */
         return err_set(why, "the validation loss's step %llu does not fit its step %llu and loss %g",
@@ -381,7 +393,16 @@ static int read_header(const uint8_t *buf, uint32_t version, Checkpoint *ck, uin
     if (on_nan > ON_NAN_SKIP)
         return err_set(why, "the on-nan setting %u is neither stop (0) nor skip (1)", on_nan);
     ck->run.on_nan = (OnNan)on_nan;
-    return run_settings_check(&ck->run, why);
+    if (run_settings_check(&ck->run, why) != 0)
+        return -1;
+    if (version == 2) /* the tanh RNN without dropout, the only model before version 3 */
+        return 0;
+    uint32_t cell = get_u32(&in);
+    if (cell >= CELL_KINDS)
+        return err_set(why, "the cell %u is none of rnn (0), gru (1) or lstm (2)", cell);
+    ck->cfg.model.cell = (CellKind)cell;
+    ck->cfg.dropout = get_f32(&in);
+    return train_config_check(&ck->cfg, why);
 }
 
 /* A stored path: at most MAX_STORED_PATH bytes, none of them NUL (no command line can give one). */
@@ -592,7 +613,7 @@ int checkpoint_peek(const char *path, CheckpointSummary *s, Err *e)
     int fd = open_regular(path, O_RDONLY, "a charrnn checkpoint", e);
     if (fd < 0)
         return PEEK_NOT_CHECKPOINT;
-    uint8_t head[COMMON_FIELDS + 4 + V2_EXTENSION];
+    uint8_t head[COMMON_FIELDS + 4 + V3_EXTENSION];
     size_t have = read_at(fd, head, sizeof head, 0);
     close(fd);
     if (have < 8 || memcmp(head, MAGIC, 8) != 0) {

@@ -1,7 +1,8 @@
 /* The checkpoint: a versioned little-endian binary file, the same from either device. The byte-by-byte
  * layout is documented in README.md ("Checkpoint format"); the writer and reader below follow it.
  * Version 2 added the step of the validation loss, the run settings, the training text's absolute path
- * and the log's path; version 1 files load with those unknown. */
+ * and the log's path; version 1 files load with those unknown. Version 3 added the cell and the dropout
+ * probability; older files load as the tanh RNN without dropout. */
 #ifndef CHARRNN_CHECKPOINT_H
 #define CHARRNN_CHECKPOINT_H
 
@@ -11,7 +12,7 @@
 #include "util.h"
 #include "vocab.h"
 
-#define CHECKPOINT_VERSION 2
+#define CHECKPOINT_VERSION 3
 #define MAX_STORED_PATH 4096 /* bytes of a path stored in a checkpoint (PATH_MAX) */
 
 typedef struct {
@@ -36,7 +37,7 @@ typedef struct {
     int has_resume;
     Rng rng;             /* the training batcher's RNG */
     uint64_t stream_pos; /* stateful stream offset */
-    float *carry;        /* [L, B, H], stateful only, else NULL */
+    float *carry;        /* [S, L, B, H] (model_state_sets), stateful only, else NULL */
 } Checkpoint;
 
 int checkpoint_save(const char *path, const Checkpoint *ck, Err *e);

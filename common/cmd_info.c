@@ -42,8 +42,9 @@ int cmd_info(int argc, char **argv, const GlobalOptions *g)
     const OptimConfig *o = &c->optim;
     char n1[32], n2[32];
     printf("%s (checkpoint format %d)\n", path, ck.version);
-    printf("  %-14s vocab %d, embed %d, hidden %d, layers %d: %s parameters\n", "model", c->model.vocab, c->model.embed,
-           c->model.hidden, c->model.layers, fmt_count(model_num_params(&c->model), n1, sizeof n1));
+    printf("  %-14s %s cell, vocab %d, embed %d, hidden %d, layers %d, dropout %g: %s parameters\n", "model",
+           cell_name(c->model.cell), c->model.vocab, c->model.embed, c->model.hidden, c->model.layers,
+           (double)c->dropout, fmt_count(model_num_params(&c->model), n1, sizeof n1));
     printf("  %-14s step %ld of %ld\n", "progress", ck.step, c->steps);
     print_loss("train loss", ck.train_loss,
                ck.version >= 2 ? "recent steps' average" : "mean since the evaluation before it (format 1)", 0);

@@ -200,11 +200,13 @@ typedef struct {
 /* Refuses run-defining options that differ from the resumed run's: a resumed run keeps its settings.
  * The numeric options' targets lie inside `given`, so the same offset in the checkpoint's config holds
  * the value to compare; the choice options are compared through `choices`. */
+enum { RESUME_CHOICES = 4 }; /* the choice options a resumed run keeps: --mode, --optimizer, --lr-schedule, --cell */
 static int check_resume_options(const Option *opts, int n, const TrainConfig *given, const TrainConfig *ck,
-                                const int choices[3], Err *e)
+                                const int choices[RESUME_CHOICES], Err *e)
 {
-    const char *const choice_names[3] = {"--mode", "--optimizer", "--lr-schedule"};
-    const int ck_choices[3] = {(int)ck->mode, (int)ck->optim.kind, (int)ck->optim.schedule};
+    const char *const choice_names[RESUME_CHOICES] = {"--mode", "--optimizer", "--lr-schedule", "--cell"};
+    const int ck_choices[RESUME_CHOICES] = {(int)ck->mode, (int)ck->optim.kind, (int)ck->optim.schedule,
+                                            (int)ck->model.cell};
     const char *base = (const char *)given;
     for (int i = 0; i < n; i++) {
         const Option *o = &opts[i];
@@ -216,7 +218,7 @@ static int check_resume_options(const Option *opts, int n, const TrainConfig *gi
             size_t size = o->type == ARG_U64 ? sizeof(uint64_t) : o->type == ARG_LONG ? sizeof(long) : sizeof(int);
             differs = memcmp(t, (const char *)ck + (t - base), size) != 0;
         }
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < RESUME_CHOICES; k++)
             if (strcmp(o->name, choice_names[k]) == 0)
                 differs = choices[k] != ck_choices[k];
         if (differs)
@@ -279,12 +281,17 @@ static int parse_train_options(int argc, char **argv, const GlobalOptions *g, Tr
                     .threads = cli_default_threads()};
     c.optim.schedule = LR_COSINE;
     int dev = (int)g->device, mode = (int)c.mode, opt = (int)c.optim.kind, sched = (int)c.optim.schedule;
+    int cell = (int)c.model.cell;
     int on_nan = ON_NAN_STOP;
     Option opts[] = {
         {"--data", ARG_STRING, &r.data, 0, 0, NULL, "FILE", "UTF-8 text to train on"},
         {"--hidden", ARG_INT, &c.model.hidden, 1, MODEL_MAX_WIDTH, NULL, "H", "hidden units per layer"},
         {"--layers", ARG_INT, &c.model.layers, 1, MODEL_MAX_LAYERS, NULL, "L", "stacked recurrent layers"},
         {"--embed", ARG_INT, &c.model.embed, 1, MODEL_MAX_WIDTH, NULL, "E", "character embedding width"},
+        {"--cell", ARG_CHOICE, &cell, 0, 0, CELL_NAMES, "CELL",
+         "rnn (tanh), gru or lstm, with PyTorch's equations and gate order"},
+        {"--dropout", ARG_FLOAT, &c.dropout, 0, 1, NULL, "P",
+         "inverted dropout on every layer's output in training, 0 <= P < 1; 0: off"},
         {"--seq-len", ARG_INT, &c.seq_len, 1, MAX_SEQ_LEN, NULL, "T", "timesteps per sequence (BPTT length)"},
         {"--batch", ARG_INT, &c.batch, 1, MAX_BATCH, NULL, "B", "sequences per batch"},
         {"--mode", ARG_CHOICE, &mode, 0, 0, MODES, "MODE",
@@ -338,9 +345,13 @@ static int parse_train_options(int argc, char **argv, const GlobalOptions *g, Tr
     s->device = (DeviceChoice)dev;
     if (r.tf32 && s->device == DEVICE_CPU)
         return !cli_fail(EXIT_USAGE, TF32_ON_CPU);
+    if (c.dropout >= 1.0f) { /* the table's range is closed; 1 would drop every unit */
+        err_set(&e, "train: --dropout %g: expected a probability in [0, 1) (1 would drop every unit)", (double)c.dropout);
+        return !cli_fail(EXIT_USAGE, e.msg);
+    }
     if (r.resume) {
         Checkpoint *ck = &s->resume;
-        const int choices[3] = {mode, opt, sched};
+        const int choices[RESUME_CHOICES] = {mode, opt, sched, cell};
         if (checkpoint_load(r.resume, ck, &e) != 0)
             return !cli_fail(EXIT_USAGE, e.msg);
         int steps_given = option_find(opts, n_opts, "--steps")->given, bad = 0;
@@ -370,6 +381,7 @@ static int parse_train_options(int argc, char **argv, const GlobalOptions *g, Tr
             r.out = r.resume;
     } else {
         c.mode = (BatchMode)mode;
+        c.model.cell = (CellKind)cell;
         c.optim.kind = (OptimizerKind)opt;
         c.optim.schedule = (LrSchedule)sched;
         int decay_given = option_find(opts, n_opts, "--weight-decay")->given;
@@ -761,11 +773,11 @@ int cmd_train(int argc, char **argv, const GlobalOptions *g)
     char n1[32], n2[32], n3[32], host[32], device[32];
     const MemoryNeed need = train_memory(ops, c);
     fprintf(stderr,
-            "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
-            "seq-len %d, batch %d; an estimated %s of memory%s%s%s\n",
+            "charrnn: %s on %s: %s parameters (%s cell, vocab %d, embed %d, hidden %d, layers %d, dropout %g), "
+            "%s mode%s, seq-len %d, batch %d; an estimated %s of memory%s%s%s\n",
             resuming ? "resuming training" : "training", ops->name,
-            fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
-            c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
+            fmt_count(model_num_params(&c->model), n1, sizeof n1), cell_name(c->model.cell), c->model.vocab,
+            c->model.embed, c->model.hidden, c->model.layers, (double)c->dropout, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
             fmt_bytes(need.host, host, sizeof host), need.device ? " and " : "",
             need.device ? fmt_bytes(need.device, device, sizeof device) : "", need.device ? " on the device" : "");
     fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s%s%s\n",

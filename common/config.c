@@ -34,6 +34,8 @@ int train_config_check(const TrainConfig *c, Err *e)
     if (!in_range(c->val_fraction, 0.0f, MAX_VAL_FRACTION))
         return err_set(e, "validation fraction %g is outside [0, %g]", (double)c->val_fraction,
                        (double)MAX_VAL_FRACTION);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return err_set(e, "dropout %g is outside [0, 1)", (double)c->dropout);
     return 0;
 }
 

@@ -27,6 +27,7 @@ typedef struct {
     long steps;         /* total optimizer updates of the run (sets the cosine schedule's length) */
     uint64_t seed;      /* parameters, batches and samples all derive from it */
     float val_fraction; /* the last part of the text held out for validation */
+    float dropout;      /* inverted dropout on every layer's output in training, 0 <= p < 1; 0: off */
 } TrainConfig;
 
 /* Checks every setting's range and the combinations that make no sense (stateful window mode). */

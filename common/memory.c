@@ -110,7 +110,8 @@ MemoryNeed train_memory(const BackendOps *ops, const TrainConfig *c)
 {
     const uint64_t rows = (uint64_t)c->seq_len * (uint64_t)c->batch;
     const uint64_t batch = 2 * rows * sizeof(token_t);
-    const uint64_t zero_carry = (uint64_t)c->model.layers * (uint64_t)c->batch * (uint64_t)c->model.hidden * 4;
+    const uint64_t zero_carry = (uint64_t)model_state_sets(&c->model) * (uint64_t)c->model.layers *
+                                (uint64_t)c->batch * (uint64_t)c->model.hidden * 4;
     /* A save holds a copy of the state and the file's image at once; starting a run holds the initial
      * parameters and zero moments, less than that, and never at the same time. */
     const uint64_t save = 2 * checkpoint_size_estimate(c);

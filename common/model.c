@@ -4,6 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *const CELL_NAMES[] = {"rnn", "gru", "lstm", NULL};
+
+const char *cell_name(CellKind c)
+{
+    return (unsigned)c < CELL_KINDS ? CELL_NAMES[c] : "unknown";
+}
+
+int cell_parse(const char *name, CellKind *c, Err *e)
+{
+    for (int i = 0; i < CELL_KINDS; i++)
+        if (strcmp(name, CELL_NAMES[i]) == 0) {
+            *c = (CellKind)i;
+            return 0;
+        }
+    return err_set(e, "unknown cell '%s': expected rnn, gru or lstm", name);
+}
+
 int model_config_check(const ModelConfig *c, Err *e)
 {
     if (c->vocab < 2 || c->vocab > 65536)
@@ -14,6 +31,8 @@ int model_config_check(const ModelConfig *c, Err *e)
         return err_set(e, "hidden width %d is outside 1..%d", c->hidden, MODEL_MAX_WIDTH);
     if (c->layers < 1 || c->layers > MODEL_MAX_LAYERS)
         return err_set(e, "layer count %d is outside 1..%d", c->layers, MODEL_MAX_LAYERS);
+    if ((unsigned)c->cell >= CELL_KINDS)
+        return err_set(e, "cell kind %d is none of rnn (0), gru (1) or lstm (2)", (int)c->cell);
     return 0;
 }
 
@@ -35,12 +54,15 @@ static size_t add_tensor(ParamTensor *out, int *k, size_t offset, const char *na
 int model_tensors(const ModelConfig *c, ParamTensor *out)
 {
     const size_t V = (size_t)c->vocab, E = (size_t)c->embed, H = (size_t)c->hidden;
+    const size_t GH = (size_t)cell_gates(c->cell) * H;
     int k = 0;
     size_t off = add_tensor(out, &k, 0, "embedding", -1, V, E, 1);
     for (int l = 0; l < c->layers; l++) {
-        off = add_tensor(out, &k, off, "W_xh", l, (size_t)layer_inputs(c, l), H, 1);
-        off = add_tensor(out, &k, off, "W_hh", l, H, H, 1);
-        off = add_tensor(out, &k, off, "b_h", l, 1, H, 0);
+        off = add_tensor(out, &k, off, "W_xh", l, (size_t)layer_inputs(c, l), GH, 1);
+        off = add_tensor(out, &k, off, "W_hh", l, H, GH, 1);
+        off = add_tensor(out, &k, off, "b_h", l, 1, GH, 0);
+        if (c->cell == CELL_GRU)
+            off = add_tensor(out, &k, off, "b_hn", l, 1, H, 0);
     }
     off = add_tensor(out, &k, off, "W_hy", -1, H, V, 1);
     add_tensor(out, &k, off, "b_y", -1, 1, V, 0);
@@ -60,11 +82,14 @@ ParamViews model_views(const ModelConfig *c, float *base)
     int n = model_tensors(c, t);
     ParamViews v;
     memset(&v, 0, sizeof v);
+    const int per_layer = model_layer_tensors(c);
     v.embedding = base + t[0].offset;
     for (int l = 0; l < c->layers; l++) {
-        v.w_xh[l] = base + t[1 + 3 * l].offset;
-        v.w_hh[l] = base + t[2 + 3 * l].offset;
-        v.b_h[l] = base + t[3 + 3 * l].offset;
+        const ParamTensor *layer = &t[1 + per_layer * l];
+        v.w_xh[l] = base + layer[0].offset;
+        v.w_hh[l] = base + layer[1].offset;
+        v.b_h[l] = base + layer[2].offset;
+        v.b_hn[l] = c->cell == CELL_GRU ? base + layer[3].offset : NULL;
     }
     v.w_hy = base + t[n - 2].offset;
     v.b_y = base + t[n - 1].offset;

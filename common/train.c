@@ -26,8 +26,10 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     size_t n = (size_t)cfg->seq_len * (size_t)cfg->batch;
     tr->x = malloc(sizeof(token_t) * n);
     tr->y = malloc(sizeof(token_t) * n);
-    /* set_carry takes the backend's whole carry, [L, max_B, H] */
-    tr->zero_carry = calloc((size_t)cfg->model.layers * (size_t)be->max_B * (size_t)cfg->model.hidden, sizeof(float));
+    /* set_carry takes the backend's whole carry, [S, L, max_B, H] */
+    tr->zero_carry = calloc((size_t)model_state_sets(&cfg->model) * (size_t)cfg->model.layers * (size_t)be->max_B *
+                                (size_t)cfg->model.hidden,
+                            sizeof(float));
     if (!tr->x || !tr->y || !tr->zero_carry) {
         trainer_free(tr);
         return err_set(e, "out of memory for the batch buffers");
@@ -100,6 +102,9 @@ int trainer_step(Trainer *tr, StepStats *s, Err *e)
         .loss_from_t = c->mode == MODE_WINDOW ? c->seq_len - 1 : 0,
         .carry_in = c->stateful && carry,
         .carry_out = c->stateful,
+        .dropout = c->dropout,
+        .dropout_seed = c->seed,
+        .dropout_step = tr->step + 1,
     };
     if (ops->forward_backward(ctx, &b, &s->loss, e) != 0 || ops->grad_norm(ctx, &s->grad_norm, e) != 0)
         return -1;
@@ -165,7 +170,8 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
         }
     }
     if (tr->cfg.stateful) {
-        const size_t nc = (size_t)tr->cfg.model.layers * tr->cfg.batch * tr->cfg.model.hidden;
+        const size_t nc = (size_t)model_state_sets(&tr->cfg.model) * (size_t)tr->cfg.model.layers *
+                          (size_t)tr->cfg.batch * (size_t)tr->cfg.model.hidden;
         ck->carry = malloc(sizeof(float) * nc);
         if (!ck->carry)
             goto oom;

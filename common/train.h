@@ -16,7 +16,7 @@ typedef struct {
     Batcher batcher;
     long step;         /* optimizer updates done */
     token_t *x, *y;    /* [T, B] batch buffers */
-    float *zero_carry; /* [L, B, H] zeros: the state after a diverged batch */
+    float *zero_carry; /* [S, L, B, H] zeros: the state after a diverged batch */
 } Trainer;
 
 typedef struct {

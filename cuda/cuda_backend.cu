@@ -420,6 +420,10 @@ static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const Bac
     static const char *const recurrences[] = {"auto", "step", "persistent", "wavefront", NULL};
     static const char *const graphs[] = {"1", "0", NULL};
     int recurrence = opts->recurrence, graphs_choice = opts->graphs;
+    if (cfg->cell != CELL_RNN) {
+        err_set(e, "the CUDA backend has no %s cell yet (train it with --device cpu)", cell_name(cfg->cell));
+        return NULL;
+    }
     if ((recurrence == RECURRENCE_AUTO &&
          env_choice("CHARRNN_CUDA_RECURRENCE", recurrences, RECURRENCE_AUTO, "auto, step, persistent or wavefront",
                     &recurrence, e) != 0) ||
@@ -905,13 +909,23 @@ static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err
     return 0;
 }
 
+/* Until its kernels draw the masks, a step with dropout is refused rather than computed without it. */
+static int refuse_dropout(const Batch *b, Err *e)
+{
+    return b->dropout > 0.0f ? err_set(e, "the CUDA backend has no dropout yet (train it with --device cpu)") : 0;
+}
+
 static int cuda_forward(void *ctx, const Batch *b, float *loss, Err *e)
 {
+    if (refuse_dropout(b, e) != 0)
+        return -1;
     return run_step((CudaModel *)ctx, b, 0, loss, e);
 }
 
 static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
 {
+    if (refuse_dropout(b, e) != 0)
+        return -1;
     return run_step((CudaModel *)ctx, b, 1, loss, e);
 }
 

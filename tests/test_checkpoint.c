@@ -15,11 +15,12 @@
 #include "testutil.h"
 #include "util.h"
 
-static Checkpoint sample_checkpoint(int with_resume)
+static Checkpoint sample_checkpoint_of(int with_resume, CellKind cell, float dropout)
 {
     Checkpoint ck;
     memset(&ck, 0, sizeof ck);
-    ck.cfg.model = (ModelConfig){.vocab = 5, .embed = 3, .hidden = 7, .layers = 2};
+    ck.cfg.model = (ModelConfig){.vocab = 5, .embed = 3, .hidden = 7, .layers = 2, .cell = cell};
+    ck.cfg.dropout = dropout;
     ck.cfg.mode = MODE_SEQ;
     ck.cfg.stateful = 1;
     ck.cfg.seq_len = 9;
@@ -53,12 +54,17 @@ static Checkpoint sample_checkpoint(int with_resume)
         ck.has_resume = 1;
         rng_seed(&ck.rng, 77);
         ck.stream_pos = 45;
-        size_t nc = 2 * 2 * 7;
+        size_t nc = (size_t)model_state_sets(&ck.cfg.model) * 2 * 2 * 7;
         ck.carry = malloc(sizeof(float) * nc);
         for (size_t i = 0; i < nc; i++)
             ck.carry[i] = rng_uniform(&r);
     }
     return ck;
+}
+
+static Checkpoint sample_checkpoint(int with_resume)
+{
+    return sample_checkpoint_of(with_resume, CELL_RNN, 0.0f);
 }
 
 static char dir[64];
@@ -160,13 +166,15 @@ Test(checkpoint, header_is_little_endian_as_documented, .init = setup, .fini = t
     cr_assert_eq(buf[24], 7);   /* H */
     cr_assert_eq(buf[28], 2);   /* L */
     cr_assert_eq(buf[112], 77); /* step */
-    cr_assert_eq(buf[140], 28); /* the length of version 2's extension block */
+    cr_assert_eq(buf[140], 36); /* the length of the extension block (version 2's 28, then version 3's 8) */
     cr_assert_eq(buf[144], 0);  /* the validation loss's step: not measured */
     cr_assert_eq(buf[168], 0);  /* on-nan: stop */
-    cr_assert_eq(buf[172], 14); /* data path length in bytes */
-    cr_assert_eq(buf[190], 0);  /* absolute data path: none */
-    cr_assert_eq(buf[194], 0);  /* log path: none */
-    cr_assert_eq(buf[198], 6);  /* vocabulary: 6 bytes */
+    cr_assert_eq(buf[172], 0);  /* cell: rnn */
+    cr_assert_eq(buf[176], 0);  /* dropout 0.0f */
+    cr_assert_eq(buf[180], 14); /* data path length in bytes */
+    cr_assert_eq(buf[198], 0);  /* absolute data path: none */
+    cr_assert_eq(buf[202], 0);  /* log path: none */
+    cr_assert_eq(buf[206], 6);  /* vocabulary: 6 bytes */
     uint32_t stored = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 | (uint32_t)buf[len - 2] << 16 |
                       (uint32_t)buf[len - 1] << 24;
     cr_assert_eq(stored, crc32_update(0, buf, len - 4));
@@ -328,6 +336,9 @@ Test(checkpoint, rejects_valid_crc_with_impossible_contents, .init = setup, .fin
         {124, 4, 1, INFINITY, "negative or infinite"},              /* validation loss */
         {144, 8, 0, 3, "the validation loss's step 3"},             /* measured, but the loss is NaN */
         {168, 4, 0, 2, "on-nan setting 2"},                         /* neither stop nor skip */
+        {172, 4, 0, 3, "cell 3 is none of"},                        /* rnn, gru, lstm are 0..2 */
+        {176, 4, 1, 1.0, "dropout 1 is outside"},                   /* would drop every unit */
+        {176, 4, 1, -0.25, "dropout -0.25 is outside"},
         {152, 4, 0, 2e9, "eval-every"},                             /* out of range */
         {last_v, 4, 1, -1e-3, "second moment of the optimizer is negative"},
         {stream_pos, 8, 0, 46, "stream position 46 is outside the data"}, /* not a multiple of T = 9 */
@@ -348,19 +359,23 @@ Test(checkpoint, rejects_valid_crc_with_impossible_contents, .init = setup, .fin
     free(buf);
 }
 
+/* Where the strings start in a version 3 file: the common fields, the extension block's length, and the
+ * block (version 2's 28 bytes, then the cell and the dropout). */
+#define V3_STRINGS_AT (140 + 4 + 36)
+
 /* The same checkpoint in format version 1: the common fields, the data path, the vocabulary and the body,
- * without version 2's extension block and its other two paths. */
-static size_t as_version_1(const uint8_t *v2, size_t len, uint8_t *v1)
+ * without the extension block and the other two paths. */
+static size_t as_version_1(const uint8_t *v3, size_t len, uint8_t *v1)
 {
-    uint32_t path_len = (uint32_t)v2[172] | (uint32_t)v2[173] << 8;
-    size_t abs_at = 176 + path_len, abs_len = v2[abs_at], log_at = abs_at + 4 + abs_len;
-    size_t rest_at = log_at + 4 + v2[log_at], n = 0;
-    memcpy(v1, v2, 140);
+    uint32_t path_len = (uint32_t)v3[V3_STRINGS_AT] | (uint32_t)v3[V3_STRINGS_AT + 1] << 8;
+    size_t abs_at = V3_STRINGS_AT + 4 + path_len, abs_len = v3[abs_at], log_at = abs_at + 4 + abs_len;
+    size_t rest_at = log_at + 4 + v3[log_at], n = 0;
+    memcpy(v1, v3, 140);
     set_u32(v1 + 8, 1);
     n = 140;
-    memcpy(v1 + n, v2 + 172, 4 + path_len);
+    memcpy(v1 + n, v3 + V3_STRINGS_AT, 4 + path_len);
     n += 4 + path_len;
-    memcpy(v1 + n, v2 + rest_at, len - 4 - rest_at);
+    memcpy(v1 + n, v3 + rest_at, len - 4 - rest_at);
     n += len - 4 - rest_at;
     set_u32(v1 + n, crc32_update(0, v1, n));
     return n + 4;
@@ -387,7 +402,7 @@ Test(checkpoint, version_1_files_still_load, .init = setup, .fini = teardown)
     cr_assert(memcmp(&a.cfg, &b.cfg, sizeof a.cfg) == 0);
     cr_assert(memcmp(a.params, b.params, sizeof(float) * model_num_params(&a.cfg.model)) == 0);
     cr_assert_eq(b.stream_pos, a.stream_pos);
-    /* saved again, it is a version 2 file with the same contents */
+    /* saved again, it is a file of the current version with the same contents */
     cr_assert_eq(checkpoint_save(path, &b, &e), 0, "%s", e.msg);
     checkpoint_free(&b);
     cr_assert_eq(checkpoint_load(path, &b, &e), 0, "%s", e.msg);
@@ -397,6 +412,62 @@ Test(checkpoint, version_1_files_still_load, .init = setup, .fini = teardown)
     checkpoint_free(&b);
     free(v1);
     free(buf);
+}
+
+/* The same checkpoint in format version 2: version 3's cell and dropout cut from the extension block. */
+static size_t as_version_2(const uint8_t *v3, size_t len, uint8_t *v2)
+{
+    memcpy(v2, v3, 172);
+    set_u32(v2 + 8, 2);
+    set_u32(v2 + 140, 28);
+    memcpy(v2 + 172, v3 + V3_STRINGS_AT, len - 4 - V3_STRINGS_AT);
+    size_t n = 172 + len - 4 - V3_STRINGS_AT;
+    set_u32(v2 + n, crc32_update(0, v2, n));
+    return n + 4;
+}
+
+Test(checkpoint, version_2_files_load_as_the_tanh_rnn_without_dropout, .init = setup, .fini = teardown)
+{
+    uint8_t *buf;
+    size_t len;
+    saved_bytes(&buf, &len);
+    uint8_t *v2 = malloc(len);
+    write_text_file(path, v2, as_version_2(buf, len, v2));
+    Checkpoint a = sample_checkpoint(1), b;
+    Err e;
+    cr_assert_eq(checkpoint_load(path, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(b.version, 2);
+    cr_assert_eq(b.cfg.model.cell, CELL_RNN);
+    cr_assert_eq(b.cfg.dropout, 0.0f);
+    cr_assert(memcmp(&a.cfg, &b.cfg, sizeof a.cfg) == 0);
+    cr_assert(memcmp(a.carry, b.carry, sizeof(float) * 28) == 0);
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+    /* A version 2 file with version 3's longer block is refused: the block's length belongs to the version. */
+    set_u32(buf + 8, 2);
+    set_u32(buf + len - 4, crc32_update(0, buf, len - 4));
+    expect_refused(buf, len, "its extension block has 36 bytes, version 2's has 28");
+    free(v2);
+    free(buf);
+}
+
+/* Each cell's checkpoint keeps the cell, the dropout and the carried state (the LSTM's h and c). */
+Test(checkpoint, every_cell_round_trips_with_its_state, .init = setup, .fini = teardown)
+{
+    for (int cell = 0; cell < CELL_KINDS; cell++) {
+        Checkpoint a = sample_checkpoint_of(1, (CellKind)cell, 0.375f), b;
+        Err e;
+        cr_assert_eq(checkpoint_save(path, &a, &e), 0, "%s", e.msg);
+        cr_assert_eq(checkpoint_load(path, &b, &e), 0, "%s: %s", cell_name((CellKind)cell), e.msg);
+        cr_assert_eq(b.cfg.model.cell, (CellKind)cell);
+        cr_assert_eq(b.cfg.dropout, 0.375f);
+        cr_assert(memcmp(&a.cfg, &b.cfg, sizeof a.cfg) == 0);
+        size_t P = model_num_params(&a.cfg.model), nc = (size_t)model_state_sets(&a.cfg.model) * 28;
+        cr_assert(memcmp(a.params, b.params, sizeof(float) * P) == 0);
+        cr_assert(memcmp(a.carry, b.carry, sizeof(float) * nc) == 0, "%s: carried state", cell_name((CellKind)cell));
+        checkpoint_free(&a);
+        checkpoint_free(&b);
+    }
 }
 
 Test(checkpoint, version_2_fields_round_trip, .init = setup, .fini = teardown)
@@ -465,7 +536,7 @@ Test(checkpoint, rejects_a_file_ending_where_the_vocabulary_length_would_be, .in
     uint8_t *buf;
     size_t len;
     saved_bytes(&buf, &len);
-    const size_t cut = 172 + 4 + 14 + 4 + 4 + 4; /* header, the three paths, then only the 4 CRC bytes */
+    const size_t cut = 180 + 4 + 14 + 4 + 4 + 4; /* header, the three paths, then only the 4 CRC bytes */
     set_u32(buf + cut - 4, crc32_update(0, buf, cut - 4));
     expect_refused(buf, cut, "sizes in the header exceed the file");
     free(buf);
