@@ -8,6 +8,7 @@
 #ifndef CHARRNN_BACKEND_H
 #define CHARRNN_BACKEND_H
 
+#include "dist.h"
 #include "model.h"
 #include "optim.h"
 #include "util.h"
@@ -34,6 +35,7 @@ typedef struct {
     GraphsChoice graphs;       /* CUDA: replay each step shape's captured graph (default) or launch eagerly */
     RecurrenceKind recurrence; /* CUDA: persistent kernel or one kernel per timestep */
     int persistent_rows;       /* CUDA, for tests: the persistent kernel's rows per thread (1, 2, 4, 8); 0: planned */
+    const Dist *dist;          /* data parallel: the ranks this one trains with (NULL: a process of its own) */
 } BackendOptions;
 
 typedef struct BackendOps {
@@ -64,6 +66,11 @@ typedef struct BackendOps {
     /* Generation, one token at a time on a private batch-of-one state. */
     int (*sample_reset)(void *ctx, Err *e);
     int (*sample_step)(void *ctx, int token, float *logits /* [V] */, Err *e);
+
+    /* Data parallel (called only when dist has several ranks): every rank's gradient buffer times weight
+     * (its share of the batch's counted positions), summed over the ranks into every rank's buffer, and
+     * likewise *loss (this rank's mean in, the batch's out): the gradient and loss of the global batch. */
+    int (*allreduce_grads)(void *ctx, float weight, float *loss, Err *e);
 } BackendOps;
 
 typedef struct {
@@ -71,6 +78,7 @@ typedef struct {
     void *ctx;
     ModelConfig cfg;
     int max_T, max_B;
+    const Dist *dist; /* BackendOptions.dist, or a job of one process */
 } Backend;
 
 /* opts may be NULL for the defaults. */

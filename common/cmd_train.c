@@ -69,6 +69,7 @@ typedef struct {
     long loss_count;
     float last_train; /* the mean of the previous interval, until this one has a step */
     float val_loss;
+    int quiet; /* ranks other than 0 print nothing */
 } Progress;
 
 static float recent_train_loss(const Progress *p)
@@ -80,7 +81,7 @@ static void progress_draw(Progress *p, long step, long total, double tokens_per_
 {
     double now = now_seconds();
     double every = p->tty ? TTY_REFRESH_SECONDS : PLAIN_REFRESH_SECONDS;
-    if (!force && now - p->last_draw < every)
+    if (p->quiet || (!force && now - p->last_draw < every))
         return;
     p->last_draw = now;
     double elapsed = now - p->start;
@@ -100,7 +101,7 @@ static void progress_draw(Progress *p, long step, long total, double tokens_per_
 
 static void progress_clear(const Progress *p)
 {
-    if (p->tty)
+    if (p->tty && !p->quiet)
         fprintf(stderr, "\r\033[K");
 }
 
@@ -110,13 +111,25 @@ static void emit_stderr(uint32_t cp, void *arg)
     print_codepoint(stderr, cp);
 }
 
-static int save(const Trainer *tr, const char *path, float train_loss, float val_loss, Err *e)
+/* With several ranks every rank takes the snapshot (the carried states are gathered), rank 0 alone writes
+ * it, and every rank goes on or stops with rank 0's outcome (*shared). */
+static int save(const Trainer *tr, const char *path, float train_loss, float val_loss, int *shared, Err *e)
 {
+    const Dist *dist = tr->be->dist;
     Checkpoint ck;
-    if (make_parent_dirs(path, e) != 0 || trainer_snapshot(tr, train_loss, val_loss, &ck, e) != 0)
+    *shared = 0;
+    if (trainer_snapshot(tr, train_loss, val_loss, &ck, e) != 0)
         return -1;
-    int rc = checkpoint_save(path, &ck, e);
+    int rc = dist->rank == 0 && (make_parent_dirs(path, e) != 0 || checkpoint_save(path, &ck, e) != 0) ? -1 : 0;
     checkpoint_free(&ck);
+    if (dist->size > 1) {
+        Err why;
+        if (dist_broadcast(dist, &rc, sizeof rc, 0, &why) != 0 || dist_broadcast(dist, e, sizeof *e, 0, &why) != 0) {
+            *e = why;
+            return -1;
+        }
+        *shared = rc != 0;
+    }
     return rc;
 }
 
@@ -358,9 +371,10 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
         return 0;
     }
     progress_clear(p);
-    fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr->step,
-            (double)recent_train_loss(p), (double)p->val_loss, (double)p->val_loss / LN2);
-    if (r->sample_length > 0) {
+    if (!p->quiet)
+        fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr->step,
+                (double)recent_train_loss(p), (double)p->val_loss, (double)p->val_loss / LN2);
+    if (r->sample_length > 0 && !p->quiet) {
         SamplerConfig sc = {.temperature = 1.0f};
         Rng rng;
         rng_seed(&rng, c->seed + (uint64_t)tr->step);
@@ -378,16 +392,27 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
     return 0;
 }
 
-/* The loop. Returns 0 when the run is complete, 128 + signal after an interruption (saved), or -1. */
-static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, Err *e)
+/* The loop. Returns 0 when the run is complete, 128 + signal after an interruption (saved), or -1, with
+ * *shared set when every rank failed alike (the same message on each). A signal seen by any rank stops
+ * every rank after the same step. */
+static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, int *shared, Err *e)
 {
     const TrainConfig *c = &tr->cfg;
     const double tokens_per_step = (double)c->seq_len * (double)c->batch;
-    int skipped_in_a_row = 0;
-    while (tr->step < c->steps && !stop_signal) {
+    int skipped_in_a_row = 0, sig = 0;
+    while (tr->step < c->steps && !(sig = dist_max(tr->be->dist, stop_signal))) {
         StepStats s;
         double t0 = now_seconds();
         int rc = trainer_step(tr, &s, e);
+        *shared = rc == TRAIN_STEP_DIVERGED || rc == TRAIN_STEP_REPLICAS_DIFFER;
+        if (rc == TRAIN_STEP_REPLICAS_DIFFER) {
+            char why[sizeof e->msg];
+            memcpy(why, e->msg, sizeof why);
+            return err_set(e,
+                           "train: %s: the ranks no longer hold the same model (a fault on one machine?); training "
+                           "stopped, the last checkpoint written is kept",
+                           why);
+        }
         if (rc == TRAIN_STEP_DIVERGED) {
             progress_clear(p);
             if (r->on_nan == ON_NAN_STOP || ++skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW) {
@@ -403,7 +428,8 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
                                "(try a lower --lr, or --on-nan skip)",
                                why);
             }
-            fprintf(stderr, "charrnn: %s; batch skipped (--on-nan skip)\n", e->msg);
+            if (!p->quiet)
+                fprintf(stderr, "charrnn: %s; batch skipped (--on-nan skip)\n", e->msg);
             continue;
         }
         if (rc != 0)
@@ -415,21 +441,39 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
         if (after_step(tr, d, r, p, log, &s, tokens_per_step / (seconds > 0 ? seconds : 1e-9), e) != 0)
             return -1;
         if (r->save_every > 0 && tr->step % r->save_every == 0 && tr->step < c->steps &&
-            save(tr, r->out, recent_train_loss(p), p->val_loss, e) != 0)
+            save(tr, r->out, recent_train_loss(p), p->val_loss, shared, e) != 0)
             return -1;
     }
     progress_clear(p);
-    if (save(tr, r->out, recent_train_loss(p), p->val_loss, e) != 0)
+    if (save(tr, r->out, recent_train_loss(p), p->val_loss, shared, e) != 0)
         return -1;
-    return stop_signal && tr->step < c->steps ? 128 + stop_signal : 0; /* a finished run is just finished */
+    return sig && tr->step < c->steps ? 128 + sig : 0; /* a finished run is just finished */
 }
 
-int cmd_train(int argc, char **argv, DeviceChoice device)
+/* What every rank of a run must agree on: the run, its data, the step it starts from, the device, and how
+ * often it evaluates and saves (both are collective). */
+static uint32_t run_fingerprint(const TrainConfig *c, const RunOptions *r, const Dataset *d, long step,
+                                const char *device)
+{
+    const OptimConfig *o = &c->optim;
+    const double values[] = {c->model.vocab, c->model.embed, c->model.hidden, c->model.layers, c->mode,
+                             c->stateful,    c->seq_len,     c->batch,        o->kind,         o->lr,
+                             o->beta1,       o->beta2,       o->eps,          o->weight_decay, o->momentum,
+                             o->clip,        o->schedule,    o->warmup,       o->min_lr,       (double)c->steps,
+                             c->val_fraction, (double)step,  r->eval_every,   r->eval_batches, r->save_every,
+                             r->on_nan,      (double)d->file_bytes};
+    uint32_t crc = crc32_update(0, values, sizeof values);
+    crc = crc32_update(crc, &c->seed, sizeof c->seed);
+    crc = crc32_update(crc, &d->file_crc, sizeof d->file_crc);
+    return crc32_update(crc, device, strlen(device));
+}
+
+static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
 {
     TrainSetup s;
     int status;
     if (!parse_train_options(argc, argv, device, &s, &status))
-        return status;
+        return cli_agree(status);
     const TrainConfig *c = &s.cfg;
     const RunOptions *r = &s.run;
     const int resuming = r->resume != NULL;
@@ -438,23 +482,26 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     Backend be;
     Trainer tr;
     FILE *log = NULL;
-    Progress p = {.tty = isatty(STDERR_FILENO)};
+    Progress p = {.tty = isatty(STDERR_FILENO), .quiet = dist->rank != 0};
     const BackendOps *ops;
+    int agreed = 0, shared = 0;
+    memset(&d, 0, sizeof d);
     memset(&be, 0, sizeof be);
     memset(&tr, 0, sizeof tr);
     status = EXIT_USAGE;
+    if (dist->rank != 0) /* rank 0 alone writes the log and the checkpoints */
+        s.run.log = NULL;
 
     /* Everything that can be checked before the first step is checked here, so that a mistake never
      * costs a training run: the device, the data, the shape against it, the checkpoint and log paths. */
     const char *device_note;
-    if (device_select(s.device, &ops, &device_note, &e) != 0) {
-        checkpoint_free(&s.resume);
-        return cli_fail(EXIT_USAGE, e.msg);
+    if (c->batch < dist->size) {
+        err_set(&e, "train: --batch %d is smaller than the %d ranks: each rank computes at least one sequence of "
+                "every batch (use --batch %d or more, or fewer ranks)", c->batch, dist->size, dist->size);
+        goto done;
     }
-    if (load_data(&d, r->data, c->val_fraction, &e) != 0) {
-        checkpoint_free(&s.resume);
-        return cli_fail(EXIT_USAGE, e.msg);
-    }
+    if (device_select(s.device, &ops, &device_note, &e) != 0 || load_data(&d, r->data, c->val_fraction, &e) != 0)
+        goto done;
     s.cfg.model.vocab = d.vocab.size;
     if (resuming && check_resume_data(&d, &s.resume, r->data, &e) != 0)
         goto done;
@@ -464,7 +511,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         err_set(&e, "train: %s (data %s)", why, r->data);
         goto done;
     }
-    if (check_writable(r->out, &e) != 0)
+    if (dist->rank == 0 && check_writable(r->out, &e) != 0)
         goto done;
     if (r->log && drop_unfinished_row(r->log, &e) != 0)
         goto done;
@@ -478,26 +525,51 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         fprintf(log, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
 
     status = EXIT_ERROR;
-    device_announce(device_note);
-    BackendOptions backend_opts = {.threads = r->threads, .tf32 = r->tf32};
-    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0)
+    if (dist->rank == 0)
+        device_announce(device_note);
+    /* Each rank's backend holds its share of every batch. */
+    BackendOptions backend_opts = {.threads = r->threads, .tf32 = r->tf32, .dist = dist};
+    const Share share = dist_share(c->batch, dist->rank, dist->size);
+    if (backend_create(&be, ops, &c->model, c->seq_len, share.count, &backend_opts, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)
                   : trainer_start(&tr, c, &d, r->data, &be, &e)) != 0)
         goto done;
     tr.cfg.steps = c->steps;
+    int others = cli_agree(EXIT_OK); /* every rank is ready, or every rank stops here */
+    agreed = 1;
+    if (others != EXIT_OK) {
+        status = others;
+        goto cleanup;
+    }
+    const uint32_t fingerprint = run_fingerprint(c, r, &d, tr.step, ops->name);
+    if (dist_same(dist, &fingerprint, sizeof fingerprint, "the options, data or checkpoint it was started with", &e) != 0) {
+        char why[sizeof e.msg];
+        memcpy(why, e.msg, sizeof why);
+        err_set(&e, "train: %s; start every rank with the same options on the same files", why);
+        status = EXIT_USAGE;
+        shared = 1;
+        goto done;
+    }
 
     char n1[32], n2[32], n3[32];
-    fprintf(stderr,
+    if (dist->size > 1 && !p.quiet)
+        fprintf(stderr, "charrnn: data parallel over %d ranks (%s, %s): %d to %d sequences of each batch per rank\n",
+                dist->size, dist_library(), ops->name, dist_share(c->batch, dist->size - 1, dist->size).count,
+                dist_share(c->batch, 0, dist->size).count);
+    if (!p.quiet)
+        fprintf(stderr,
             "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
             "seq-len %d, batch %d\n",
             resuming ? "resuming training" : "training", ops->name,
             fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
             c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch);
-    fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n", r->data,
-            fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1, c->steps,
-            r->out);
-    if (r->eval_every > 0 && c->val_fraction > 0.0f && eval_examples(c->mode, d.n - d.n_train, c->seq_len) == 0)
+    if (!p.quiet)
+        fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n",
+                r->data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1,
+                c->steps, r->out);
+    if (!p.quiet && r->eval_every > 0 && c->val_fraction > 0.0f &&
+        eval_examples(c->mode, d.n - d.n_train, c->seq_len) == 0)
         fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
 
     p.start = now_seconds();
@@ -505,7 +577,7 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
     p.val_loss = resuming ? s.resume.val_loss : NAN;
     p.last_train = resuming ? s.resume.train_loss : NAN;
     catch_stop_signals();
-    int stopped = train_loop(&tr, &d, r, &p, log, &e);
+    int stopped = train_loop(&tr, &d, r, &p, log, &shared, &e);
     if (stopped < 0)
         goto done;
     if (log && fclose(log) != 0) {
@@ -514,22 +586,32 @@ int cmd_train(int argc, char **argv, DeviceChoice device)
         goto done;
     }
     log = NULL;
-    char el[32];
-    fprintf(stderr, "charrnn: trained to step %ld in %s; train loss %.4f", tr.step,
-            fmt_duration(now_seconds() - p.start, el, sizeof el), (double)recent_train_loss(&p));
-    if (!isnan(p.val_loss))
-        fprintf(stderr, ", val loss %.4f", (double)p.val_loss);
-    fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
-    if (stopped) {
-        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: charrnn train --resume %s\n",
-                stopped == 128 + SIGINT ? "SIGINT" : "SIGTERM", tr.step, c->steps, r->out);
+    char el[32], launch[32] = "";
+    if (dist->size > 1)
+        snprintf(launch, sizeof launch, "mpirun -np %d ", dist->size);
+    if (!p.quiet) {
+        fprintf(stderr, "charrnn: trained to step %ld in %s; train loss %.4f", tr.step,
+                fmt_duration(now_seconds() - p.start, el, sizeof el), (double)recent_train_loss(&p));
+        if (!isnan(p.val_loss))
+            fprintf(stderr, ", val loss %.4f", (double)p.val_loss);
+        fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
+    }
+    if (stopped && !p.quiet) {
+        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: %scharrnn train --resume %s\n",
+                stopped == 128 + SIGINT ? "SIGINT" : "SIGTERM", tr.step, c->steps, launch, r->out);
     }
     status = stopped ? stopped : EXIT_OK;
 done:
     if (status == EXIT_USAGE || status == EXIT_ERROR) {
         progress_clear(&p);
-        cli_fail(status, e.msg);
+        if (!agreed) /* set-up: the ranks agree, and rank 0 reports the first failure */
+            status = cli_agree(cli_fail(status, e.msg));
+        else if (shared)
+            cli_fail(status, e.msg);
+        else
+            cli_fail_alone(status, e.msg);
     }
+cleanup:
     if (log)
         fclose(log);
     trainer_free(&tr);
@@ -537,4 +619,9 @@ done:
     dataset_free(&d);
     checkpoint_free(&s.resume);
     return status;
+}
+
+int cmd_train(int argc, char **argv, DeviceChoice device)
+{
+    return cli_on_ranks(train, argc, argv, device);
 }

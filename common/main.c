@@ -78,6 +78,14 @@ int main(int argc, char **argv)
         args = help_args;
         rest = 1;
     }
+    /* Under mpirun, train and eval share every batch among the ranks; the other commands run alone. */
+    const int alone = strcmp(command, "sample") == 0 || strcmp(command, "info") == 0 || strcmp(command, "plot") == 0;
+    if (alone && dist_launched_size() > 1) {
+        if (dist_launched_rank() == 0)
+            fprintf(stderr, "charrnn: %s runs in a single process; start it without mpirun (train and eval run on "
+                            "several ranks)\n", command);
+        return EXIT_USAGE;
+    }
     if (strcmp(command, "train") == 0)
         return cmd_train(rest, args, device);
     if (strcmp(command, "sample") == 0)
