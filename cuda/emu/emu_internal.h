@@ -27,6 +27,7 @@ constexpr size_t kTotalGlobalMem = 80ull << 30;      /* HBM3 of the 80 GB part *
 constexpr int kRegsPerBlock = 65536;
 constexpr int kL2CacheBytes = 50 * 1024 * 1024;
 constexpr size_t kTotalConstMem = 64 * 1024;
+constexpr int kMaxEmulatedDevices = 8; /* CHARRNN_EMU_DEVICES: an HGX node's GPUs */
 
 /* ---- Scheduler (emu_scheduler.cpp) ---- */
 
