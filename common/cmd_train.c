@@ -553,10 +553,11 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
     }
 
     char n1[32], n2[32], n3[32];
-    if (dist->size > 1 && !p.quiet)
-        fprintf(stderr, "charrnn: data parallel over %d ranks (%s, %s): %d to %d sequences of each batch per rank\n",
-                dist->size, dist_library(), ops->name, dist_share(c->batch, dist->size - 1, dist->size).count,
-                dist_share(c->batch, 0, dist->size).count);
+    if (dist->size > 1 && !p.quiet) {
+        const int fewest = dist_share(c->batch, dist->size - 1, dist->size).count;
+        fprintf(stderr, "charrnn: data parallel over %d ranks (%s, %s): %d%s sequences of each batch per rank\n",
+                dist->size, dist_library(), ops->name, fewest, c->batch % dist->size ? " or one more" : "");
+    }
     if (!p.quiet)
         fprintf(stderr,
             "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/wait.h>
@@ -33,26 +34,37 @@ static int drain(int fd, char *buf, size_t cap, size_t *used)
     return 1;
 }
 
-/* In a forked child: becomes charrnn with args (without argv[0]). */
-static void exec_charrnn(char *const args[])
+/* In a forked child: becomes the program (NULL: CHARRNN_BIN) with args (without argv[0]), started by the
+ * launcher's command line when there is one. */
+static void exec_charrnn(char *const launch[], const char *program, char *const args[])
 {
-    char *argv[64];
+    char *argv[96];
     int n = 0;
-    argv[n++] = (char *)CHARRNN_BIN;
-    for (int i = 0; args[i] && n < 63; i++)
+    if (launch) /* a test that dies (a timeout) takes the launcher and its processes with it */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    for (int i = 0; launch && launch[i] && n < 31; i++)
+        argv[n++] = launch[i];
+    argv[n++] = (char *)(program ? program : CHARRNN_BIN);
+    for (int i = 0; args[i] && n < 95; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    execv(CHARRNN_BIN, argv);
+    execvp(argv[0], argv);
     _exit(127);
 }
 
 int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap)
 {
-    return run_charrnn_stdin(cwd, args, "/dev/null", out, out_cap, err, err_cap);
+    return run_launched(NULL, NULL, cwd, args, "/dev/null", out, out_cap, err, err_cap);
 }
 
 int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
                       size_t err_cap)
+{
+    return run_launched(NULL, NULL, cwd, args, stdin_path, out, out_cap, err, err_cap);
+}
+
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
+                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap)
 {
     int po[2], pe[2];
     if (pipe(po) != 0 || pipe(pe) != 0)
@@ -69,7 +81,7 @@ int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_pat
         dup2(pe[1], 2);
         close(po[0]);
         close(pe[0]);
-        exec_charrnn(args);
+        exec_charrnn(launch, program, args);
     }
     close(po[1]);
     close(pe[1]);
@@ -138,6 +150,12 @@ void remove_tree(const char *path)
 
 int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit)
 {
+    return start_launched(c, NULL, NULL, cwd, args, file_size_limit);
+}
+
+int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[],
+                   long file_size_limit)
+{
     int pe[2];
     memset(c, 0, sizeof *c);
     if (pipe(pe) != 0)
@@ -156,7 +174,7 @@ int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_
         dup2(devnull, 1);
         dup2(pe[1], 2);
         close(pe[0]);
-        exec_charrnn(args);
+        exec_charrnn(launch, program, args);
     }
     close(pe[1]);
     c->pid = (int)pid;

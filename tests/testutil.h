@@ -19,6 +19,11 @@ int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, 
 int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
                       size_t err_cap);
 
+/* run_charrnn_stdin, with another build of charrnn (program; NULL: CHARRNN_BIN) started by a launcher:
+ * launch is its command line (NULL-terminated, e.g. mpirun -np 2, found on the PATH; NULL: none). */
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
+                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap);
+
 /* A charrnn process running in the background, its stderr read through a pipe. */
 typedef struct {
     int pid;
@@ -30,6 +35,9 @@ typedef struct {
 
 /* Starts charrnn like run_charrnn, stdout to /dev/null; a file-size limit (bytes, 0: none) applies to it. */
 int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit);
+/* The same, started by a launcher (as run_launched); the limit applies to the launcher and what it starts. */
+int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[],
+                   long file_size_limit);
 /* Reads its stderr until `needle` appears (1) or it ends (0). */
 int wait_for_stderr(Child *c, const char *needle);
 /* Reads the rest of its stderr and returns its exit status (128 + signal if killed). */
