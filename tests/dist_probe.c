@@ -1,6 +1,8 @@
 /* The collectives of common/dist.c and the trainer's replica check, run inside an MPI job of two ranks
  * (the dist suite starts it with mpirun -np 2). Every check runs on every rank; the exit status is 0
- * when all held on every rank, and each failure is printed with its rank. */
+ * when all held on every rank, and each failure is printed with its rank.
+ *   dist_probe          the checks
+ *   dist_probe abort    rank 1 fails on its own (dist_abort, status 3) while rank 0 waits in a collective */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +24,20 @@ static int failures;
         }                                                                                                              \
     } while (0)
 
-int main(void)
+int main(int argc, char **argv)
 {
     Dist d;
     Err e;
     if (dist_init(&d, &e) != 0) {
         fprintf(stderr, "dist_probe: %s\n", e.msg);
         return 1;
+    }
+    if (argc > 1 && strcmp(argv[1], "abort") == 0) {
+        if (d.rank == 1)
+            dist_abort(&d, 3, "a failure of this rank alone");
+        dist_max(&d, 0); /* rank 0 would wait here for ever */
+        dist_finalize(&d);
+        return 0;
     }
     CHECK(d.size == 2 && d.local_size == 2, "expected 2 ranks on one machine, got %d (%d here)", d.size, d.local_size);
 

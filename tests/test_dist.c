@@ -161,6 +161,18 @@ Test(dist, collectives_and_the_replica_check_hold_on_two_ranks, .init = setup, .
 #endif
 }
 
+Test(dist, a_rank_failing_alone_ends_the_job_naming_it, .init = setup, .fini = teardown)
+{
+#ifdef DIST_PROBE_BIN
+    const double start = seconds();
+    int rc = run_launched(MPIRUN2, DIST_PROBE_BIN, dir, (char *[]){"abort", NULL}, "/dev/null", out, sizeof out, err,
+                          sizeof err);
+    cr_expect_eq(rc, 3, "the status rank 1 gave: %d, %s", rc, err);
+    cr_expect(strstr(err, "charrnn: rank 1: a failure of this rank alone"), "%s", err);
+    cr_expect_lt(seconds() - start, ENDS_WITHIN_SECONDS);
+#endif
+}
+
 /* A batch of 5 is shared 3 + 2: the weights differ, and so do the ranks' streams. */
 Test(dist, two_ranks_train_what_one_process_trains_on_the_cpu, .init = setup, .fini = teardown)
 {
