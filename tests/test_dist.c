@@ -221,7 +221,7 @@ Test(dist, two_emulated_gpus_train_what_one_trains_through_mpi_on_the_host, .ini
     two_emulated_gpus_train_as_one("host");
 }
 
-Test(dist, more_ranks_than_gpus_on_a_machine_are_refused, .init = setup, .fini = teardown)
+Test(dist, more_ranks_than_gpus_and_a_bad_allreduce_setting_are_refused, .init = setup, .fini = teardown)
 {
     setenv("CHARRNN_EMU_DEVICES", "1", 1);
     int rc = run(MPIRUN2, CHARRNN_EMU_BIN, SMALL_RUN("--device", "cuda", "--steps", "2", "--out", "m.ckpt"));
@@ -229,6 +229,11 @@ Test(dist, more_ranks_than_gpus_on_a_machine_are_refused, .init = setup, .fini =
     cr_expect(strstr(err, "charrnn: --device cuda: 2 ranks run on this machine but it has 1 GPU"), "%s", err);
     cr_expect_eq(count_of(err, "charrnn:"), 1, "one line, from rank 0: %s", err);
     cr_expect_eq(access(in_dir("m.ckpt"), F_OK), -1, "nothing was written");
+    setenv("CHARRNN_EMU_DEVICES", "2", 1);
+    setenv("CHARRNN_CUDA_ALLREDUCE", "nvlink", 1);
+    rc = run(MPIRUN2, CHARRNN_EMU_BIN, SMALL_RUN("--device", "cuda", "--steps", "2", "--out", "m.ckpt"));
+    cr_expect_eq(rc, 1, "status %d: %s", rc, err);
+    cr_expect(strstr(err, "charrnn: CHARRNN_CUDA_ALLREDUCE=nvlink: expected nccl or host"), "%s", err);
 }
 #endif
 
