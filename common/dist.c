@@ -227,20 +227,15 @@ int dist_same(const Dist *d, const void *bytes, size_t n, const char *what, Err 
 {
     if (d->size == 1)
         return 0;
-    const uint32_t mine = crc32_update(0, bytes, n);
-    uint32_t *all = malloc(sizeof(uint32_t) * (size_t)d->size);
-    if (!all)
-        return err_set(e, "out of memory");
-    int rc = MPI_Allgather(&mine, 1, MPI_UINT32_T, all, 1, MPI_UINT32_T, COMM(d));
-    int other = 0;
-    for (int r = 1; r < d->size && rc == MPI_SUCCESS && !other; r++)
-        other = all[r] != all[0] ? r : 0;
-    uint32_t first = all[0], theirs = all[other];
-    free(all);
-    MPI_TRY(rc);
-    if (other)
-        return err_set(e, "rank %d differs from rank 0 in %s (CRC-32 %08x, rank 0: %08x)", other, what, theirs, first);
-    return 0;
+    uint32_t mine = crc32_update(0, bytes, n), first = mine, theirs;
+    MPI_TRY(MPI_Bcast(&first, 1, MPI_UINT32_T, 0, COMM(d)));
+    int differs = mine != first ? d->rank : d->size, other;
+    MPI_TRY(MPI_Allreduce(&differs, &other, 1, MPI_INT, MPI_MIN, COMM(d)));
+    if (other == d->size)
+        return 0;
+    theirs = mine;
+    MPI_TRY(MPI_Bcast(&theirs, 1, MPI_UINT32_T, other, COMM(d)));
+    return err_set(e, "rank %d differs from rank 0 in %s (CRC-32 %08x, rank 0: %08x)", other, what, theirs, first);
 }
 
 static int sum_in_place(const Dist *d, void *x, size_t n, MPI_Datatype type, size_t elem, Err *e)
