@@ -8,6 +8,13 @@
 /* The batches' RNG is seeded apart from the parameters' so that changing one never shifts the other. */
 #define BATCH_SEED_SALT 0x62617463686573ull /* "batches" */
 
+/* The carried state is carry_slices(m) slices of [B, H], one row per stream in each ([L, B, H]): ranks
+ * share it out and gather it back by rows of those slices. */
+static int carry_slices(const ModelConfig *m)
+{
+    return m->layers;
+}
+
 static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be,
                          Err *e)
 {
@@ -41,7 +48,8 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
         ok = ok && tr->xs && tr->ys && tr->replica;
     }
     /* set_carry takes the backend's whole carry, [L, max_B, H] */
-    tr->zero_carry = calloc((size_t)cfg->model.layers * (size_t)be->max_B * (size_t)cfg->model.hidden, sizeof(float));
+    tr->zero_carry = calloc((size_t)carry_slices(&cfg->model) * (size_t)be->max_B * (size_t)cfg->model.hidden,
+                            sizeof(float));
     if (!ok || !tr->zero_carry) {
         trainer_free(tr);
         return err_set(e, "out of memory for the batch buffers");
@@ -78,10 +86,11 @@ int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const c
 static int set_carry_share(Trainer *tr, const float *all, Err *e)
 {
     const size_t H = (size_t)tr->cfg.model.hidden, B = (size_t)tr->cfg.batch, mine = (size_t)tr->share.count;
-    for (int l = 0; l < tr->cfg.model.layers; l++)
+    const size_t slices = (size_t)carry_slices(&tr->cfg.model);
+    for (size_t l = 0; l < slices; l++)
         memcpy(tr->zero_carry + l * mine * H, all + (l * B + (size_t)tr->share.first) * H, sizeof(float) * mine * H);
     int rc = tr->be->ops->set_carry(tr->be->ctx, tr->zero_carry, e);
-    memset(tr->zero_carry, 0, sizeof(float) * (size_t)tr->cfg.model.layers * mine * H);
+    memset(tr->zero_carry, 0, sizeof(float) * slices * mine * H);
     return rc;
 }
 
@@ -221,7 +230,7 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
         }
     }
     if (tr->cfg.stateful) {
-        const int L = tr->cfg.model.layers, H = tr->cfg.model.hidden;
+        const int L = carry_slices(&tr->cfg.model), H = tr->cfg.model.hidden;
         const size_t nc = (size_t)L * tr->cfg.batch * H;
         ck->carry = calloc(nc, sizeof(float));
         if (!ck->carry)
