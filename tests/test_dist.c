@@ -340,9 +340,9 @@ static void start_long_run(Child *c, const char *out_file, const char *save_ever
 Test(dist, sigterm_to_mpirun_stops_every_rank_after_the_same_step_and_saves, .init = setup, .fini = teardown)
 {
     Child c;
-    /* mpirun forwards SIGTERM and kills what still runs a second later, by default: a loaded machine may
-     * need longer for the last step and the save. */
-    setenv("OMPI_MCA_odls_base_sigkill_timeout", "30", 1);
+    /* mpirun passes SIGTERM on after this many seconds and kills what still runs as many seconds later
+     * (1 by default): a loaded machine may need longer for the last step and the save. */
+    setenv("OMPI_MCA_odls_base_sigkill_timeout", "3", 1);
     start_long_run(&c, "m.ckpt", "0");
     usleep(200000);
     kill(c.pid, SIGTERM);
