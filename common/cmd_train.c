@@ -456,12 +456,15 @@ static uint32_t run_fingerprint(const TrainConfig *c, const RunOptions *r, const
                                 const char *device)
 {
     const OptimConfig *o = &c->optim;
-    const double values[] = {c->model.vocab, c->model.embed, c->model.hidden, c->model.layers, c->mode,
-                             c->stateful,    c->seq_len,     c->batch,        o->kind,         o->lr,
-                             o->beta1,       o->beta2,       o->eps,          o->weight_decay, o->momentum,
-                             o->clip,        o->schedule,    o->warmup,       o->min_lr,       (double)c->steps,
-                             c->val_fraction, (double)step,  r->eval_every,   r->eval_batches, r->save_every,
-                             r->on_nan,      (double)d->file_bytes};
+    const double values[] = {c->model.vocab,  c->model.embed,   c->model.hidden,
+                             c->model.layers, c->mode,          c->stateful,
+                             c->seq_len,      c->batch,         o->kind,
+                             o->lr,           o->beta1,         o->beta2,
+                             o->eps,          o->weight_decay,  o->momentum,
+                             o->clip,         o->schedule,      o->warmup,
+                             o->min_lr,       (double)c->steps, c->val_fraction,
+                             (double)step,    r->eval_every,    r->eval_batches,
+                             r->save_every,   r->on_nan,        (double)d->file_bytes};
     uint32_t crc = crc32_update(0, values, sizeof values);
     crc = crc32_update(crc, &c->seed, sizeof c->seed);
     crc = crc32_update(crc, &d->file_crc, sizeof d->file_crc);
@@ -496,8 +499,10 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
      * costs a training run: the device, the data, the shape against it, the checkpoint and log paths. */
     const char *device_note;
     if (c->batch < dist->size) {
-        err_set(&e, "train: --batch %d is smaller than the %d ranks: each rank computes at least one sequence of "
-                "every batch (use --batch %d or more, or fewer ranks)", c->batch, dist->size, dist->size);
+        err_set(&e,
+                "train: --batch %d is smaller than the %d ranks: each rank computes at least one sequence of "
+                "every batch (use --batch %d or more, or fewer ranks)",
+                c->batch, dist->size, dist->size);
         goto done;
     }
     if (device_select(s.device, &ops, &device_note, &e) != 0 || load_data(&d, r->data, c->val_fraction, &e) != 0)
@@ -543,7 +548,8 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
         goto cleanup;
     }
     const uint32_t fingerprint = run_fingerprint(c, r, &d, tr.step, ops->name);
-    if (dist_same(dist, &fingerprint, sizeof fingerprint, "the options, data or checkpoint it was started with", &e) != 0) {
+    const char *what = "the options, data or checkpoint it was started with";
+    if (dist_same(dist, &fingerprint, sizeof fingerprint, what, &e) != 0) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
         err_set(&e, "train: %s; start every rank with the same options on the same files", why);
@@ -560,11 +566,11 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
     }
     if (!p.quiet)
         fprintf(stderr,
-            "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
-            "seq-len %d, batch %d\n",
-            resuming ? "resuming training" : "training", ops->name,
-            fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
-            c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch);
+                "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
+                "seq-len %d, batch %d\n",
+                resuming ? "resuming training" : "training", ops->name,
+                fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
+                c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch);
     if (!p.quiet)
         fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n",
                 r->data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1,

@@ -82,8 +82,10 @@ int main(int argc, char **argv)
     const int alone = strcmp(command, "sample") == 0 || strcmp(command, "info") == 0 || strcmp(command, "plot") == 0;
     if (alone && dist_launched_size() > 1) {
         if (dist_launched_rank() == 0)
-            fprintf(stderr, "charrnn: %s runs in a single process; start it without mpirun (train and eval run on "
-                            "several ranks)\n", command);
+            fprintf(stderr,
+                    "charrnn: %s runs in a single process; start it without mpirun (train and eval run on "
+                    "several ranks)\n",
+                    command);
         return EXIT_USAGE;
     }
     if (strcmp(command, "train") == 0)

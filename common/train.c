@@ -48,8 +48,8 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
         ok = ok && tr->xs && tr->ys && tr->replica;
     }
     /* set_carry takes the backend's whole carry, [L, max_B, H] */
-    tr->zero_carry = calloc((size_t)carry_slices(&cfg->model) * (size_t)be->max_B * (size_t)cfg->model.hidden,
-                            sizeof(float));
+    tr->zero_carry =
+        calloc((size_t)carry_slices(&cfg->model) * (size_t)be->max_B * (size_t)cfg->model.hidden, sizeof(float));
     if (!ok || !tr->zero_carry) {
         trainer_free(tr);
         return err_set(e, "out of memory for the batch buffers");

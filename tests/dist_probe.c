@@ -17,7 +17,7 @@ static int failures;
 #define CHECK(cond, ...)                                                                                               \
     do {                                                                                                               \
         if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "dist_probe: rank %d: %s:%d: ", d.rank, __FILE__, __LINE__);                              \
+            fprintf(stderr, "dist_probe: rank %d: %s:%d: ", d.rank, __FILE__, __LINE__);                               \
             fprintf(stderr, __VA_ARGS__);                                                                              \
             fputc('\n', stderr);                                                                                       \
             failures++;                                                                                                \
@@ -78,8 +78,12 @@ int main(int argc, char **argv)
     Dataset data;
     Backend be;
     Trainer tr;
-    TrainConfig cfg = {.model = {.embed = 5, .hidden = 7, .layers = 1}, .seq_len = 4, .batch = 3, .steps = 10,
-                       .seed = 5, .optim = optim_defaults()};
+    TrainConfig cfg = {.model = {.embed = 5, .hidden = 7, .layers = 1},
+                       .seq_len = 4,
+                       .batch = 3,
+                       .steps = 10,
+                       .seed = 5,
+                       .optim = optim_defaults()};
     const BackendOptions opts = {.threads = 1, .dist = &d};
     CHECK(dataset_from_text(&data, (const uint8_t *)text, sizeof text - 1, 0.0f, "text", &e) == 0, "%s", e.msg);
     cfg.model.vocab = data.vocab.size;

@@ -62,9 +62,9 @@ static void teardown(void)
 
 /* A small run; the device and the rest of the options follow. */
 #define SMALL_RUN(...)                                                                                                 \
-    ((char *[]){"train", "--data", "text.txt", "--hidden", "13", "--layers", "2", "--embed", "7", "--seq-len", "9",    \
-                "--batch", "5", "--eval-every", "3", "--eval-batches", "2", "--sample-length", "12", "--threads", "1", \
-                __VA_ARGS__, NULL})
+    ((char *[]){"train", "--data",          "text.txt", "--hidden",  "13", "--layers",     "2", "--embed",             \
+                "7",     "--seq-len",       "9",        "--batch",   "5",  "--eval-every", "3", "--eval-batches",      \
+                "2",     "--sample-length", "12",       "--threads", "1",  __VA_ARGS__,    NULL})
 
 static int run(char *const launch[], const char *program, char *const args[])
 {
@@ -154,8 +154,8 @@ TestSuite(dist, .timeout = 60);
 Test(dist, collectives_and_the_replica_check_hold_on_two_ranks, .init = setup, .fini = teardown)
 {
 #ifdef DIST_PROBE_BIN
-    int rc = run_launched(MPIRUN2, DIST_PROBE_BIN, dir, (char *[]){NULL}, "/dev/null", out, sizeof out, err,
-                          sizeof err);
+    int rc =
+        run_launched(MPIRUN2, DIST_PROBE_BIN, dir, (char *[]){NULL}, "/dev/null", out, sizeof out, err, sizeof err);
     cr_assert_eq(rc, 0, "status %d: %s%s", rc, out, err);
     cr_expect(strstr(out, "every check held on every rank"), "%s", out);
 #endif
@@ -186,8 +186,9 @@ Test(dist, two_ranks_train_what_one_process_trains_on_the_cpu, .init = setup, .f
 
 Test(dist, two_ranks_train_what_one_process_trains_in_window_mode_with_sgd, .init = setup, .fini = teardown)
 {
-    cr_assert_eq(run(NULL, NULL, SMALL_RUN("--device", "cpu", "--steps", "5", "--mode", "window", "--optimizer", "sgd",
-                                           "--out", "one.ckpt")),
+    cr_assert_eq(run(NULL, NULL,
+                     SMALL_RUN("--device", "cpu", "--steps", "5", "--mode", "window", "--optimizer", "sgd", "--out",
+                               "one.ckpt")),
                  0, "%s", err);
     cr_assert_eq(run(MPIRUN2, NULL,
                      SMALL_RUN("--device", "cpu", "--steps", "5", "--mode", "window", "--optimizer", "sgd", "--out",
@@ -202,11 +203,12 @@ static void two_emulated_gpus_train_as_one(const char *allreduce)
 {
     setenv("CHARRNN_EMU_DEVICES", "2", 1);
     setenv("CHARRNN_CUDA_ALLREDUCE", allreduce, 1);
-    cr_assert_eq(run(NULL, CHARRNN_EMU_BIN, SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "one.ckpt")),
-                 0, "%s", err);
-    cr_assert_eq(run(MPIRUN2, CHARRNN_EMU_BIN,
-                     SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "two.ckpt")),
-                 0, "%s", err);
+    cr_assert_eq(
+        run(NULL, CHARRNN_EMU_BIN, SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "one.ckpt")), 0,
+        "%s", err);
+    cr_assert_eq(
+        run(MPIRUN2, CHARRNN_EMU_BIN, SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "two.ckpt")),
+        0, "%s", err);
     cr_expect(strstr(err, "data parallel over 2 ranks") && strstr(err, "cuda"), "%s", err);
     expect_same_model("one.ckpt", "two.ckpt");
 }
@@ -245,10 +247,10 @@ Test(dist, a_two_rank_run_resumes_exactly, .init = setup, .fini = teardown)
     SMALL_RUN("--device", "cpu", "--stateful", "--lr-schedule", "constant", "--steps", steps, "--out", out_file)
     cr_assert_eq(run(MPIRUN2, NULL, STATEFUL_RUN("8", "whole.ckpt")), 0, "%s", err);
     cr_assert_eq(run(MPIRUN2, NULL, STATEFUL_RUN("4", "half.ckpt")), 0, "%s", err);
-    cr_assert_eq(run(MPIRUN2, NULL,
-                     (char *[]){"--device", "cpu", "train", "--resume", "half.ckpt", "--steps", "8", "--threads", "2",
-                                NULL}),
-                 0, "%s", err);
+    cr_assert_eq(
+        run(MPIRUN2, NULL,
+            (char *[]){"--device", "cpu", "train", "--resume", "half.ckpt", "--steps", "8", "--threads", "2", NULL}),
+        0, "%s", err);
     cr_expect(strstr(err, "resuming training"), "%s", err);
     expect_identical_run("whole.ckpt", "half.ckpt");
 }
@@ -330,9 +332,11 @@ Test(dist, bad_combinations_are_refused_up_front, .init = setup, .fini = teardow
 /* A long run, its first progress line awaited. */
 static void start_long_run(Child *c, const char *out_file, const char *save_every)
 {
-    char *const args[] = {"--device", "cpu", "train", "--data", "text.txt", "--hidden", "13", "--seq-len", "9",
-                          "--batch", "4", "--steps", "1000000", "--eval-every", "0", "--threads", "1", "--out",
-                          (char *)out_file, "--save-every", (char *)save_every, NULL};
+    char *const args[] = {
+        "--device",  "cpu",       "train",   "--data", "text.txt",       "--hidden",     "13",
+        "--seq-len", "9",         "--batch", "4",      "--steps",        "1000000",      "--eval-every",
+        "0",         "--threads", "1",       "--out",  (char *)out_file, "--save-every", (char *)save_every,
+        NULL};
     cr_assert_eq(start_launched(c, MPIRUN2, NULL, dir, args, 0), 0);
     cr_assert(wait_for_stderr(c, "step 1/"), "training never started: %s", c->err);
 }

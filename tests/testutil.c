@@ -63,8 +63,8 @@ int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_pat
     return run_launched(NULL, NULL, cwd, args, stdin_path, out, out_cap, err, err_cap);
 }
 
-int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
-                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap)
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[], const char *stdin_path,
+                 char *out, size_t out_cap, char *err, size_t err_cap)
 {
     int po[2], pe[2];
     if (pipe(po) != 0 || pipe(pe) != 0)

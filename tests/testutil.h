@@ -21,8 +21,8 @@ int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_pat
 
 /* run_charrnn_stdin, with another build of charrnn (program; NULL: CHARRNN_BIN) started by a launcher:
  * launch is its command line (NULL-terminated, e.g. mpirun -np 2, found on the PATH; NULL: none). */
-int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
-                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap);
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[], const char *stdin_path,
+                 char *out, size_t out_cap, char *err, size_t err_cap);
 
 /* A charrnn process running in the background, its stderr read through a pipe. */
 typedef struct {

@@ -1,6 +1,7 @@
 /* The one header every .cu file of cuda/ includes. Under nvcc it is the real CUDA runtime, cuBLAS
  * and cooperative groups (and NCCL in a build with CHARRNN_WITH_NCCL); compiled by a host C++ compiler
- * it is the emulated device of cuda/emu/ (see README.md there). It also defines the three spellings that must differ between the two:
+ * it is the emulated device of cuda/emu/ (see README.md there). It also defines the three spellings that must differ
+ * between the two:
  *
  *   LAUNCH(kernel, grid, block, smem, stream)(args...)              a kernel launch (`<<<>>>`)
  *   LAUNCH_COOPERATIVE(kernel, grid, block, smem, stream)(args...)  a grid-synchronised launch;

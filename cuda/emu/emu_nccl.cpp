@@ -276,8 +276,8 @@ ncclResult_t ncclRedOpDestroy(ncclRedOp_t op, ncclComm_t comm)
     return ncclSuccess;
 }
 
-ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
-                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream)
+ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
+                           ncclComm_t comm, cudaStream_t stream)
 {
     if (!live(comm))
         return fail(ncclInvalidArgument, "ncclAllReduce: not a live communicator");
@@ -305,8 +305,8 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, n
             scale_buffer(recvbuff, count, datatype, by);
         for (size_t done = 0; done < count; done += kMpiChunk) {
             const int n = (int)std::min(kMpiChunk, count - done);
-            if (MPI_Allreduce(MPI_IN_PLACE, static_cast<char *>(recvbuff) + done * elem, n, mpi_type(datatype),
-                              mpi_op, mpi) != MPI_SUCCESS) {
+            if (MPI_Allreduce(MPI_IN_PLACE, static_cast<char *>(recvbuff) + done * elem, n, mpi_type(datatype), mpi_op,
+                              mpi) != MPI_SUCCESS) {
                 emu::set_device_fault(cudaErrorLaunchFailure, "ncclAllReduce: MPI_Allreduce failed");
                 return cudaErrorLaunchFailure;
             }
@@ -320,8 +320,9 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, n
         return ncclSuccess;
     }
     const cudaError_t queued = emu::submit(stream, run);
-    return queued == cudaSuccess ? ncclSuccess
-                                 : fail(ncclUnhandledCudaError, std::string("ncclAllReduce: ") + cudaGetErrorString(queued));
+    return queued == cudaSuccess
+               ? ncclSuccess
+               : fail(ncclUnhandledCudaError, std::string("ncclAllReduce: ") + cudaGetErrorString(queued));
 }
 
 ncclResult_t ncclGroupStart()
