@@ -239,6 +239,26 @@ Test(dist, more_ranks_than_gpus_and_a_bad_allreduce_setting_are_refused, .init =
 }
 #endif
 
+/* On a machine with two GPUs or more, the real thing: NCCL between two GPUs. Elsewhere the run is refused
+ * for want of GPUs (none, one, too old, or a build without CUDA) and the test reports itself skipped,
+ * saying why; any other failure fails it. */
+Test(dist, two_gpus_train_what_one_trains_through_nccl, .init = setup, .fini = teardown)
+{
+    static const char *const no_two_gpus[] = {"no CUDA device found", "no usable CUDA device",
+                                              "ranks run on this machine but it has", "built without CUDA support",
+                                              "has compute capability"};
+    int rc = run(MPIRUN2, NULL, SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "two.ckpt"));
+    for (size_t i = 0; rc != 0 && i < sizeof no_two_gpus / sizeof no_two_gpus[0]; i++) {
+        const char *line = strstr(err, no_two_gpus[i]);
+        if (line)
+            cr_skip_test("needs two GPUs: %.*s", (int)strcspn(line, "\n"), line);
+    }
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(run(NULL, NULL, SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "one.ckpt")), 0,
+                 "%s", err);
+    expect_same_model("one.ckpt", "two.ckpt");
+}
+
 /* Stateful streams carry their state across the save: the resumed run gathers and shares it out again,
  * here with two threads per rank instead of one. */
 Test(dist, a_two_rank_run_resumes_exactly, .init = setup, .fini = teardown)
