@@ -548,8 +548,14 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
         goto cleanup;
     }
     const uint32_t fingerprint = run_fingerprint(c, r, &d, tr.step, ops->name);
+    /* and the model itself (a --resume file that differs between machines) */
     const char *what = "the options, data or checkpoint it was started with";
-    if (dist_same(dist, &fingerprint, sizeof fingerprint, what, &e) != 0) {
+    const int differs = dist_same(dist, &fingerprint, sizeof fingerprint, what, &e) != 0 ? 1
+                        : dist->size > 1 ? trainer_check_replicas(&tr, &e)
+                                         : 0;
+    if (differs < 0) /* this rank alone could not read its parameters */
+        goto done;
+    if (differs) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
         err_set(&e, "train: %s; start every rank with the same options on the same files", why);

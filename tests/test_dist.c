@@ -338,6 +338,21 @@ Test(dist, ranks_started_with_other_options_are_refused, .init = setup, .fini = 
               err);
 }
 
+#ifdef CHARRNN_EMU_BIN
+/* The same run trained on two devices: the same settings, step and data, models apart by rounding. */
+Test(dist, ranks_resuming_other_models_are_refused, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(run(NULL, NULL, SMALL_RUN("--device", "cpu", "--steps", "2", "--out", "a.ckpt")), 0, "%s", err);
+    cr_assert_eq(run(NULL, CHARRNN_EMU_BIN, SMALL_RUN("--device", "cuda", "--steps", "2", "--out", "b.ckpt")), 0, "%s",
+                 err);
+    int rc = run(MPIRUN("1"), NULL,
+                 (char *[]){"--device", "cpu", "train", "--resume", "a.ckpt", "--steps", "3", ":", "-np", "1",
+                            CHARRNN_BIN, "--device", "cpu", "train", "--resume", "b.ckpt", "--steps", "3", NULL});
+    cr_expect_eq(rc, 2, "status %d: %s", rc, err);
+    cr_expect(strstr(err, "rank 1 differs from rank 0 in the parameters after step 2"), "%s", err);
+}
+#endif
+
 Test(dist, bad_combinations_are_refused_up_front, .init = setup, .fini = teardown)
 {
     int rc = run(MPIRUN2, NULL, (char *[]){"--device", "cpu", "train", "--data", "text.txt", "--batch", "1", NULL});
