@@ -3,20 +3,29 @@
 #include <limits.h>
 #include <string.h>
 
-int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B,
-                   const BackendOptions *opts, Err *e)
+int backend_shape_check(const ModelConfig *cfg, int max_T, int max_B, Err *e)
 {
-    static const BackendOptions defaults = {.threads = 1};
-    static const Dist alone = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
-    memset(be, 0, sizeof *be);
     if (model_config_check(cfg, e) != 0)
         return -1;
     /* Backends index activations with int: the largest, [T+1, B, max(E, H, V)], must fit. */
     int width = cfg->embed > cfg->hidden ? cfg->embed : cfg->hidden;
     width = cfg->vocab > width ? cfg->vocab : width;
     if (max_T < 1 || max_B < 1 || ((double)max_T + 1) * max_B * width > INT_MAX)
-        return err_set(e, "a batch of %d x %d is too large for this model (at most %d values per activation buffer)",
-                       max_T, max_B, INT_MAX);
+        return err_set(e,
+                       "a batch of %d x %d is too large for this model (at most %d values per activation buffer: "
+                       "(seq-len + 1) x batch x %d must stay below it)",
+                       max_T, max_B, INT_MAX, width);
+    return 0;
+}
+
+int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B,
+                   const BackendOptions *opts, Err *e)
+{
+    static const BackendOptions defaults = {.threads = 1};
+    static const Dist alone = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
+    memset(be, 0, sizeof *be);
+    if (backend_shape_check(cfg, max_T, max_B, e) != 0)
+        return -1;
     be->ctx = ops->create(cfg, max_T, max_B, opts ? opts : &defaults, e);
     if (!be->ctx)
         return -1;

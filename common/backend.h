@@ -38,6 +38,11 @@ typedef struct {
     const Dist *dist;          /* data parallel: the ranks this one trains with (NULL: a process of its own) */
 } BackendOptions;
 
+/* Memory in bytes: on the host, and on the backend's own device (0 for a backend computing in host memory). */
+typedef struct {
+    uint64_t host, device;
+} MemoryNeed;
+
 typedef struct BackendOps {
     const char *name; /* "cpu", "cuda" */
     void *(*create)(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e);
@@ -67,6 +72,12 @@ typedef struct BackendOps {
     int (*sample_reset)(void *ctx, Err *e);
     int (*sample_step)(void *ctx, int token, float *logits /* [V] */, Err *e);
 
+    /* What create() allocates for this model and batch shape, computed from the very sizes it allocates,
+     * so that a command can refuse a run too large before allocating anything. */
+    MemoryNeed (*memory)(const ModelConfig *cfg, int max_T, int max_B);
+    /* Free and total bytes of the backend's own device memory; NULL for a backend in host memory. */
+    int (*device_memory)(uint64_t *free_bytes, uint64_t *total_bytes, Err *e);
+
     /* Data parallel (called only when dist has several ranks): every rank's gradient buffer times weight
      * (its share of the batch's counted positions), summed over the ranks into every rank's buffer, and
      * likewise *loss (this rank's mean in, the batch's out): the gradient and loss of the global batch. */
@@ -81,6 +92,8 @@ typedef struct {
     const Dist *dist; /* BackendOptions.dist, or a job of one process */
 } Backend;
 
+/* Refuses a batch shape whose activations a backend cannot index (int offsets) for this model. */
+int backend_shape_check(const ModelConfig *cfg, int max_T, int max_B, Err *e);
 /* opts may be NULL for the defaults. */
 int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, int max_T, int max_B,
                    const BackendOptions *opts, Err *e);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "cli.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,11 @@ static char held[sizeof(Err)];
 static int several_ranks(void)
 {
     return ranks && ranks->size > 1;
+}
+
+int cli_quiet(void)
+{
+    return several_ranks() && ranks->rank != 0;
 }
 
 void cli_ranks(const Dist *d)
@@ -44,26 +50,32 @@ int cli_fail_alone(int status, const char *msg)
     return cli_fail(status, msg);
 }
 
-int cli_on_ranks(int (*command)(int argc, char **argv, DeviceChoice device, const Dist *dist), int argc, char **argv,
-                 DeviceChoice device)
+int cli_on_ranks(int (*command)(int argc, char **argv, const GlobalOptions *g, const Dist *dist), int argc,
+                 char **argv, const GlobalOptions *g)
 {
     Dist dist;
     Err e;
     if (dist_init(&dist, &e) != 0)
         return dist_launched_rank() == 0 ? cli_fail(EXIT_USAGE, e.msg) : EXIT_USAGE;
     cli_ranks(&dist);
-    int status = command(argc, argv, device, &dist);
+    int status = command(argc, argv, g, &dist);
     cli_ranks(NULL);
     dist_finalize(&dist);
     return status;
 }
 
 int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *command, const char *usage,
-              const char *about, int *status)
+              const char *about, const GlobalOptions *g, int *status)
 {
     Err e;
     int help;
     if (options_parse(opts, n_opts, argc, argv, command, &help, &e) != 0) {
+        *status = cli_fail(EXIT_USAGE, e.msg);
+        return 0;
+    }
+    const Option *device = option_find(opts, n_opts, "--device");
+    if (!help && g->device_given && device && device->given) {
+        err_set(&e, "%s: --device given more than once (before and after the command)", command);
         *status = cli_fail(EXIT_USAGE, e.msg);
         return 0;
     }
@@ -128,10 +140,40 @@ int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e)
     if (checkpoint_load(path, ck, e) != 0) {
         if (strcmp(path, DEFAULT_CHECKPOINT) == 0 && access(path, F_OK) != 0)
             snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
-                     " (train a model first with `charrnn train`, or pass --checkpoint FILE)");
+                     " (train a model first with `%s train`, or pass --checkpoint FILE)", program_name());
         return -1;
     }
     return 0;
+}
+
+int cli_stored_data(const Checkpoint *ck, const char *ckpt_path, const char *command, const char **path, Err *e)
+{
+    *path = NULL;
+    if (ck->data_path_abs[0] && access(ck->data_path_abs, F_OK) == 0)
+        *path = ck->data_path_abs;
+    else if (ck->data_path[0] && access(ck->data_path, F_OK) == 0)
+        *path = ck->data_path;
+    if (*path)
+        return 0;
+    if (!ck->data_path[0])
+        return err_set(e, "%s: %s does not record its training text; pass --data FILE", command, ckpt_path);
+    const char *tried = ck->data_path_abs[0] ? ck->data_path_abs : ck->data_path;
+    return err_set(e,
+                   "%s: the training text recorded in %s, %s, cannot be found (%s); that path came from the "
+                   "checkpoint: pass --data FILE to name the text",
+                   command, ckpt_path, tried, strerror(errno));
+}
+
+int cli_check_memory(const BackendOps *ops, const MemoryNeed *need, const char *command, const char *what,
+                     const char *hint, Err *e)
+{
+    MemoryNeed avail;
+    Err why;
+    if (memory_available(ops, &avail, e) != 0)
+        return -1;
+    if (memory_fits(ops, need, &avail, &why) == 0)
+        return 0;
+    return err_set(e, "%s: %s %s%s%s", command, what, why.msg, hint && *hint ? "; " : "", hint ? hint : "");
 }
 
 int cli_open(int device, const char *path, const BackendOps **ops, const char **device_note, Checkpoint *ck)

@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "device.h"
 #include "dist.h"
+#include "memory.h"
 #include "options.h"
 
 #define DEFAULT_CHECKPOINT "checkpoints/charrnn.ckpt"
@@ -16,11 +17,17 @@
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2 };
 
-int cmd_train(int argc, char **argv, DeviceChoice device);
-int cmd_sample(int argc, char **argv, DeviceChoice device);
-int cmd_eval(int argc, char **argv, DeviceChoice device);
-int cmd_info(int argc, char **argv, DeviceChoice device);
-int cmd_plot(int argc, char **argv, DeviceChoice device);
+/* What main parsed before the command. */
+typedef struct {
+    DeviceChoice device;
+    int device_given; /* --device came before the command, which may then not give it again */
+} GlobalOptions;
+
+int cmd_train(int argc, char **argv, const GlobalOptions *g);
+int cmd_sample(int argc, char **argv, const GlobalOptions *g);
+int cmd_eval(int argc, char **argv, const GlobalOptions *g);
+int cmd_info(int argc, char **argv, const GlobalOptions *g);
+int cmd_plot(int argc, char **argv, const GlobalOptions *g);
 
 #define MAX_THREADS 256
 #define LN2 0.69314718055994530942 /* nats per bit */
@@ -38,10 +45,11 @@ int cli_default_threads(void); /* the online cores, 1..MAX_THREADS */
      "--device cuda: products in TF32 on tensor cores (faster; about 1e-3 relative error)"}
 /* clang-format on */
 
-/* Parses a command's options. Returns 1 when the command should go on; 0 after printing --help
- * (*status = EXIT_OK) or an error (*status = EXIT_USAGE). */
+/* Parses a command's options (a --device in the table may not repeat one given before the command).
+ * Returns 1 when the command should go on; 0 after printing --help (*status = EXIT_OK) or an error
+ * (*status = EXIT_USAGE). */
 int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *command, const char *usage,
-              const char *about, int *status);
+              const char *about, const GlobalOptions *g, int *status);
 int cli_fail(int status, const char *msg);                       /* prints "charrnn: msg", returns status */
 /* A command run by several ranks (mpirun) speaks through rank 0. After cli_ranks, cli_fail keeps the first
  * message instead of printing it, and help is printed by rank 0 only, until cli_agree: every rank
@@ -52,9 +60,11 @@ int cli_fail(int status, const char *msg);                       /* prints "char
 void cli_ranks(const Dist *d);
 int cli_agree(int status);
 int cli_fail_alone(int status, const char *msg);
+/* 1 on the ranks other than 0 of a command run by several: they print nothing but their own failures. */
+int cli_quiet(void);
 /* Runs a command that trains or evaluates across ranks: joins them (dist_init) and leaves them around it. */
-int cli_on_ranks(int (*command)(int argc, char **argv, DeviceChoice device, const Dist *dist), int argc, char **argv,
-                 DeviceChoice device);
+int cli_on_ranks(int (*command)(int argc, char **argv, const GlobalOptions *g, const Dist *dist), int argc,
+                 char **argv, const GlobalOptions *g);
 const char *fmt_count(uint64_t n, char *buf, size_t len);        /* 1234567 -> "1,234,567" */
 const char *fmt_duration(double seconds, char *buf, size_t len); /* "1:02:03" or "2:03" */
 void print_codepoint(FILE *f, uint32_t cp);                      /* as UTF-8 */
@@ -63,5 +73,13 @@ int cli_load_checkpoint(const char *path, Checkpoint *ck, Err *e);
 /* How sample and eval begin: the device first (an unusable --device is the first thing to hear about),
  * then the checkpoint. Returns 0, or -1 after printing the error. */
 int cli_open(int device, const char *path, const BackendOps **ops, const char **device_note, Checkpoint *ck);
+/* The training text a checkpoint records, for a command that was given no --data: its absolute path when
+ * that file exists (a checkpoint used from another directory), else the path as given. When neither
+ * exists the error says that the path came from the checkpoint and to pass --data. */
+int cli_stored_data(const Checkpoint *ck, const char *ckpt_path, const char *command, const char **path, Err *e);
+/* Refuses (exit 2 for the caller) a command whose estimated memory does not fit what is available:
+ * "COMMAND: WHAT needs an estimated ..., ... is available; HINT". */
+int cli_check_memory(const BackendOps *ops, const MemoryNeed *need, const char *command, const char *what,
+                     const char *hint, Err *e);
 
 #endif

@@ -5,14 +5,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "memory.h"
 #include "options.h"
 #include "train.h"
 
-static int eval(int argc, char **argv, DeviceChoice device, const Dist *dist)
+static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
     long batches = 0;
-    int dev = (int)device, threads = cli_default_threads(), tf32 = 0;
+    int dev = (int)g->device, threads = cli_default_threads(), tf32 = 0;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to evaluate"},
         {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
@@ -26,7 +27,7 @@ static int eval(int argc, char **argv, DeviceChoice device, const Dist *dist)
                    "Prints a checkpoint's mean cross-entropy in nats and bits per character, with the\n"
                    "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
                    "zero state; window: every position with its --seq-len context).",
-                   &status))
+                   g, &status))
         return cli_agree(status);
     if (tf32 && dev == DEVICE_CPU)
         return cli_agree(cli_fail(EXIT_USAGE, TF32_ON_CPU));
@@ -51,12 +52,7 @@ static int eval(int argc, char **argv, DeviceChoice device, const Dist *dist)
             goto done;
         tokens = file_tokens;
     } else {
-        if (!ck.data_path[0]) {
-            err_set(&e, "eval: %s does not record its training text; pass --data FILE", path);
-            goto done;
-        }
-        data = ck.data_path;
-        if (dataset_load(&d, data, ck.cfg.val_fraction, &e) != 0)
+        if (cli_stored_data(&ck, path, "eval", &data, &e) != 0 || dataset_load(&d, data, ck.cfg.val_fraction, &e) != 0)
             goto done;
         if (d.file_bytes != ck.data_bytes || d.file_crc != ck.data_crc || !vocab_equal(&d.vocab, &ck.vocab)) {
             err_set(&e,
@@ -82,12 +78,22 @@ static int eval(int argc, char **argv, DeviceChoice device, const Dist *dist)
         err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
         goto done;
     }
+    /* Each rank holds its share of every batch. */
+    const int rows = dist_share(c->batch, dist->rank, dist->size).count;
+    MemoryNeed need = eval_memory(ops, &c->model, c->seq_len, rows);
+    if (backend_shape_check(&c->model, c->seq_len, rows, &e) != 0 ||
+        cli_check_memory(ops, &need, "eval", "evaluating the model", ops->device_memory ? "try --device cpu" : "",
+                         &e) != 0) {
+        char why[sizeof e.msg];
+        memcpy(why, e.msg, sizeof why);
+        err_set(&e, "%s: %s", path, why);
+        goto done;
+    }
     status = EXIT_ERROR;
     if (dist->rank == 0)
         device_announce(device_note);
     double loss;
     BackendOptions backend_opts = {.threads = threads, .tf32 = tf32, .dist = dist};
-    const int rows = dist_share(c->batch, dist->rank, dist->size).count;
     if (backend_create(&be, ops, &c->model, c->seq_len, rows, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;
@@ -116,7 +122,7 @@ cleanup:
     return status;
 }
 
-int cmd_eval(int argc, char **argv, DeviceChoice device)
+int cmd_eval(int argc, char **argv, const GlobalOptions *g)
 {
-    return cli_on_ranks(eval, argc, argv, device);
+    return cli_on_ranks(eval, argc, argv, g);
 }

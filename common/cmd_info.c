@@ -6,17 +6,25 @@
 #include "cli.h"
 #include "options.h"
 
-static void print_loss(const char *label, float loss)
+/* A stored loss and what it was measured on: `about` (the train loss), or the step (the validation loss;
+ * 0 when a version 1 checkpoint did not say). */
+static void print_loss(const char *label, float loss, const char *about, long step)
 {
-    if (isnan(loss))
+    if (isnan(loss)) {
         printf("  %-14s not measured\n", label);
+        return;
+    }
+    printf("  %-14s %.4f nats/char (%.4f bits/char)", label, (double)loss, (double)loss / LN2);
+    if (about)
+        printf(", %s\n", about);
+    else if (step > 0)
+        printf(", measured at step %ld\n", step);
     else
-        printf("  %-14s %.4f nats/char (%.4f bits/char)\n", label, (double)loss, (double)loss / LN2);
+        printf(", measured at a step not recorded (format 1)\n");
 }
 
-int cmd_info(int argc, char **argv, DeviceChoice device)
+int cmd_info(int argc, char **argv, const GlobalOptions *g)
 {
-    (void)device;
     const char *path = DEFAULT_CHECKPOINT;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to describe"},
@@ -24,7 +32,7 @@ int cmd_info(int argc, char **argv, DeviceChoice device)
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int status;
     if (!cli_parse(opts, n_opts, argc, argv, "info", "charrnn info [options]",
-                   "Describes a checkpoint: model, training settings, progress, losses and vocabulary.", &status))
+                   "Describes a checkpoint: model, training settings, progress, losses and vocabulary.", g, &status))
         return status;
     Err e;
     Checkpoint ck;
@@ -37,8 +45,9 @@ int cmd_info(int argc, char **argv, DeviceChoice device)
     printf("  %-14s vocab %d, embed %d, hidden %d, layers %d: %s parameters\n", "model", c->model.vocab, c->model.embed,
            c->model.hidden, c->model.layers, fmt_count(model_num_params(&c->model), n1, sizeof n1));
     printf("  %-14s step %ld of %ld\n", "progress", ck.step, c->steps);
-    print_loss("train loss", ck.train_loss);
-    print_loss("val loss", ck.val_loss);
+    print_loss("train loss", ck.train_loss,
+               ck.version >= 2 ? "recent steps' average" : "mean since the evaluation before it (format 1)", 0);
+    print_loss("val loss", ck.val_loss, NULL, ck.val_step);
     printf("  %-14s mode %s%s, seq-len %d, batch %d, seed %llu, val-fraction %g\n", "batches",
            c->mode == MODE_SEQ ? "seq" : "window", c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
            (unsigned long long)c->seed, (double)c->val_fraction);
@@ -55,8 +64,15 @@ int cmd_info(int argc, char **argv, DeviceChoice device)
     if (o->kind == OPT_ADAMW)
         printf(", weight decay %g", (double)o->weight_decay);
     printf(", clip %g\n", (double)o->clip);
-    printf("  %-14s %s (%s bytes, CRC-32 %08x)\n", "data", ck.data_path[0] ? ck.data_path : "(not recorded)",
+    printf("  %-14s %s (%s%s%s bytes, CRC-32 %08x)\n", "data", ck.data_path[0] ? ck.data_path : "(not recorded)",
+           ck.data_path_abs[0] ? ck.data_path_abs : "", ck.data_path_abs[0] ? "; " : "",
            fmt_count(ck.data_bytes, n2, sizeof n2), ck.data_crc);
+    if (ck.has_run) {
+        const RunSettings *r = &ck.run;
+        printf("  %-14s eval every %d (%d batches), sample length %d, save every %d, on-nan %s, log %s\n", "run",
+               r->eval_every, r->eval_batches, r->sample_length, r->save_every,
+               r->on_nan == ON_NAN_SKIP ? "skip" : "stop", ck.log_path[0] ? ck.log_path : "none");
+    }
     printf("  %-14s optimizer moments %s, resume state %s\n", "contents", ck.m ? "yes" : "no",
            ck.has_resume ? "yes" : "no");
     printf("  %-14s %d characters: ", "vocabulary", ck.vocab.size);

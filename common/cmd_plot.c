@@ -1,28 +1,46 @@
 /* charrnn plot: an SVG chart of the train and validation loss in a `charrnn train --log` CSV. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "options.h"
 #include "plot.h"
 
 #define PLOT_USAGE "charrnn plot RUN.csv [-o OUT.svg] [options]"
+#define PLOT_MARK_WITHIN 65536 /* bytes of an existing output searched for PLOT_SVG_MARK: past any --title */
 
-/* 1 when both paths name the same existing file. */
-static int same_file(const char *a, const char *b)
+/* A chart may replace only what plot wrote itself: not a special file, not another kind of file. */
+static int check_output(const char *out, const char *csv, Err *e)
 {
-    struct stat sa, sb;
-    if (strcmp(a, b) == 0)
-        return 1;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    struct stat st;
+    if (same_file(csv, out))
+        return err_set(e, "plot: %s: the output would overwrite the log itself; choose another with -o FILE", out);
+    if (stat(out, &st) != 0)
+        return 0;
+    if (special_file_kind(st.st_mode))
+        return err_set(e, "plot: -o %s: is %s, not a chart file; choose a file path", out, special_file_kind(st.st_mode));
+    int fd = open_regular(out, O_RDONLY, "a chart", e);
+    if (fd < 0)
+        return -1;
+    char head[PLOT_MARK_WITHIN + 1];
+    ssize_t n = read(fd, head, PLOT_MARK_WITHIN);
+    close(fd);
+    head[n > 0 ? n : 0] = 0;
+    if (st.st_size > 0 && !strstr(head, PLOT_SVG_MARK))
+        return err_set(e,
+                       "plot: -o %s: exists and is not a chart charrnn plot wrote; it replaces only its own charts, so "
+                       "choose another path",
+                       out);
+    return 0;
 }
 
-int cmd_plot(int argc, char **argv, DeviceChoice device)
+int cmd_plot(int argc, char **argv, const GlobalOptions *g)
 {
-    (void)device;
     const char *out = NULL, *title = NULL;
     float smooth = 0.9f;
     int max_points = PLOT_DEFAULT_MAX_POINTS;
@@ -74,7 +92,7 @@ int cmd_plot(int argc, char **argv, DeviceChoice device)
     int go_on = cli_parse(opts, n_opts, n, args, "plot", PLOT_USAGE,
                           "Draws the train and validation loss of a training log (charrnn train --log FILE) as an "
                           "SVG chart:\nloss against steps and against elapsed training time, in nats/char.",
-                          &status);
+                          g, &status);
     free(args);
     if (!go_on)
         return status;
@@ -94,10 +112,8 @@ int cmd_plot(int argc, char **argv, DeviceChoice device)
     int rc = EXIT_OK;
     Err e;
     PlotLog log;
-    if (same_file(csv, out)) {
-        snprintf(msg, sizeof msg, "plot: %s: the output would overwrite the log itself; choose another with -o FILE",
-                 out);
-        rc = cli_fail(EXIT_USAGE, msg);
+    if (check_output(out, csv, &e) != 0) {
+        rc = cli_fail(EXIT_USAGE, e.msg);
         goto done;
     }
     if (plot_log_read(csv, &log, &e) != 0) {

@@ -1,24 +1,27 @@
 /* charrnn train: the training loop with progress, evaluation, samples, logging and checkpoints. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
+#include "memory.h"
 #include "options.h"
+#include "plot.h"
 #include "sampler.h"
 #include "train.h"
 
 static const char *const MODES[] = {"seq", "window", NULL};
 static const char *const OPTIMIZERS[] = {"adam", "adamw", "sgd", NULL};
 static const char *const SCHEDULES[] = {"constant", "cosine", NULL};
-static const char *const ON_NAN[] = {"stop", "skip", NULL};
-enum { ON_NAN_STOP = 0, ON_NAN_SKIP = 1 };
+static const char *const ON_NAN[] = {"stop", "skip", NULL}; /* indexed by OnNan */
 
 #define ADAMW_DEFAULT_DECAY 0.01f  /* PyTorch's AdamW default */
 #define MIN_LR_FRACTION 0.1f       /* cosine decays to a tenth of --lr unless --min-lr says otherwise */
@@ -26,18 +29,22 @@ enum { ON_NAN_STOP = 0, ON_NAN_SKIP = 1 };
 #define PLAIN_REFRESH_SECONDS 10.0 /* progress lines when stderr is a file or pipe */
 
 #define MAX_SKIPPED_IN_A_ROW 20 /* --on-nan skip: this many non-finite batches in a row is divergence */
+#define TRAIN_LOSS_EMA_STEPS 50 /* the train loss shown is an exponential moving average over about this many
+                                 * steps: recent enough to follow the run, smooth enough to read */
 
 /* The options that steer a run without changing what it computes. */
 typedef struct {
     const char *data, *out, *resume, *log;
-    int eval_every, eval_batches, save_every, sample_length;
-    int on_nan;
+    RunSettings settings;
+    const char *data_as_given; /* the path the run recorded for its text (when data is the file it names) */
+    int overwrite;             /* may replace the checkpoint of another run */
     int threads;
     int tf32;
 } RunOptions;
 
-/* Ctrl-C and SIGTERM: the first asks the loop to save and stop after the step in flight; a second one
- * leaves at once (the last checkpoint is whole: checkpoints are renamed into place). */
+/* Ctrl-C, SIGTERM and SIGHUP (the terminal went away): the first asks the loop to save and stop after the
+ * step in flight; a second one leaves at once (the last checkpoint is whole: checkpoints are renamed into
+ * place). */
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig)
@@ -58,23 +65,37 @@ static void catch_stop_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
 }
 
 /* Live progress on stderr: one redrawn line on a terminal, a line every few seconds otherwise. */
 typedef struct {
     int tty;
     double start, last_draw;
-    long first_step; /* step the run (or resume) started from */
-    double loss_sum; /* train loss since the last evaluation */
-    long loss_count;
-    float last_train; /* the mean of the previous interval, until this one has a step */
+    long first_step;   /* step the run (or resume) started from */
+    double ema;        /* moving average of the train loss, each step weighing 1/TRAIN_LOSS_EMA_STEPS */
+    double ema_weight; /* the weight in it so far (1 - a^n after n steps): ema / ema_weight is an average */
     float val_loss;
-    int quiet; /* ranks other than 0 print nothing */
+    long val_step; /* the step val_loss was measured at */
+    int quiet;     /* ranks other than 0 print nothing */
 } Progress;
 
+static void progress_add_loss(Progress *p, float loss)
+{
+    const double keep = 1.0 - 1.0 / TRAIN_LOSS_EMA_STEPS;
+    p->ema = keep * p->ema + (1.0 - keep) * (double)loss;
+    p->ema_weight = keep * p->ema_weight + (1.0 - keep);
+}
+
+/* The train loss of recent steps; NaN before the first. */
 static float recent_train_loss(const Progress *p)
 {
-    return p->loss_count ? (float)(p->loss_sum / (double)p->loss_count) : p->last_train;
+    return p->ema_weight > 0.0 ? (float)(p->ema / p->ema_weight) : NAN;
 }
 
 static void progress_draw(Progress *p, long step, long total, double tokens_per_s, int force)
@@ -105,22 +126,52 @@ static void progress_clear(const Progress *p)
         fprintf(stderr, "\r\033[K");
 }
 
-static void emit_stderr(uint32_t cp, void *arg)
+/* The samples of training go to the progress stream, whose failures never stop a run. */
+static int emit_stderr(uint32_t cp, void *arg, Err *e)
 {
-    (void)arg;
+    (void)arg, (void)e;
     print_codepoint(stderr, cp);
+    return 0;
+}
+
+/* Everything a run needs besides the trainer: its options and where its text and log are. */
+typedef struct {
+    const RunOptions *run;
+    const char *data_abs; /* the training text's absolute path */
+    const char *log_abs;  /* the log's, or NULL */
+} RunFiles;
+
+static char *dup_or_empty(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s ? s : "", n);
+        d[n] = 0;
+    }
+    return d;
 }
 
 /* With several ranks every rank takes the snapshot (the carried states are gathered), rank 0 alone writes
  * it, and every rank goes on or stops with rank 0's outcome (*shared). */
-static int save(const Trainer *tr, const char *path, float train_loss, float val_loss, int *shared, Err *e)
+static int save(const Trainer *tr, const RunFiles *f, const Progress *p, int *shared, Err *e)
 {
     const Dist *dist = tr->be->dist;
     Checkpoint ck;
     *shared = 0;
-    if (trainer_snapshot(tr, train_loss, val_loss, &ck, e) != 0)
+    if (trainer_snapshot(tr, recent_train_loss(p), p->val_loss, &ck, e) != 0)
         return -1;
-    int rc = dist->rank == 0 && (make_parent_dirs(path, e) != 0 || checkpoint_save(path, &ck, e) != 0) ? -1 : 0;
+    int rc = 0;
+    if (dist->rank == 0) {
+        ck.val_step = isnan(p->val_loss) ? 0 : p->val_step;
+        ck.has_run = 1;
+        ck.run = f->run->settings;
+        ck.data_path_abs = dup_or_empty(f->data_abs);
+        ck.log_path = dup_or_empty(f->log_abs);
+        rc = !ck.data_path_abs || !ck.log_path ? err_set(e, "out of memory")
+             : make_parent_dirs(f->run->out, e) != 0 ? -1
+                                                      : checkpoint_save(f->run->out, &ck, e);
+    }
     checkpoint_free(&ck);
     if (dist->size > 1) {
         Err why;
@@ -195,8 +246,42 @@ static int check_resume_options(const Option *opts, int n, const TrainConfig *gi
     return 0;
 }
 
+/* A resumed run goes on as it was configured: the settings stored in the checkpoint apply, and one given
+ * again with another value replaces the stored one, with a note. */
+static void apply_stored_settings(const Option *opts, int n_opts, RunOptions *r, int *on_nan, const Checkpoint *ck)
+{
+    if (!ck->has_run) /* a version 1 checkpoint: the defaults, as before */
+        return;
+    const int say = !cli_quiet(); /* every rank applies them, rank 0 tells */
+    const struct {
+        const char *name;
+        int *value;
+        int stored;
+    } settings[] = {
+        {"--eval-every", &r->settings.eval_every, ck->run.eval_every},
+        {"--eval-batches", &r->settings.eval_batches, ck->run.eval_batches},
+        {"--save-every", &r->settings.save_every, ck->run.save_every},
+        {"--sample-length", &r->settings.sample_length, ck->run.sample_length},
+        {"--on-nan", on_nan, (int)ck->run.on_nan},
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        const int is_on_nan = settings[i].value == on_nan;
+        if (!option_find(opts, n_opts, settings[i].name)->given)
+            *settings[i].value = settings[i].stored;
+        else if (say && *settings[i].value != settings[i].stored && is_on_nan)
+            fprintf(stderr, "charrnn: --on-nan %s replaces the run's %s\n", ON_NAN[*on_nan], ON_NAN[settings[i].stored]);
+        else if (say && *settings[i].value != settings[i].stored)
+            fprintf(stderr, "charrnn: %s %d replaces the run's %d\n", settings[i].name, *settings[i].value,
+                    settings[i].stored);
+    }
+    if (!option_find(opts, n_opts, "--log")->given)
+        r->log = ck->log_path[0] ? ck->log_path : NULL;
+    else if (say && ck->log_path[0] && !same_file(r->log, ck->log_path))
+        fprintf(stderr, "charrnn: --log %s replaces the run's log %s\n", r->log, ck->log_path);
+}
+
 /* Parses the options into *s. Returns 1 to go on, else 0 with *status set (help printed, or an error). */
-static int parse_train_options(int argc, char **argv, DeviceChoice device, TrainSetup *s, int *status)
+static int parse_train_options(int argc, char **argv, const GlobalOptions *g, TrainSetup *s, int *status)
 {
     TrainConfig c = {
         .model = {.vocab = 0, .embed = 64, .hidden = 256, .layers = 2},
@@ -209,13 +294,11 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         .val_fraction = 0.1f,
     };
     RunOptions r = {.data = DEFAULT_DATA,
-                    .eval_every = 250,
-                    .eval_batches = 16,
-                    .save_every = 1000,
-                    .sample_length = 200,
+                    .settings = {.eval_every = 250, .eval_batches = 16, .save_every = 1000, .sample_length = 200},
                     .threads = cli_default_threads()};
     c.optim.schedule = LR_COSINE;
-    int dev = (int)device, mode = (int)c.mode, opt = (int)c.optim.kind, sched = (int)c.optim.schedule;
+    int dev = (int)g->device, mode = (int)c.mode, opt = (int)c.optim.kind, sched = (int)c.optim.schedule;
+    int on_nan = ON_NAN_STOP;
     Option opts[] = {
         {"--data", ARG_STRING, &r.data, 0, 0, NULL, "FILE", "UTF-8 text to train on"},
         {"--hidden", ARG_INT, &c.model.hidden, 1, MODEL_MAX_WIDTH, NULL, "H", "hidden units per layer"},
@@ -232,7 +315,8 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         {"--lr", ARG_FLOAT, &c.optim.lr, 1e-9, MAX_LR, NULL, "RATE", "peak learning rate"},
         {"--lr-schedule", ARG_CHOICE, &sched, 0, 0, SCHEDULES, "NAME", "constant, or cosine decay to --min-lr"},
         {"--warmup", ARG_INT, &c.optim.warmup, 0, MAX_WARMUP, NULL, "N", "steps of linear learning-rate warmup"},
-        {"--min-lr", ARG_FLOAT, &c.optim.min_lr, 0, MAX_LR, NULL, "RATE", "cosine: final rate (default: --lr / 10)"},
+        {"--min-lr", ARG_FLOAT, &c.optim.min_lr, 0, MAX_LR, NULL, "RATE",
+         "cosine: final rate, at most --lr (default: --lr / 10)"},
         {"--weight-decay", ARG_FLOAT, &c.optim.weight_decay, 0, 1, NULL, "W",
          "adamw: decoupled decay of the matrices (default with adamw: 0.01)"},
         {"--momentum", ARG_FLOAT, &c.optim.momentum, 0, 0.9999, NULL, "M", "sgd: momentum"},
@@ -243,26 +327,30 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         {"--seed", ARG_U64, &c.seed, 0, 0, NULL, "N", "seed for parameters, batches and samples"},
         {"--val-fraction", ARG_FLOAT, &c.val_fraction, 0, MAX_VAL_FRACTION, NULL, "F",
          "last fraction of the text held out for validation"},
-        {"--eval-every", ARG_INT, &r.eval_every, 0, 1e9, NULL, "N", "evaluate (and sample) every N steps; 0: never"},
-        {"--eval-batches", ARG_INT, &r.eval_batches, 0, 1e9, NULL, "N",
+        {"--eval-every", ARG_INT, &r.settings.eval_every, 0, MAX_EVERY, NULL, "N",
+         "evaluate (and sample) every N steps; 0: never"},
+        {"--eval-batches", ARG_INT, &r.settings.eval_batches, 0, MAX_EVERY, NULL, "N",
          "validation batches per evaluation, spread over the split; 0: all"},
-        {"--sample-length", ARG_INT, &r.sample_length, 0, 1e6, NULL, "N", "characters sampled at each evaluation"},
-        {"--save-every", ARG_INT, &r.save_every, 0, 1e9, NULL, "N",
+        {"--sample-length", ARG_INT, &r.settings.sample_length, 0, MAX_SAMPLE_LENGTH, NULL, "N",
+         "characters sampled at each evaluation"},
+        {"--save-every", ARG_INT, &r.settings.save_every, 0, MAX_EVERY, NULL, "N",
          "write the checkpoint every N steps; 0: at the end only"},
         {"--out", ARG_STRING, &r.out, 0, 0, NULL, "FILE",
          "checkpoint to write (default: " DEFAULT_CHECKPOINT ", or the --resume file)"},
+        {"--overwrite", ARG_FLAG, &r.overwrite, 0, 0, NULL, NULL,
+         "start over in an --out that holds another run's checkpoint (otherwise refused)"},
         {"--resume", ARG_STRING, &r.resume, 0, 0, NULL, "FILE",
-         "continue the run saved in FILE exactly where it stopped (--steps may extend it)"},
+         "continue the run saved in FILE exactly where it stopped, as it was configured (--steps may extend it)"},
         {"--log", ARG_STRING, &r.log, 0, 0, NULL, "FILE",
          "append a CSV row per step: step, seconds, tokens/s, train loss, val loss, lr, grad norm"},
-        {"--on-nan", ARG_CHOICE, &r.on_nan, 0, 0, ON_NAN, "WHAT",
+        {"--on-nan", ARG_CHOICE, &on_nan, 0, 0, ON_NAN, "WHAT",
          "a step with a non-finite loss or gradient: stop (keeping the last checkpoint) or skip its batch"},
         DEVICE_OPTIONS(&dev, &r.threads, &r.tf32),
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     memset(s, 0, sizeof *s);
     if (!cli_parse(opts, n_opts, argc, argv, "train", "charrnn [--device DEVICE] train [options]",
-                   "Trains a character-level RNN on a UTF-8 text and writes a checkpoint.", status))
+                   "Trains a character-level RNN on a UTF-8 text and writes a checkpoint.", g, status))
         return 0;
     Err e;
     *status = EXIT_USAGE;
@@ -285,15 +373,18 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
         else if (!steps_given && ck->cfg.steps <= ck->step)
             bad = err_set(&e, "train: %s is already at step %ld of %ld; pass --steps N with N > %ld to train further",
                           r.resume, ck->step, ck->cfg.steps, ck->step);
+        if (!bad && !option_find(opts, n_opts, "--data")->given && cli_stored_data(ck, r.resume, "train", &r.data, &e) != 0)
+            bad = -1;
         if (bad) {
             checkpoint_free(ck);
             return !cli_fail(EXIT_USAGE, e.msg);
         }
+        if (!option_find(opts, n_opts, "--data")->given)
+            r.data_as_given = ck->data_path;
         long steps = steps_given ? c.steps : ck->cfg.steps;
         c = ck->cfg;
         c.steps = steps;
-        if (!option_find(opts, n_opts, "--data")->given && ck->data_path[0])
-            r.data = ck->data_path;
+        apply_stored_settings(opts, n_opts, &r, &on_nan, ck);
         if (!r.out)
             r.out = r.resume;
     } else {
@@ -307,10 +398,18 @@ static int parse_train_options(int argc, char **argv, DeviceChoice device, Train
             c.optim.weight_decay = ADAMW_DEFAULT_DECAY;
         if (!option_find(opts, n_opts, "--min-lr")->given)
             c.optim.min_lr = c.optim.lr * MIN_LR_FRACTION;
+        else if (c.optim.min_lr > c.optim.lr) {
+            err_set(&e, "train: --min-lr %g is above --lr %g; the cosine schedule decays from --lr down to --min-lr",
+                    (double)c.optim.min_lr, (double)c.optim.lr);
+            return !cli_fail(EXIT_USAGE, e.msg);
+        }
         if (c.stateful && c.mode == MODE_WINDOW)
             return !cli_fail(EXIT_USAGE,
                              "train: --stateful works with --mode seq only (window examples are independent)");
     }
+    r.settings.on_nan = (OnNan)on_nan;
+    if (!r.data_as_given)
+        r.data_as_given = r.data;
     if (!r.out)
         r.out = DEFAULT_CHECKPOINT;
     s->cfg = c;
@@ -330,7 +429,8 @@ static int load_data(Dataset *d, const char *path, float val_fraction, Err *e)
 }
 
 /* A resumed run must continue on the very text it was trained on. */
-static int check_resume_data(const Dataset *d, const Checkpoint *ck, const char *path, Err *e)
+static int check_resume_data(const Dataset *d, const Checkpoint *ck, const char *path, const char *ckpt_path,
+                             Err *e)
 {
     if (!vocab_equal(&d->vocab, &ck->vocab))
         return err_set(e,
@@ -343,29 +443,169 @@ static int check_resume_data(const Dataset *d, const Checkpoint *ck, const char 
                        "CRC-32 %08x) is not the training text's (%llu bytes, CRC-32 %08x)",
                        path, (unsigned long long)d->file_bytes, d->file_crc, (unsigned long long)ck->data_bytes,
                        ck->data_crc);
+    const TrainConfig *c = &ck->cfg;
+    if (c->stateful && !batcher_stream_pos_fits(c->seq_len, c->batch, d->n_train, ck->stream_pos))
+        return err_set(e, "%s: corrupted: its stream position %llu is outside the streams of %s", ckpt_path,
+                       (unsigned long long)ck->stream_pos, path);
     return 0;
 }
 
-/* Evaluation, the log row and the sample after a step. Returns -1 on a failure. */
+/* 1 when the file at path begins with the header line of a charrnn log. */
+static int is_charrnn_log(const char *path)
+{
+    Err e;
+    int fd = open_regular(path, O_RDONLY, "a training log", &e);
+    if (fd < 0)
+        return 0;
+    char head[sizeof PLOT_LOG_HEADER];
+    ssize_t n = read(fd, head, sizeof head);
+    close(fd);
+    return n == (ssize_t)sizeof head && memcmp(head, PLOT_LOG_HEADER "\n", sizeof head) == 0;
+}
+
+/* What may not be replaced whatever the run: the training text, and a special file (a device, a FIFO). */
+static int refuse_special_outputs(const RunOptions *r, Err *e)
+{
+    struct stat st;
+    const char *kind;
+    if (same_file(r->out, r->data))
+        return err_set(e, "train: --out %s is the training text itself; choose another path for the checkpoint",
+                       r->out);
+    if (stat(r->out, &st) == 0 && (kind = special_file_kind(st.st_mode)))
+        return err_set(e, "train: --out %s: is %s, not a checkpoint file; choose a file path", r->out, kind);
+    if (!r->log)
+        return 0;
+    if (same_file(r->log, r->data))
+        return err_set(e, "train: --log %s is the training text itself; choose another path for the log", r->log);
+    if (same_file(r->log, r->out) || (r->resume && same_file(r->log, r->resume)))
+        return err_set(e, "train: --log %s is the checkpoint's path too; choose another path for the log", r->log);
+    if (stat(r->log, &st) == 0 && (kind = special_file_kind(st.st_mode)))
+        return err_set(e, "train: --log %s: is %s, not a log file; choose a file path", r->log, kind);
+    if (stat(r->log, &st) == 0 && st.st_size > 0 && !is_charrnn_log(r->log))
+        return err_set(e,
+                       "train: --log %s: exists and is not a charrnn training log (its first line is not '%s'); "
+                       "choose another path",
+                       r->log, PLOT_LOG_HEADER);
+    return 0;
+}
+
+/* What --out holds, checked once this run holds its lock: only a charrnn checkpoint is ever replaced, and
+ * another run's only with --overwrite (an interrupted run is continued with --resume, not lost). */
+static int check_existing_checkpoint(const RunOptions *r, Err *e)
+{
+    struct stat st;
+    if (stat(r->out, &st) != 0 || (r->resume && same_file(r->out, r->resume)))
+        return 0;
+    CheckpointSummary sum;
+    Err why;
+    char out[4200];
+    shell_quote(r->out, out, sizeof out);
+    int peek = checkpoint_peek(r->out, &sum, &why);
+    if (peek == PEEK_NOT_CHECKPOINT)
+        return err_set(e,
+                       "train: --out %s: exists and is not a charrnn checkpoint; charrnn replaces only its own "
+                       "checkpoints, so choose another path",
+                       r->out);
+    if (r->overwrite)
+        return 0;
+    if (peek == PEEK_DAMAGED)
+        return err_set(e, "train: %s; pass --overwrite to replace it", why.msg);
+    if (sum.step < sum.steps)
+        return err_set(e,
+                       "train: %s holds an unfinished run (step %ld of %ld); continue it with `%s train --resume %s`, "
+                       "or pass --overwrite to start over",
+                       r->out, sum.step, sum.steps, program_name(), out);
+    return err_set(e,
+                   "train: %s holds a finished run (step %ld of %ld); pass --overwrite to replace it, choose another "
+                   "--out, or train it further with `%s train --resume %s --steps N`",
+                   r->out, sum.step, sum.steps, program_name(), out);
+}
+
+static int fits(const BackendOps *ops, const TrainConfig *c, const MemoryNeed *avail)
+{
+    MemoryNeed need = train_memory(ops, c);
+    return memory_fits(ops, &need, avail, NULL) == 0;
+}
+
+/* Refuses, before anything large is allocated, a run that would not fit in memory, naming the largest
+ * batch that would, or where even one sequence is too many, the widest model that would. */
+static int check_memory(const BackendOps *ops, const TrainConfig *c, Err *e)
+{
+    MemoryNeed avail, need = train_memory(ops, c);
+    Err why;
+    if (memory_available(ops, &avail, e) != 0)
+        return -1;
+    if (memory_fits(ops, &need, &avail, &why) == 0)
+        return 0;
+    TrainConfig t = *c;
+    char hint[128];
+    int lo = 0, hi = c->batch - 1; /* the need grows with the batch: the largest that fits, by bisection */
+    while (lo < hi) {
+        t.batch = (lo + hi + 1) / 2;
+        if (fits(ops, &t, &avail))
+            lo = t.batch;
+        else
+            hi = t.batch - 1;
+    }
+    t.batch = c->batch;
+    int width = c->model.hidden > c->model.embed ? c->model.hidden : c->model.embed, w_lo = 0, w_hi = width - 1;
+    while (lo == 0 && w_lo < w_hi) { /* the same for --hidden and --embed, both capped at a width */
+        const int w = (w_lo + w_hi + 1) / 2;
+        t.model.hidden = c->model.hidden < w ? c->model.hidden : w;
+        t.model.embed = c->model.embed < w ? c->model.embed : w;
+        if (fits(ops, &t, &avail))
+            w_lo = w;
+        else
+            w_hi = w - 1;
+    }
+    if (lo > 0)
+        snprintf(hint, sizeof hint, "--batch %d would fit", lo);
+    else if (w_lo > 0 && c->model.hidden > w_lo && c->model.embed > w_lo)
+        snprintf(hint, sizeof hint, "--hidden %d --embed %d would fit", w_lo, w_lo);
+    else if (w_lo > 0)
+        snprintf(hint, sizeof hint, "--%s %d would fit", c->model.hidden > w_lo ? "hidden" : "embed", w_lo);
+    else
+        snprintf(hint, sizeof hint, "even one hidden unit would not fit: fewer --layers or a shorter --seq-len");
+    return err_set(e, "train: the run (hidden %d, embed %d, layers %d, seq-len %d, batch %d) %s; %s", c->model.hidden,
+                   c->model.embed, c->model.layers, c->seq_len, c->batch, why.msg, hint);
+}
+
+/* A row of the log, on disk before the next step: a failure is reported at the step it happens. */
+static int write_log_row(FILE *log, const char *path, const Trainer *tr, const Progress *p, const StepStats *s,
+                         double tokens_per_s, int evaluated, Err *e)
+{
+    errno = 0;
+    fprintf(log, "%ld,%.3f,%.1f,%.6f,", tr->step, now_seconds() - p->start, tokens_per_s, (double)s->loss);
+    if (evaluated)
+        fprintf(log, "%.6f", (double)p->val_loss);
+    fprintf(log, ",%.6g,%.6g\n", (double)s->lr, (double)s->grad_norm);
+    if (fflush(log) != 0 || ferror(log))
+        return err_set(e, "train: --log %s: write failed at step %ld: %s", path, tr->step,
+                       errno ? strerror(errno) : "an I/O error");
+    return 0;
+}
+
+/* Evaluation, the log row and the sample after a step. Returns 0; -1 on a failure; LOG_FAILED when the
+ * log could not be written (the run stops, but saves first). */
+#define LOG_FAILED 2
 static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, const StepStats *s,
                       double tokens_per_s, Err *e)
 {
     const TrainConfig *c = &tr->cfg;
+    const RunSettings *rs = &r->settings;
     size_t n_val = d->n - d->n_train;
-    int can_eval = r->eval_every > 0 && eval_examples(c->mode, n_val, c->seq_len) > 0;
-    int eval_now = can_eval && (tr->step % r->eval_every == 0 || tr->step == c->steps);
+    int can_eval = rs->eval_every > 0 && eval_examples(c->mode, n_val, c->seq_len) > 0;
+    int eval_now = can_eval && (tr->step % rs->eval_every == 0 || tr->step == c->steps);
     if (eval_now) {
         double v;
-        if (evaluate(tr->be, c->mode, d->tokens + d->n_train, n_val, c->seq_len, c->batch, r->eval_batches, &v, e) != 0)
+        if (evaluate(tr->be, c->mode, d->tokens + d->n_train, n_val, c->seq_len, c->batch, rs->eval_batches, &v, e) !=
+            0)
             return -1;
         p->val_loss = (float)v;
+        p->val_step = tr->step;
     }
-    if (log) {
-        fprintf(log, "%ld,%.3f,%.1f,%.6f,", tr->step, now_seconds() - p->start, tokens_per_s, (double)s->loss);
-        if (eval_now)
-            fprintf(log, "%.6f", (double)p->val_loss);
-        fprintf(log, ",%.6g,%.6g\n", (double)s->lr, (double)s->grad_norm);
-    }
+    if (log && write_log_row(log, r->log, tr, p, s, tokens_per_s, eval_now, e) != 0)
+        return LOG_FAILED;
     if (!eval_now) {
         progress_draw(p, tr->step, c->steps, tokens_per_s, tr->step == c->steps);
         return 0;
@@ -374,33 +614,33 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
     if (!p->quiet)
         fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr->step,
                 (double)recent_train_loss(p), (double)p->val_loss, (double)p->val_loss / LN2);
-    if (r->sample_length > 0 && !p->quiet) {
+    if (rs->sample_length > 0 && !p->quiet) {
         SamplerConfig sc = {.temperature = 1.0f};
         Rng rng;
         rng_seed(&rng, c->seed + (uint64_t)tr->step);
         fprintf(stderr, "--- sample ---\n");
-        if (generate(tr->be, &d->vocab, &sc, &rng, NULL, 0, r->sample_length, emit_stderr, NULL, e) != 0)
+        if (generate(tr->be, &d->vocab, &sc, &rng, NULL, 0, rs->sample_length, emit_stderr, NULL, e) != 0)
             return -1;
         fprintf(stderr, "\n--------------\n");
     }
-    p->last_train = recent_train_loss(p);
-    p->loss_sum = 0;
-    p->loss_count = 0;
-    if (log)
-        fflush(log);
     progress_draw(p, tr->step, c->steps, tokens_per_s, 1);
     return 0;
 }
 
+/* Why the ranks stop besides a signal: rank 0 could not write the log (above every signal's number). */
+#define STOP_LOG_FAILED 1000
+
 /* The loop. Returns 0 when the run is complete, 128 + signal after an interruption (saved), or -1, with
- * *shared set when every rank failed alike (the same message on each). A signal seen by any rank stops
- * every rank after the same step. */
-static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progress *p, FILE *log, int *shared, Err *e)
+ * *shared set when every rank failed alike (rank 0 reports it). The ranks agree before each step whether
+ * to stop: a signal one of them saw, or rank 0's log failing, stops every rank after the same step. */
+static int train_loop(Trainer *tr, const Dataset *d, const RunFiles *f, Progress *p, FILE *log, int *shared, Err *e)
 {
     const TrainConfig *c = &tr->cfg;
+    const RunOptions *r = f->run;
     const double tokens_per_step = (double)c->seq_len * (double)c->batch;
-    int skipped_in_a_row = 0, sig = 0;
-    while (tr->step < c->steps && !(sig = dist_max(tr->be->dist, stop_signal))) {
+    int skipped_in_a_row = 0, sig, log_failed = 0;
+    char log_error[sizeof e->msg] = "";
+    while (!(sig = dist_max(tr->be->dist, log_failed ? STOP_LOG_FAILED : stop_signal)) && tr->step < c->steps) {
         StepStats s;
         double t0 = now_seconds();
         int rc = trainer_step(tr, &s, e);
@@ -415,10 +655,10 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
         }
         if (rc == TRAIN_STEP_DIVERGED) {
             progress_clear(p);
-            if (r->on_nan == ON_NAN_STOP || ++skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW) {
+            if (r->settings.on_nan == ON_NAN_STOP || ++skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW) {
                 char why[sizeof e->msg];
                 memcpy(why, e->msg, sizeof why);
-                if (r->on_nan == ON_NAN_SKIP)
+                if (r->settings.on_nan == ON_NAN_SKIP)
                     return err_set(e,
                                    "train: %s; %d batches in a row diverged, so training stopped; the last "
                                    "checkpoint written is kept (try a lower --lr)",
@@ -436,23 +676,53 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
             return -1;
         skipped_in_a_row = 0;
         double seconds = now_seconds() - t0;
-        p->loss_sum += s.loss;
-        p->loss_count++;
-        if (after_step(tr, d, r, p, log, &s, tokens_per_step / (seconds > 0 ? seconds : 1e-9), e) != 0)
+        progress_add_loss(p, s.loss);
+        rc = after_step(tr, d, r, p, log, &s, tokens_per_step / (seconds > 0 ? seconds : 1e-9), e);
+        if (rc == LOG_FAILED) { /* stop, but save first: with every rank, once they have agreed to */
+            log_failed = 1;
+            memcpy(log_error, e->msg, sizeof log_error);
+            continue;
+        }
+        if (rc != 0)
             return -1;
-        if (r->save_every > 0 && tr->step % r->save_every == 0 && tr->step < c->steps &&
-            save(tr, r->out, recent_train_loss(p), p->val_loss, shared, e) != 0)
+        if (r->settings.save_every > 0 && tr->step % r->settings.save_every == 0 && tr->step < c->steps &&
+            save(tr, f, p, shared, e) != 0)
             return -1;
     }
     progress_clear(p);
-    if (save(tr, r->out, recent_train_loss(p), p->val_loss, shared, e) != 0)
+    if (sig == STOP_LOG_FAILED) {
+        char out[4200];
+        Err save_error;
+        if (save(tr, f, p, shared, &save_error) != 0)
+            return err_set(e, "%s; training stopped, and the checkpoint could not be saved either: %s", log_error,
+                           save_error.msg);
+        *shared = 1; /* the failure is rank 0's log, and rank 0 reports it */
+        return err_set(e, "%s; training stopped and %s was saved at step %ld (continue with `%s train --resume %s`)",
+                       log_error, r->out, tr->step, program_name(), shell_quote(r->out, out, sizeof out));
+    }
+    if (save(tr, f, p, shared, e) != 0)
         return -1;
     return sig && tr->step < c->steps ? 128 + sig : 0; /* a finished run is just finished */
 }
 
+/* Opens the log for appending: a special file that appeared since it was checked is refused without
+ * blocking on it. */
+static FILE *open_log(const char *path, Err *e)
+{
+    int fd = open_regular(path, O_WRONLY | O_APPEND | O_CREAT, "a training log", e);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        close(fd);
+        err_set(e, "train: --log %s: cannot open for appending", path);
+    }
+    return f;
+}
+
 /* What every rank of a run must agree on: the run, its data, the step it starts from, the device, and how
  * often it evaluates and saves (both are collective). */
-static uint32_t run_fingerprint(const TrainConfig *c, const RunOptions *r, const Dataset *d, long step,
+static uint32_t run_fingerprint(const TrainConfig *c, const RunSettings *rs, const Dataset *d, long step,
                                 const char *device)
 {
     const OptimConfig *o = &c->optim;
@@ -463,19 +733,19 @@ static uint32_t run_fingerprint(const TrainConfig *c, const RunOptions *r, const
                              o->eps,          o->weight_decay,  o->momentum,
                              o->clip,         o->schedule,      o->warmup,
                              o->min_lr,       (double)c->steps, c->val_fraction,
-                             (double)step,    r->eval_every,    r->eval_batches,
-                             r->save_every,   r->on_nan,        (double)d->file_bytes};
+                             (double)step,    rs->eval_every,   rs->eval_batches,
+                             rs->save_every,  rs->on_nan,       (double)d->file_bytes};
     uint32_t crc = crc32_update(0, values, sizeof values);
     crc = crc32_update(crc, &c->seed, sizeof c->seed);
     crc = crc32_update(crc, &d->file_crc, sizeof d->file_crc);
     return crc32_update(crc, device, strlen(device));
 }
 
-static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
+static int train(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
 {
     TrainSetup s;
     int status;
-    if (!parse_train_options(argc, argv, device, &s, &status))
+    if (!parse_train_options(argc, argv, g, &s, &status))
         return cli_agree(status);
     const TrainConfig *c = &s.cfg;
     const RunOptions *r = &s.run;
@@ -484,19 +754,28 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
     Dataset d;
     Backend be;
     Trainer tr;
+    OutputLock lock;
     FILE *log = NULL;
     Progress p = {.tty = isatty(STDERR_FILENO), .quiet = dist->rank != 0};
     const BackendOps *ops;
+    char *data_abs = NULL, *log_abs = NULL;
     int agreed = 0, shared = 0;
-    memset(&d, 0, sizeof d);
     memset(&be, 0, sizeof be);
     memset(&tr, 0, sizeof tr);
+    memset(&d, 0, sizeof d);
+    lock.fd = -1;
     status = EXIT_USAGE;
-    if (dist->rank != 0) /* rank 0 alone writes the log and the checkpoints */
+    /* Rank 0 alone writes the checkpoints and the log; each rank computes its share of every batch. */
+    const int writes = dist->rank == 0;
+    if (!writes)
         s.run.log = NULL;
+    const Share share = dist_share(c->batch, dist->rank, dist->size);
+    TrainConfig mine = *c; /* this rank's part of the run, for the memory it needs */
+    mine.batch = share.count;
 
     /* Everything that can be checked before the first step is checked here, so that a mistake never
-     * costs a training run: the device, the data, the shape against it, the checkpoint and log paths. */
+     * costs a training run: the device, the outputs (one writer each, nothing replaced that is not the
+     * run's own), the data, the shape against it and against the memory there is. */
     const char *device_note;
     if (c->batch < dist->size) {
         err_set(&e,
@@ -505,41 +784,56 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
                 c->batch, dist->size, dist->size);
         goto done;
     }
-    if (device_select(s.device, &ops, &device_note, &e) != 0 || load_data(&d, r->data, c->val_fraction, &e) != 0)
+    if (device_select(s.device, &ops, &device_note, &e) != 0 ||
+        (writes && (refuse_special_outputs(r, &e) != 0 || make_parent_dirs(r->out, &e) != 0 ||
+                    (r->log && make_parent_dirs(r->log, &e) != 0))))
+        goto done;
+    if (writes && output_lock(r->out, &lock, &e) != 0) {
+        char why[sizeof e.msg];
+        memcpy(why, e.msg, sizeof why);
+        err_set(&e, "train: --out %s", why);
+        goto done;
+    }
+    if ((writes && check_existing_checkpoint(r, &e) != 0) || load_data(&d, r->data, c->val_fraction, &e) != 0)
         goto done;
     s.cfg.model.vocab = d.vocab.size;
-    if (resuming && check_resume_data(&d, &s.resume, r->data, &e) != 0)
+    mine.model.vocab = d.vocab.size;
+    if (resuming && check_resume_data(&d, &s.resume, r->data, r->resume, &e) != 0)
         goto done;
-    if (batcher_check(c->mode, c->stateful, c->seq_len, c->batch, d.n_train, &e) != 0) {
+    if (batcher_check(c->mode, c->stateful, c->seq_len, c->batch, d.n_train, &e) != 0 ||
+        backend_shape_check(&c->model, c->seq_len, share.count, &e) != 0) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
         err_set(&e, "train: %s (data %s)", why, r->data);
         goto done;
     }
-    if (dist->rank == 0 && check_writable(r->out, &e) != 0)
+    if (check_memory(ops, &mine, &e) != 0)
         goto done;
-    if (r->log && drop_unfinished_row(r->log, &e) != 0)
-        goto done;
-    if (r->log && !(log = fopen(r->log, "a"))) {
-        err_set(&e, "train: --log %s: cannot open for appending", r->log);
+    data_abs = absolute_path(r->data);
+    log_abs = r->log ? absolute_path(r->log) : NULL;
+    if (!data_abs || (r->log && !log_abs)) {
+        err_set(&e, "train: %s: its directory cannot be resolved", !data_abs ? r->data : r->log);
         goto done;
     }
+    if (r->log && (drop_unfinished_row(r->log, &e) != 0 || !(log = open_log(r->log, &e))))
+        goto done;
     /* Every invocation starts its rows with the header, so a log of a resumed run reads as the logs of
      * its runs one after another (charrnn plot starts a new segment there). */
-    if (log)
-        fprintf(log, "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm\n");
+    if (log && (fprintf(log, PLOT_LOG_HEADER "\n") < 0 || fflush(log) != 0)) {
+        err_set(&e, "train: --log %s: write failed: %s", r->log, strerror(errno));
+        goto done;
+    }
 
     status = EXIT_ERROR;
-    if (dist->rank == 0)
+    if (writes)
         device_announce(device_note);
-    /* Each rank's backend holds its share of every batch. */
     BackendOptions backend_opts = {.threads = r->threads, .tf32 = r->tf32, .dist = dist};
-    const Share share = dist_share(c->batch, dist->rank, dist->size);
     if (backend_create(&be, ops, &c->model, c->seq_len, share.count, &backend_opts, &e) != 0)
         goto done;
-    if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data, &be, &e)
-                  : trainer_start(&tr, c, &d, r->data, &be, &e)) != 0)
+    if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data_as_given, &be, &e)
+                  : trainer_start(&tr, c, &d, r->data_as_given, &be, &e)) != 0)
         goto done;
+    checkpoint_drop_arrays(&s.resume); /* on the device now; the memory is the saves' */
     tr.cfg.steps = c->steps;
     int others = cli_agree(EXIT_OK); /* every rank is ready, or every rank stops here */
     agreed = 1;
@@ -547,8 +841,9 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
         status = others;
         goto cleanup;
     }
-    const uint32_t fingerprint = run_fingerprint(c, r, &d, tr.step, ops->name);
-    /* and the model itself (a --resume file that differs between machines) */
+    /* The ranks compare what they were started with, and the model itself (a --resume file that differs
+     * between machines). */
+    const uint32_t fingerprint = run_fingerprint(c, &r->settings, &d, tr.step, ops->name);
     const char *what = "the options, data or checkpoint it was started with";
     const int differs = dist_same(dist, &fingerprint, sizeof fingerprint, what, &e) != 0 ? 1
                         : dist->size > 1 ? trainer_check_replicas(&tr, &e)
@@ -564,7 +859,8 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
         goto done;
     }
 
-    char n1[32], n2[32], n3[32];
+    char n1[32], n2[32], n3[32], host[32], device[32];
+    const MemoryNeed need = train_memory(ops, &mine);
     if (dist->size > 1 && !p.quiet) {
         const int fewest = dist_share(c->batch, dist->size - 1, dist->size).count;
         fprintf(stderr, "charrnn: data parallel over %d ranks (%s, %s): %d%s sequences of each batch per rank\n",
@@ -572,25 +868,32 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
     }
     if (!p.quiet)
         fprintf(stderr,
-                "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
-                "seq-len %d, batch %d\n",
-                resuming ? "resuming training" : "training", ops->name,
-                fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
-                c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch);
+            "charrnn: %s on %s: %s parameters (vocab %d, embed %d, hidden %d, layers %d), %s mode%s, "
+            "seq-len %d, batch %d; an estimated %s of memory%s%s%s\n",
+            resuming ? "resuming training" : "training", ops->name,
+            fmt_count(model_num_params(&c->model), n1, sizeof n1), c->model.vocab, c->model.embed, c->model.hidden,
+            c->model.layers, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
+            fmt_bytes(need.host, host, sizeof host), need.device ? " and " : "",
+            need.device ? fmt_bytes(need.device, device, sizeof device) : "", need.device ? " on the device" : "");
     if (!p.quiet)
-        fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s\n",
+        fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s%s%s\n",
                 r->data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1,
-                c->steps, r->out);
-    if (!p.quiet && r->eval_every > 0 && c->val_fraction > 0.0f &&
+                c->steps, r->out, log ? "; log " : "", log ? r->log : "");
+    if (!p.quiet && r->settings.eval_every > 0 && c->val_fraction > 0.0f &&
         eval_examples(c->mode, d.n - d.n_train, c->seq_len) == 0)
         fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
 
     p.start = now_seconds();
     p.first_step = tr.step;
     p.val_loss = resuming ? s.resume.val_loss : NAN;
-    p.last_train = resuming ? s.resume.train_loss : NAN;
+    p.val_step = resuming ? s.resume.val_step : 0;
+    if (resuming && !isnan(s.resume.train_loss)) { /* the saved average goes on from where it was */
+        p.ema = s.resume.train_loss;
+        p.ema_weight = 1.0;
+    }
+    RunFiles files = {.run = r, .data_abs = data_abs, .log_abs = log_abs};
     catch_stop_signals();
-    int stopped = train_loop(&tr, &d, r, &p, log, &shared, &e);
+    int stopped = train_loop(&tr, &d, &files, &p, log, &shared, &e);
     if (stopped < 0)
         goto done;
     if (log && fclose(log) != 0) {
@@ -610,8 +913,10 @@ static int train(int argc, char **argv, DeviceChoice device, const Dist *dist)
         fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
     }
     if (stopped && !p.quiet) {
-        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: %scharrnn train --resume %s\n",
-                stopped == 128 + SIGINT ? "SIGINT" : "SIGTERM", tr.step, c->steps, launch, r->out);
+        char out[4200];
+        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: %s%s train --resume %s\n",
+                signal_name(stopped - 128), tr.step, c->steps, launch, program_name(),
+                shell_quote(r->out, out, sizeof out));
     }
     status = stopped ? stopped : EXIT_OK;
 done:
@@ -631,10 +936,14 @@ cleanup:
     backend_destroy(&be);
     dataset_free(&d);
     checkpoint_free(&s.resume);
+    free(data_abs);
+    free(log_abs);
+    if (lock.fd >= 0)
+        output_unlock(&lock);
     return status;
 }
 
-int cmd_train(int argc, char **argv, DeviceChoice device)
+int cmd_train(int argc, char **argv, const GlobalOptions *g)
 {
-    return cli_on_ranks(train, argc, argv, device);
+    return cli_on_ranks(train, argc, argv, g);
 }

@@ -36,3 +36,16 @@ int train_config_check(const TrainConfig *c, Err *e)
                        (double)MAX_VAL_FRACTION);
     return 0;
 }
+
+int run_settings_check(const RunSettings *r, Err *e)
+{
+    if (r->eval_every < 0 || r->eval_every > MAX_EVERY || r->eval_batches < 0 || r->eval_batches > MAX_EVERY ||
+        r->save_every < 0 || r->save_every > MAX_EVERY)
+        return err_set(e, "eval-every %d, eval-batches %d or save-every %d is outside 0..%d", r->eval_every,
+                       r->eval_batches, r->save_every, MAX_EVERY);
+    if (r->sample_length < 0 || r->sample_length > MAX_SAMPLE_LENGTH)
+        return err_set(e, "sample length %d is outside 0..%d", r->sample_length, MAX_SAMPLE_LENGTH);
+    if ((unsigned)r->on_nan > ON_NAN_SKIP)
+        return err_set(e, "the on-nan setting %d is neither stop (0) nor skip (1)", (int)r->on_nan);
+    return 0;
+}

@@ -32,4 +32,20 @@ typedef struct {
 /* Checks every setting's range and the combinations that make no sense (stateful window mode). */
 int train_config_check(const TrainConfig *c, Err *e);
 
+#define MAX_EVERY 1000000000      /* --eval-every, --eval-batches, --save-every */
+#define MAX_SAMPLE_LENGTH 1000000 /* --sample-length */
+typedef enum { ON_NAN_STOP = 0, ON_NAN_SKIP = 1 } OnNan;
+
+/* How a run evaluates, samples, saves and meets a non-finite step: not what it computes, but stored in
+ * the checkpoint too, so that a resumed run goes on as it was configured. */
+typedef struct {
+    int eval_every;    /* evaluate (and sample) every N steps and at the end; 0: never */
+    int eval_batches;  /* validation batches per evaluation, spread over the split; 0: all of it */
+    int save_every;    /* also write the checkpoint every N steps; 0: at the end only */
+    int sample_length; /* characters sampled at each evaluation */
+    OnNan on_nan;
+} RunSettings;
+
+int run_settings_check(const RunSettings *r, Err *e);
+
 #endif

@@ -194,14 +194,14 @@ static int open_text(const char *path, Source *src, off_t *size, Err *e)
 {
     memset(src, 0, sizeof *src);
     src->name = path;
-    src->fd = open(path, O_RDONLY);
+    src->fd = open_regular(path, O_RDONLY, "a text file", e);
     if (src->fd < 0)
-        return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
     struct stat st;
-    if (fstat(src->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int is_dir = S_ISDIR(st.st_mode);
+    if (fstat(src->fd, &st) != 0) {
+        int err = errno;
         close(src->fd);
-        return err_set(e, "%s: %s", path, is_dir ? "is a directory, expected a text file" : "is not a regular file");
+        return err_set(e, "%s: cannot stat: %s", path, strerror(err));
     }
     *size = st.st_size;
     return 0;
@@ -229,7 +229,7 @@ void dataset_free(Dataset *d)
 int tokens_load(const char *path, const Vocab *v, token_t **tokens, size_t *n, Err *e)
 {
     Source src;
-    off_t size;
+    off_t size = 0;
     *tokens = NULL;
     *n = 0;
     if (open_text(path, &src, &size, e) != 0)
@@ -284,6 +284,12 @@ int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const 
 size_t batcher_last_stream_pos(const Batcher *bt)
 {
     return bt->n / (size_t)bt->B - (size_t)bt->T - 1;
+}
+
+int batcher_stream_pos_fits(int T, int B, size_t n, uint64_t pos)
+{
+    const uint64_t last = (uint64_t)(n / (size_t)B) - (uint64_t)T - 1;
+    return pos % (uint64_t)T == 0 && pos <= last + (uint64_t)T;
 }
 
 int batcher_next(Batcher *bt, token_t *x, token_t *y)

@@ -51,6 +51,9 @@ int batcher_init(Batcher *bt, BatchMode mode, int stateful, int T, int B, const 
 int batcher_next(Batcher *bt, token_t *x, token_t *y);
 /* Stateful streams: the last offset a batch may start at in every stream. */
 size_t batcher_last_stream_pos(const Batcher *bt);
+/* Whether a saved stream position continues streams of a split of n tokens: a multiple of T at most one
+ * batch past the last start (the next batch then starts the streams over). Needs batcher_check's n. */
+int batcher_stream_pos_fits(int T, int B, size_t n, uint64_t pos);
 
 /* Window mode: the context of the target tokens[p] is tokens[p-T .. p-1], with positions before the
  * start of the split reading as token 0. Fills column b of x ([T, B]) and y[(T-1) * B + b]. */

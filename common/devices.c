@@ -1,6 +1,7 @@
 /* The devices this executable was built with: the CPU always; CUDA when built with it, either linked in
  * (charrnn-emu, on the emulated device of cuda/emu/) or as the module charrnn-cuda.so beside the
- * program, loaded the first time a command asks for the GPU. */
+ * program (a build tree) or where `cmake --install` put it, loaded the first time a command asks for the
+ * GPU. */
 #define _DEFAULT_SOURCE /* readlink */
 #include <stdio.h>
 #include <string.h>
@@ -32,20 +33,36 @@ typedef struct {
 } CudaEntry;
 
 #ifdef CHARRNN_CUDA_MODULE
+/* dlopen of the module in `dir` (absolute, or relative to the program's own directory). */
+static void *open_module(const char *program_dir, const char *dir, char *path, size_t len)
+{
+    if (dir[0] == '/')
+        snprintf(path, len, "%s/%s", dir, CHARRNN_CUDA_MODULE);
+    else
+        snprintf(path, len, "%s/%s%s%s", program_dir, dir, dir[0] ? "/" : "", CHARRNN_CUDA_MODULE);
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
 static int cuda_entry(CudaEntry *c, Err *e)
 {
     static CudaEntry loaded;
     if (!loaded.ops) {
-        char path[4096];
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof CHARRNN_CUDA_MODULE - 1);
-        if (n <= 0 || n >= (ssize_t)(sizeof path - sizeof CHARRNN_CUDA_MODULE - 1))
+        char self[4096], path[4200], first_error[512];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0 || n >= (ssize_t)sizeof self - 1)
             return err_set(e, "--device cuda: cannot locate the program to find %s beside it", CHARRNN_CUDA_MODULE);
-        path[n] = 0;
-        char *slash = strrchr(path, '/');
-        strcpy(slash ? slash + 1 : path, CHARRNN_CUDA_MODULE);
-        void *module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        *(slash ? slash : self) = 0;
+        /* Beside the program in a build tree; where `cmake --install` put it for an installed one. */
+        void *module = open_module(self, "", path, sizeof path);
+        if (!module) {
+            snprintf(first_error, sizeof first_error, "%s", dlerror());
+            module = open_module(self, CHARRNN_CUDA_MODULE_INSTALLED, path, sizeof path);
+        }
         if (!module)
-            return err_set(e, "--device cuda: the CUDA backend could not be loaded (%s)", dlerror());
+            return err_set(e, "--device cuda: the CUDA backend could not be loaded (%s; nor %s)", first_error,
+                           dlerror());
         loaded.ops = dlsym(module, "cuda_backend_ops");
         *(void **)&loaded.usable = dlsym(module, "cuda_device_usable");
         *(void **)&loaded.name = dlsym(module, "cuda_device_name");

@@ -1,4 +1,7 @@
 /* charrnn [--device auto|cpu|cuda] COMMAND [options] */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,9 +33,9 @@ static void usage(FILE *f)
                "  charrnn sample           (reads the same default checkpoint)\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    DeviceChoice device = DEVICE_AUTO;
+    GlobalOptions g = {.device = DEVICE_AUTO, .device_given = 0};
     int i = 1;
     while (i < argc && strncmp(argv[i], "-", 1) == 0) {
         const char *arg = argv[i];
@@ -45,19 +48,20 @@ int main(int argc, char **argv)
             return EXIT_OK;
         }
         if (strcmp(arg, "--device") == 0 || strncmp(arg, "--device=", 9) == 0) {
-            int choice = (int)device, help;
-            Option opt = {"--device", ARG_CHOICE, &choice, 0, 0, DEVICE_NAMES, "DEVICE", "", 0};
+            int choice = (int)g.device, help;
+            Option opt = {"--device", ARG_CHOICE, &choice, 0, 0, DEVICE_NAMES, "DEVICE", "", g.device_given};
             int n = arg[8] == '=' || i + 1 >= argc ? 1 : 2; /* the option alone, or with its value */
             Err e;
             if (options_parse(&opt, 1, n, argv + i, "charrnn", &help, &e) != 0) {
                 fprintf(stderr, "%s\n", e.msg);
                 return EXIT_USAGE;
             }
-            device = (DeviceChoice)choice;
+            g.device = (DeviceChoice)choice;
+            g.device_given = 1;
             i += n;
             continue;
         }
-        fprintf(stderr, "charrnn: unknown global option '%s' (see charrnn --help)\n", arg);
+        fprintf(stderr, "charrnn: unknown global option '%s' (see %s --help)\n", arg, program_name());
         return EXIT_USAGE;
     }
     if (i >= argc) {
@@ -89,16 +93,36 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(command, "train") == 0)
-        return cmd_train(rest, args, device);
+        return cmd_train(rest, args, &g);
     if (strcmp(command, "sample") == 0)
-        return cmd_sample(rest, args, device);
+        return cmd_sample(rest, args, &g);
     if (strcmp(command, "eval") == 0)
-        return cmd_eval(rest, args, device);
+        return cmd_eval(rest, args, &g);
     if (strcmp(command, "info") == 0)
-        return cmd_info(rest, args, device);
+        return cmd_info(rest, args, &g);
     if (strcmp(command, "plot") == 0)
-        return cmd_plot(rest, args, device);
-    fprintf(stderr, "charrnn: unknown command '%s' (commands: train, sample, eval, info, plot; see charrnn --help)\n",
-            command);
+        return cmd_plot(rest, args, &g);
+    fprintf(stderr, "charrnn: unknown command '%s' (commands: train, sample, eval, info, plot; see %s --help)\n",
+            command, program_name());
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    program_name_set(argv[0]);
+    /* A file-size limit, a closed pipe: a write that fails then returns an error that the command reports
+     * (a checkpoint write fails whole, the previous one stays) instead of a signal that kills the run. */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    int status = run(argc, argv);
+    /* Whatever a command printed must have reached its destination: a full disk or a closed pipe is a
+     * failure, not a success with nothing shown. A command that failed has said so already. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (status == EXIT_OK)
+            fprintf(stderr, "charrnn: writing to standard output failed%s%s\n", errno ? ": " : "",
+                    errno ? strerror(errno) : "");
+        return status == EXIT_OK ? EXIT_ERROR : status;
+    }
+    return status;
 }

@@ -21,6 +21,29 @@ static int range_error(const char *command, const Option *o, const char *value, 
     return err_set(e, "%s: %s: expected %s from %g to %g, got '%s'", command, o->name, kind, o->min, o->max, value);
 }
 
+/* A decimal number as a person writes it: an optional minus sign, digits, and for a real a fraction
+ * and an exponent. No blanks, plus signs, hexadecimal (0x10), infinities or NaN, which strtod would take. */
+static int is_decimal(const char *s, int real)
+{
+    const char *p = s + (*s == '-');
+    int digits = 0;
+    while (*p >= '0' && *p <= '9')
+        p++, digits++;
+    if (real && *p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (!digits)
+        return 0;
+    if (real && (*p == 'e' || *p == 'E')) {
+        p += 1 + (p[1] == '-' || p[1] == '+');
+        if (*p < '0' || *p > '9')
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return *p == 0;
+}
+
 static int set_value(Option *o, const char *value, const char *command, Err *e)
 {
     char *end;
@@ -28,8 +51,8 @@ static int set_value(Option *o, const char *value, const char *command, Err *e)
     switch (o->type) {
     case ARG_INT:
     case ARG_LONG: {
-        long long x = strtoll(value, &end, 10);
-        if (end == value || *end || errno == ERANGE || (double)x < o->min || (double)x > o->max)
+        long long x = is_decimal(value, 0) ? strtoll(value, &end, 10) : 0;
+        if (!is_decimal(value, 0) || errno == ERANGE || (double)x < o->min || (double)x > o->max)
             return range_error(command, o, value, "a whole number", e);
         if (o->type == ARG_INT)
             *(int *)o->target = (int)x;
@@ -38,18 +61,23 @@ static int set_value(Option *o, const char *value, const char *command, Err *e)
         return 0;
     }
     case ARG_U64: {
-        if (*value < '0' || *value > '9') /* strtoull would accept " -1" as 2^64 - 1 */
+        if (!is_decimal(value, 0) || *value == '-') /* strtoull would take " -1" as 2^64 - 1 */
             return err_set(e, "%s: %s: expected a non-negative whole number, got '%s'", command, o->name, value);
         unsigned long long x = strtoull(value, &end, 10);
-        if (end == value || *end || errno == ERANGE)
-            return err_set(e, "%s: %s: expected a non-negative whole number, got '%s'", command, o->name, value);
+        if (errno == ERANGE)
+            return err_set(e, "%s: %s: expected a non-negative whole number below 2^64, got '%s'", command, o->name,
+                           value);
         *(uint64_t *)o->target = (uint64_t)x;
         return 0;
     }
     case ARG_FLOAT: {
-        double x = strtod(value, &end);
-        if (end == value || *end || !isfinite(x) || x < o->min || x > o->max)
+        double x = is_decimal(value, 1) ? strtod(value, &end) : NAN;
+        if (!is_decimal(value, 1) || !isfinite(x) || x < o->min || x > o->max)
             return range_error(command, o, value, "a number", e);
+        /* A value too small for float32 would silently become 0 (--clip 1e-50 would turn clipping off). */
+        if (x != 0.0 && (errno == ERANGE || (float)x == 0.0f))
+            return err_set(e, "%s: %s: '%s' is too small for a float32 (it would be 0); write 0 if 0 is meant",
+                           command, o->name, value);
         *(float *)o->target = (float)x;
         return 0;
     }
@@ -89,8 +117,8 @@ int options_parse(Option *opts, int n_opts, int argc, char **argv, const char *c
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0)
-            return err_set(e, "%s: unexpected argument '%s' (options start with --; see charrnn %s --help)", command,
-                           arg, command);
+            return err_set(e, "%s: unexpected argument '%s' (options start with --; see %s %s --help)", command,
+                           arg, program_name(), command);
         /* --name=value or --name value */
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -99,8 +127,8 @@ int options_parse(Option *opts, int n_opts, int argc, char **argv, const char *c
             if (strlen(opts[k].name) == name_len && strncmp(opts[k].name, arg, name_len) == 0)
                 o = &opts[k];
         if (!o)
-            return err_set(e, "%s: unknown option '%.*s' (see charrnn %s --help)", command, (int)name_len, arg,
-                           command);
+            return err_set(e, "%s: unknown option '%.*s' (see %s %s --help)", command, (int)name_len, arg,
+                           program_name(), command);
         if (o->given)
             return err_set(e, "%s: %s given more than once", command, o->name);
         o->given = 1;

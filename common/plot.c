@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------------
  * Reading the log */
@@ -229,13 +230,12 @@ oom:
 int plot_log_read(const char *path, PlotLog *log, Err *e)
 {
     memset(log, 0, sizeof *log);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return err_set(e, "%s: is a directory, not a training log", path);
+    int fd = open_regular(path, O_RDONLY, "a training log", e);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        return fd >= 0 ? err_set(e, "%s: cannot open: %s", path, strerror(errno)) : -1;
     }
     int rc = plot_log_read_stream(f, path, log, e);
     fclose(f);
@@ -973,7 +973,7 @@ int plot_render_svg(const PlotLog *log, const PlotStyle *style, char **svg, size
                "font-family=\"%s\">\n<title>",
                WIDTH, HEIGHT, WIDTH, HEIGHT, FONT);
     buf_text(&b, title);
-    buf_puts(&b, "</title>\n<desc>Train and validation loss (nats/char) of a charrnn training log, against steps and "
+    buf_puts(&b, "</title>\n<desc>Train and validation loss (nats/char) " PLOT_SVG_MARK ", against steps and "
                  "against elapsed training time.</desc>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");
     buf_printf(&b, "<text x=\"%d\" y=\"32\" font-size=\"20\" font-weight=\"bold\" text-anchor=\"middle\">", WIDTH / 2);
     buf_text(&b, title);

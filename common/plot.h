@@ -10,6 +10,8 @@
 
 /* The header charrnn train writes on the first line of a log. */
 #define PLOT_LOG_HEADER "step,seconds,tokens_per_s,train_loss,val_loss,lr,grad_norm"
+/* Words of the description every chart carries: a file with them near its start is a charrnn chart. */
+#define PLOT_SVG_MARK "of a charrnn training log"
 /* Most points drawn per series when the caller does not say; longer series are downsampled. */
 #define PLOT_DEFAULT_MAX_POINTS 2000
 

@@ -58,8 +58,8 @@ int generate(Backend *be, const Vocab *vocab, const SamplerConfig *s, Rng *rng, 
         rc = be->ops->sample_step(be->ctx, n_prime ? prime[i] : 0, logits, e);
     for (long i = 0; rc == 0 && i < length; i++) {
         int token = sample_logits(logits, V, s, rng, logits + V);
-        emit(vocab->codepoints[token], arg);
-        if (i + 1 < length)
+        rc = emit(vocab->codepoints[token], arg, e);
+        if (rc == 0 && i + 1 < length)
             rc = be->ops->sample_step(be->ctx, token, logits, e);
     }
     free(logits);

@@ -17,8 +17,9 @@ typedef struct {
 int sample_logits(const float *logits, int V, const SamplerConfig *s, Rng *rng, float *scratch);
 
 /* Streams `length` sampled characters to emit(), starting from a zero hidden state: the prime is fed
- * first (and not emitted); without a prime, the model starts from token 0 (a newline in most texts). */
-typedef void (*EmitFn)(uint32_t codepoint, void *arg);
+ * first (and not emitted); without a prime, the model starts from token 0 (a newline in most texts).
+ * An emit() that fails (its output cannot be written) returns -1 with *e set, and generation stops. */
+typedef int (*EmitFn)(uint32_t codepoint, void *arg, Err *e);
 int generate(Backend *be, const Vocab *vocab, const SamplerConfig *s, Rng *rng, const token_t *prime, size_t n_prime,
              long length, EmitFn emit, void *arg, Err *e);
 

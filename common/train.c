@@ -100,7 +100,9 @@ int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const ch
         return err_set(e, "the checkpoint holds no optimizer and data state to resume from");
     if (trainer_setup(tr, &ck->cfg, d, data_path, be, e) != 0)
         return -1;
-    if (ck->cfg.stateful ? ck->stream_pos > batcher_last_stream_pos(&tr->batcher) : ck->stream_pos != 0) {
+    const TrainConfig *c = &ck->cfg;
+    if (c->stateful ? !batcher_stream_pos_fits(c->seq_len, c->batch, d->n_train, ck->stream_pos)
+                    : ck->stream_pos != 0) {
         trainer_free(tr);
         return err_set(e, "the checkpoint's stream position %llu does not fit this data",
                        (unsigned long long)ck->stream_pos);
@@ -309,7 +311,13 @@ int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T
     }
     free(x);
     free(y);
-    if (rc == 0 && (rc = dist_sum_doubles(dist, sums, 2, e)) == 0)
-        *loss = sums[0] / sums[1];
-    return rc;
+    if (rc != 0 || dist_sum_doubles(dist, sums, 2, e) != 0)
+        return -1;
+    *loss = sums[0] / sums[1];
+    /* The loss of finite logits is finite (softmax_xent is stable); only logits that overflowed are not. */
+    if (!isfinite(*loss))
+        return err_set(e,
+                       "the evaluation loss is %g: the model's outputs are not finite (its weights overflow float32)",
+                       *loss);
+    return 0;
 }

@@ -36,6 +36,40 @@ typedef struct {
     float *sample_x; /* [max(E, H)] */
 } CpuModel;
 
+/* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
+ * one place that sizes them, for cpu_create and for the memory estimate alike. */
+enum { CPU_BUFFERS = 10 };
+static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
+{
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
+    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
+    const size_t W = E > H ? E : H;
+    const size_t s[CPU_BUFFERS] = {
+        T * B * E,              /* emb_out */
+        L * (T + 1) * B * H,    /* h */
+        T * B * V,              /* logits */
+        T * B * H,              /* dh */
+        T * B * H,              /* da */
+        T * B * W,              /* du */
+        B * H,                  /* scratch */
+        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
+        L * B * H,              /* carry */
+        L * H + W,              /* sample_h, sample_x */
+    };
+    memcpy(sizes, s, sizeof s);
+}
+
+/* Parameters, gradients and both moments, and the activations: all in host memory. */
+static MemoryNeed cpu_memory(const ModelConfig *cfg, int max_T, int max_B)
+{
+    size_t sizes[CPU_BUFFERS];
+    uint64_t floats = 4 * (uint64_t)model_num_params(cfg);
+    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    for (size_t i = 0; i < CPU_BUFFERS; i++)
+        floats += sizes[i];
+    return (MemoryNeed){.host = floats * sizeof(float), .device = 0};
+}
+
 static void cpu_destroy(void *ctx)
 {
     CpuModel *c = ctx;
@@ -69,23 +103,10 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->n_params = model_num_params(cfg);
     c->dist = opts->dist;
 
-    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
-    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
-    const size_t W = E > H ? E : H;
-    const size_t sizes[] = {
-        T * B * E,              /* emb_out */
-        L * (T + 1) * B * H,    /* h */
-        T * B * V,              /* logits */
-        T * B * H,              /* dh */
-        T * B * H,              /* da */
-        T * B * W,              /* du */
-        B * H,                  /* scratch */
-        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
-        L * B * H,              /* carry */
-        L * H + W,              /* sample_h, sample_x */
-    };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, H = (size_t)cfg->hidden;
+    size_t sizes[CPU_BUFFERS], total = 0;
+    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    for (size_t i = 0; i < CPU_BUFFERS; i++)
         total += sizes[i];
 
     c->params = calloc(c->n_params, sizeof(float));
@@ -362,5 +383,7 @@ const BackendOps cpu_backend_ops = {
     .update = cpu_update,
     .sample_reset = cpu_sample_reset,
     .sample_step = cpu_sample_step,
+    .memory = cpu_memory,
+    .device_memory = NULL, /* the CPU computes in host memory */
     .allreduce_grads = cpu_allreduce_grads,
 };

@@ -123,8 +123,9 @@ void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits,
     matmul_nt(dh, dlogits, w_hy, rows, H, V, 0);
 }
 
-/* log(sum(exp(z))) with the maximum subtracted first so that nothing overflows. */
-static float log_sum_exp(const float *z, int V)
+/* log(sum(exp(z - max))): the maximum is subtracted first so that nothing overflows, and kept apart from
+ * the result so that it never absorbs it (logits of 3e38 plus ln V is 3e38 in float32). */
+static float log_sum_exp_shifted(const float *z, int V, float *max_out)
 {
     float max = z[0];
     for (int j = 1; j < V; j++)
@@ -132,20 +133,21 @@ static float log_sum_exp(const float *z, int V)
     float sum = 0.0f;
     for (int j = 0; j < V; j++)
         sum += expf(z[j] - max);
-    return max + logf(sum);
+    *max_out = max;
+    return logf(sum);
 }
 
 double softmax_xent(float *logits, const token_t *y, int rows, int V, float scale)
 {
     double loss = 0.0;
     for (int i = 0; i < rows; i++) {
-        float *z = logits + (size_t)i * V;
-        const float lse = log_sum_exp(z, V);
-        loss += (double)(lse - z[y[i]]);
+        float *z = logits + (size_t)i * V, max;
+        const float log_sum = log_sum_exp_shifted(z, V, &max);
+        loss += ((double)max - (double)z[y[i]]) + (double)log_sum;
         if (scale == 0.0f)
             continue;
         for (int j = 0; j < V; j++)
-            z[j] = expf(z[j] - lse) * scale;
+            z[j] = expf((z[j] - max) - log_sum) * scale;
         z[y[i]] -= scale;
     }
     return loss;

@@ -193,11 +193,66 @@ static int pinned_alloc(void **ptr, size_t bytes, const char *what, Err *e)
     return 0;
 }
 
+/* The activation buffers for batches of up to max_T x max_B, in the order cuda_setup lays them out: the
+ * one place that sizes them, for cuda_setup and for the memory estimate alike. */
+enum { CUDA_BUFFERS = 11 };
+static void cuda_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CUDA_BUFFERS])
+{
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
+    const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
+    const size_t W = E > H ? E : H;
+    const size_t s[CUDA_BUFFERS] = {
+        T * B * E,              /* emb_out */
+        L * (T + 1) * B * H,    /* h */
+        T * B * V,              /* logits */
+        T * B * H,              /* dh */
+        T * B * H,              /* da */
+        T * B * W,              /* du */
+        T * B,                  /* row_loss */
+        L * B * H,              /* carry */
+        L * H + H + V + E,      /* sample_h, sample_next, sample_logits, sample_in */
+        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
+        L * H * H,              /* w_hh_t */
+    };
+    memcpy(sizes, s, sizeof s);
+}
+
+/* Device memory the CUDA runtime, cuBLAS and the captured graphs allocate besides our own buffers (tens of
+ * MiB); generous, so that a run estimated to fit does fit. */
+static const uint64_t CUDA_RUNTIME_RESERVE = 256u << 20;
+
+/* Every allocation of cuda_setup, from the same sizes: parameters, gradients and moments, activations,
+ * the token batch and its buckets, the reduction results and cuBLAS's workspace on the device; the pinned
+ * staging buffers on the host. */
+static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B)
+{
+    const uint64_t T = (uint64_t)max_T, B = (uint64_t)max_B, V = (uint64_t)cfg->vocab;
+    size_t sizes[CUDA_BUFFERS];
+    cuda_buffer_sizes(cfg, max_T, max_B, sizes);
+    uint64_t floats = 4 * (uint64_t)model_num_params(cfg);
+    for (size_t i = 0; i < CUDA_BUFFERS; i++)
+        floats += sizes[i];
+    const uint64_t tokens = (2 * T * B + 1) * sizeof(token_t), buckets = (T * B + V + 1) * sizeof(int);
+    MemoryNeed need;
+    need.device = floats * sizeof(float) + tokens + buckets + (2 + kernels::SUM_BLOCKS) * sizeof(double) +
+                  BLAS_WORKSPACE + CUDA_RUNTIME_RESERVE;
+    need.host = tokens + buckets + V * sizeof(float) + 2 * sizeof(double);
+    return need;
+}
+
+static int cuda_device_memory(uint64_t *free_bytes, uint64_t *total_bytes, Err *e)
+{
+    size_t free_now = 0, total = 0;
+    CUDA_TRY(cudaMemGetInfo(&free_now, &total));
+    *free_bytes = free_now;
+    *total_bytes = total;
+    return 0;
+}
+
 static int cuda_setup(CudaModel *c, Err *e)
 {
     const size_t T = (size_t)c->max_T, B = (size_t)c->max_B, L = (size_t)c->cfg.layers;
     const size_t E = (size_t)c->cfg.embed, H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab;
-    const size_t W = E > H ? E : H;
     CUDA_TRY(cudaStreamCreate(&c->stream));
     CUBLAS_TRY(cublasCreate(&c->blas));
     CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
@@ -214,21 +269,9 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->p = model_views(&c->cfg, c->params);
     c->g = model_views(&c->cfg, c->grads);
 
-    const size_t sizes[] = {
-        T * B * E,              /* emb_out */
-        L * (T + 1) * B * H,    /* h */
-        T * B * V,              /* logits */
-        T * B * H,              /* dh */
-        T * B * H,              /* da */
-        T * B * W,              /* du */
-        T * B,                  /* row_loss */
-        L * B * H,              /* carry */
-        L * H + H + V + E,      /* sample_h, sample_next, sample_logits, sample_in */
-        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
-        L * H * H,              /* w_hh_t */
-    };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    size_t sizes[CUDA_BUFFERS], total = 0;
+    cuda_buffer_sizes(&c->cfg, c->max_T, c->max_B, sizes);
+    for (size_t i = 0; i < CUDA_BUFFERS; i++)
         total += sizes[i];
     const size_t n_sums = 2 + kernels::SUM_BLOCKS;
     if (device_alloc((void **)&c->acts, total * sizeof(float), "activations", e) != 0 ||
@@ -802,5 +845,6 @@ extern "C" const char *cuda_device_name(void)
 extern "C" const BackendOps cuda_backend_ops = {
     "cuda",           cuda_create,      cuda_destroy,      cuda_set_params,  cuda_get_params, cuda_get_grads,
     cuda_set_moments, cuda_get_moments, cuda_set_carry,    cuda_get_carry,   cuda_forward,    cuda_forward_backward,
-    cuda_grad_norm,   cuda_update,      cuda_sample_reset, cuda_sample_step, cuda_allreduce_grads,
+    cuda_grad_norm,   cuda_update,      cuda_sample_reset, cuda_sample_step, cuda_memory,     cuda_device_memory,
+    cuda_allreduce_grads,
 };

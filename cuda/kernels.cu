@@ -438,14 +438,16 @@ __global__ void softmax_xent_kernel(float *logits, const token_t *y, float *row_
     float total = 0.0f;
     for (int j = threadIdx.x; j < V; j += THREADS)
         total += expf(z[j] - zmax);
-    const float lse = zmax + logf(block_reduce(total, Add<float>()));
+    /* log-sum-exp less the maximum: the maximum is never added back to a small term it would absorb
+     * (logits of 3e38 plus ln V is 3e38 in float32), so the loss is right for any finite logits. */
+    const float log_sum = logf(block_reduce(total, Add<float>()));
     if (threadIdx.x == 0)
-        row_loss[blockIdx.x] = lse - z[target];
+        row_loss[blockIdx.x] = (zmax - z[target]) + log_sum;
     if (scale == 0.0f)
         return;
     __syncthreads(); /* z[target] is read above before any thread overwrites it */
     for (int j = threadIdx.x; j < V; j += THREADS)
-        z[j] = expf(z[j] - lse) * scale;
+        z[j] = expf((z[j] - zmax) - log_sum) * scale;
     __syncthreads();
     if (threadIdx.x == 0)
         z[target] -= scale;

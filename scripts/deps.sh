@@ -7,6 +7,9 @@
 #   scripts/deps.sh --mpi    build tools and Open MPI, for mpirun -np N charrnn train
 #   scripts/deps.sh --bench  build tools and the PyTorch peer of bench/compare.py (python3-torch on
 #                            the pthread OpenBLAS, as PyTorch's BLAS)
+# While another package manager holds the dpkg or apt lock (a fresh machine often runs unattended upgrades
+# for its first minutes), it says so and waits: CHARRNN_DEPS_LOCK_WAIT seconds at most (default 1800),
+# trying again every CHARRNN_DEPS_LOCK_POLL seconds (default 10).
 set -euo pipefail
 
 packages=(gcc make cmake pkg-config libopenblas-dev)
@@ -31,5 +34,35 @@ else
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+wait_limit=${CHARRNN_DEPS_LOCK_WAIT:-1800}
+poll=${CHARRNN_DEPS_LOCK_POLL:-10}
+
+# apt-get, run again while another package manager holds its lock.
+apt_get() {
+  local waited=0 output status
+  while :; do
+    status=0
+    output=$("${sudo[@]}" apt-get "$@" 2>&1) || status=$?
+    if [ $status -eq 0 ]; then
+      return 0
+    fi
+    if ! grep -qE 'Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock' <<<"$output"; then
+      printf '%s\n' "$output" >&2
+      return $status
+    fi
+    if [ "$waited" -ge "$wait_limit" ]; then
+      printf '%s\n' "$output" >&2
+      echo "deps: the package manager was still busy after ${waited}s; try again when it is done" >&2
+      return $status
+    fi
+    if [ "$waited" -eq 0 ]; then
+      echo "deps: another package manager is running (unattended upgrades on a fresh machine?);" \
+        "waiting for it to finish (at most ${wait_limit}s)"
+    fi
+    sleep "$poll"
+    waited=$((waited + poll))
+  done
+}
+
+apt_get update -qq
+apt_get install -y -qq "${missing[@]}"

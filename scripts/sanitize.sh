@@ -10,4 +10,4 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DCHARRNN_CUDA=OFF -DCHARR
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" >/dev/null
 cmake --build build-sanitize -j "$(nproc)" >/dev/null
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-cd build-sanitize && ctest --output-on-failure
+scripts/ctest.sh build-sanitize

@@ -3,7 +3,7 @@
 # and the real GPU where there is one), then the same suites under AddressSanitizer and
 # UndefinedBehaviorSanitizer, a short run under valgrind, and the fuzzers for about a minute.
 # Installs missing packages, and tiny shakespeare when it can (the tests that need it report skipped
-# otherwise).
+# otherwise). After each CTest run it says why every skipped entry was skipped.
 #   scripts/test.sh [--quick] [LOCAL_COPY_OF_TINY_SHAKESPEARE]      (--quick: the Criterion suites only)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,7 +12,7 @@ if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 scripts/deps.sh --test
 data/get_tinyshakespeare.sh "${1:-}" || echo "test: tiny shakespeare unavailable; the tests that need it will be skipped"
 scripts/build.sh
-(cd build && ctest --output-on-failure)
+scripts/ctest.sh build
 [ $quick = 1 ] && exit 0
 echo "== sanitizers"
 scripts/sanitize.sh

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "testutil.h"
@@ -159,7 +160,13 @@ Test(checkpoint, header_is_little_endian_as_documented, .init = setup, .fini = t
     cr_assert_eq(buf[24], 7);   /* H */
     cr_assert_eq(buf[28], 2);   /* L */
     cr_assert_eq(buf[112], 77); /* step */
-    cr_assert_eq(buf[140], 14); /* data path length in bytes */
+    cr_assert_eq(buf[140], 28); /* the length of version 2's extension block */
+    cr_assert_eq(buf[144], 0);  /* the validation loss's step: not measured */
+    cr_assert_eq(buf[168], 0);  /* on-nan: stop */
+    cr_assert_eq(buf[172], 14); /* data path length in bytes */
+    cr_assert_eq(buf[190], 0);  /* absolute data path: none */
+    cr_assert_eq(buf[194], 0);  /* log path: none */
+    cr_assert_eq(buf[198], 6);  /* vocabulary: 6 bytes */
     uint32_t stored = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 | (uint32_t)buf[len - 2] << 16 |
                       (uint32_t)buf[len - 1] << 24;
     cr_assert_eq(stored, crc32_update(0, buf, len - 4));
@@ -295,6 +302,162 @@ Test(checkpoint, rejects_valid_crc_with_impossible_settings, .init = setup, .fin
     free(buf);
 }
 
+static void set_u64(uint8_t *p, uint64_t x)
+{
+    set_u32(p, (uint32_t)x);
+    set_u32(p + 4, (uint32_t)(x >> 32));
+}
+
+/* Contents no run can have, in files whose CRC is right: each is refused, naming the file. */
+Test(checkpoint, rejects_valid_crc_with_impossible_contents, .init = setup, .fini = teardown)
+{
+    uint8_t *buf;
+    size_t len;
+    saved_bytes(&buf, &len);
+    uint8_t *copy = malloc(len);
+    const size_t carry = 4 * 2 * 2 * 7, stream_pos = len - 4 - carry - 8, last_v = stream_pos - 32 - 4;
+    const struct {
+        size_t offset;
+        int bytes; /* 8: u64, 4: u32 or f32 */
+        int is_float;
+        double value;
+        const char *needle;
+    } cases[] = {
+        {112, 8, 0, 1235, "step 1235 is beyond the run's 1234 steps"},
+        {120, 4, 1, -1.0, "negative or infinite"},                  /* train loss */
+        {124, 4, 1, INFINITY, "negative or infinite"},              /* validation loss */
+        {144, 8, 0, 3, "the validation loss's step 3"},             /* measured, but the loss is NaN */
+        {168, 4, 0, 2, "on-nan setting 2"},                         /* neither stop nor skip */
+        {152, 4, 0, 2e9, "eval-every"},                             /* out of range */
+        {last_v, 4, 1, -1e-3, "second moment of the optimizer is negative"},
+        {stream_pos, 8, 0, 46, "stream position 46 is outside the data"}, /* not a multiple of T = 9 */
+        {stream_pos, 8, 0, 9e9, "stream position"},                       /* beyond the text's bytes */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(copy, buf, len);
+        if (cases[i].is_float)
+            set_f32(copy + cases[i].offset, (float)cases[i].value);
+        else if (cases[i].bytes == 8)
+            set_u64(copy + cases[i].offset, (uint64_t)cases[i].value);
+        else
+            set_u32(copy + cases[i].offset, (uint32_t)cases[i].value);
+        set_u32(copy + len - 4, crc32_update(0, copy, len - 4));
+        expect_refused(copy, len, cases[i].needle);
+    }
+    free(copy);
+    free(buf);
+}
+
+/* The same checkpoint in format version 1: the common fields, the data path, the vocabulary and the body,
+ * without version 2's extension block and its other two paths. */
+static size_t as_version_1(const uint8_t *v2, size_t len, uint8_t *v1)
+{
+    uint32_t path_len = (uint32_t)v2[172] | (uint32_t)v2[173] << 8;
+    size_t abs_at = 176 + path_len, abs_len = v2[abs_at], log_at = abs_at + 4 + abs_len;
+    size_t rest_at = log_at + 4 + v2[log_at], n = 0;
+    memcpy(v1, v2, 140);
+    set_u32(v1 + 8, 1);
+    n = 140;
+    memcpy(v1 + n, v2 + 172, 4 + path_len);
+    n += 4 + path_len;
+    memcpy(v1 + n, v2 + rest_at, len - 4 - rest_at);
+    n += len - 4 - rest_at;
+    set_u32(v1 + n, crc32_update(0, v1, n));
+    return n + 4;
+}
+
+Test(checkpoint, version_1_files_still_load, .init = setup, .fini = teardown)
+{
+    uint8_t *buf;
+    size_t len;
+    saved_bytes(&buf, &len);
+    uint8_t *v1 = malloc(len);
+    size_t v1_len = as_version_1(buf, len, v1);
+    write_text_file(path, v1, v1_len);
+    Checkpoint a = sample_checkpoint(1), b;
+    Err e;
+    cr_assert_eq(checkpoint_load(path, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(b.version, 1);
+    cr_assert_eq(b.has_run, 0, "version 1 stores no run settings");
+    cr_assert_eq(b.val_step, 0);
+    cr_assert_str_eq(b.data_path, a.data_path);
+    cr_assert_str_eq(b.data_path_abs, "");
+    cr_assert_str_eq(b.log_path, "");
+    cr_assert_eq(b.step, a.step);
+    cr_assert(memcmp(&a.cfg, &b.cfg, sizeof a.cfg) == 0);
+    cr_assert(memcmp(a.params, b.params, sizeof(float) * model_num_params(&a.cfg.model)) == 0);
+    cr_assert_eq(b.stream_pos, a.stream_pos);
+    /* saved again, it is a version 2 file with the same contents */
+    cr_assert_eq(checkpoint_save(path, &b, &e), 0, "%s", e.msg);
+    checkpoint_free(&b);
+    cr_assert_eq(checkpoint_load(path, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(b.version, CHECKPOINT_VERSION);
+    cr_assert(memcmp(a.params, b.params, sizeof(float) * model_num_params(&a.cfg.model)) == 0);
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+    free(v1);
+    free(buf);
+}
+
+Test(checkpoint, version_2_fields_round_trip, .init = setup, .fini = teardown)
+{
+    Checkpoint a = sample_checkpoint(1), b;
+    a.val_loss = 1.5f;
+    a.val_step = 70;
+    a.data_path_abs = strdup("/data/t\xc3\xa9st.txt");
+    a.log_path = strdup("/runs/run.csv");
+    a.has_run = 1;
+    a.run = (RunSettings){.eval_every = 11, .eval_batches = 3, .save_every = 500, .sample_length = 0,
+                          .on_nan = ON_NAN_SKIP};
+    Err e;
+    cr_assert_eq(checkpoint_save(path, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(checkpoint_load(path, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(b.val_step, 70);
+    cr_assert_str_eq(b.data_path_abs, a.data_path_abs);
+    cr_assert_str_eq(b.log_path, "/runs/run.csv");
+    cr_assert_eq(b.has_run, 1);
+    cr_assert(memcmp(&a.run, &b.run, sizeof a.run) == 0);
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+}
+
+/* A file far longer than its header describes (a sparse file of 6 GB, say) is refused before its body
+ * is read: the reader compares the lengths in the header with the file's size first. */
+Test(checkpoint, length_is_checked_before_the_body_is_read, .init = setup, .fini = teardown)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("AddressSanitizer's shadow memory does not fit under the address-space limit this test sets");
+#endif
+    uint8_t *buf;
+    size_t len;
+    saved_bytes(&buf, &len);
+    FILE *f = fopen(path, "r+b");
+    const long sparse = 6L << 30;
+    cr_assert_eq(fseek(f, sparse, SEEK_SET), 0);
+    fputc(0, f);
+    fclose(f);
+    struct rlimit lim, small = {.rlim_cur = 1u << 30, .rlim_max = RLIM_INFINITY};
+    getrlimit(RLIMIT_AS, &lim);
+    small.rlim_max = lim.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_AS, &small), 0, "an address-space limit far below the file's size");
+    Checkpoint ck;
+    Err e;
+    int rc = checkpoint_load(path, &ck, &e);
+    setrlimit(RLIMIT_AS, &lim);
+    cr_assert_eq(rc, -1);
+    cr_assert(strstr(e.msg, "its header describes") && strstr(e.msg, path), "%s", e.msg);
+    free(buf);
+}
+
+Test(checkpoint, a_fifo_is_refused_without_blocking, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    Checkpoint ck;
+    Err e;
+    cr_assert_eq(checkpoint_load(path, &ck, &e), -1);
+    cr_assert(strstr(e.msg, "is a FIFO (named pipe)") && strstr(e.msg, path), "%s", e.msg);
+}
+
 /* Found by fuzzing: a file that ends right after the data path, so that the CRC's bytes sit where the
  * vocabulary's length would be. It must be refused, not read past its end. */
 Test(checkpoint, rejects_a_file_ending_where_the_vocabulary_length_would_be, .init = setup, .fini = teardown)
@@ -302,7 +465,7 @@ Test(checkpoint, rejects_a_file_ending_where_the_vocabulary_length_would_be, .in
     uint8_t *buf;
     size_t len;
     saved_bytes(&buf, &len);
-    const size_t cut = 144 + 14 + 4; /* header, the 14-byte data path, then only the 4 CRC bytes */
+    const size_t cut = 172 + 4 + 14 + 4 + 4 + 4; /* header, the three paths, then only the 4 CRC bytes */
     set_u32(buf + cut - 4, crc32_update(0, buf, cut - 4));
     expect_refused(buf, cut, "sizes in the header exceed the file");
     free(buf);
@@ -362,4 +525,28 @@ Test(checkpoint, save_to_a_directory_path_is_refused, .init = setup, .fini = tea
     cr_assert_eq(checkpoint_save(dir, &ck, &e), -1);
     cr_assert(strstr(e.msg, "is a directory"), "%s", e.msg);
     checkpoint_free(&ck);
+}
+
+/* Saving replaces the file a symbolic link points to, not the link, and keeps the file's permissions. */
+Test(checkpoint, saving_through_a_symlink_keeps_the_link_and_the_permissions, .init = setup, .fini = teardown)
+{
+    char target[160];
+    snprintf(target, sizeof target, "%s/real.ckpt", dir);
+    Checkpoint ck = sample_checkpoint(1);
+    Err e;
+    cr_assert_eq(checkpoint_save(target, &ck, &e), 0, "%s", e.msg);
+    cr_assert_eq(chmod(target, 0640), 0);
+    cr_assert_eq(symlink("real.ckpt", path), 0);
+    ck.step = 999;
+    cr_assert_eq(checkpoint_save(path, &ck, &e), 0, "%s", e.msg);
+    checkpoint_free(&ck);
+    struct stat st;
+    cr_assert_eq(lstat(path, &st), 0);
+    cr_expect(S_ISLNK(st.st_mode), "the link was replaced by a file");
+    cr_assert_eq(stat(target, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0640, "permissions %o", (unsigned)(st.st_mode & 0777));
+    cr_assert_eq(checkpoint_load(target, &ck, &e), 0, "%s", e.msg);
+    cr_expect_eq(ck.step, 999, "the link's target holds the new checkpoint");
+    checkpoint_free(&ck);
+    cr_expect_eq(files_in(dir), 2, "the target and the link, nothing else");
 }

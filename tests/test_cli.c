@@ -2,12 +2,14 @@
  * train -> info -> sample -> eval -> resume works end to end. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "testutil.h"
 
 static char out[1 << 16], err[1 << 16];
@@ -68,6 +70,38 @@ Test(cli, bad_arguments_are_one_line_errors_with_status_2, .init = setup, .fini 
     EXPECT_USAGE_ERROR("unknown global option '--verbose'", "--verbose", "train");
     EXPECT_USAGE_ERROR("--weight-decay applies to --optimizer adamw only", "train", "--weight-decay", "0.1");
     EXPECT_USAGE_ERROR("--stateful works with --mode seq only", "train", "--mode", "window", "--stateful");
+}
+
+/* Numbers as a person writes them, and nothing else: strtod alone would take hexadecimal, blanks and values
+ * that become 0 in float32. */
+Test(cli, numbers_are_parsed_strictly, .init = setup, .fini = teardown)
+{
+    EXPECT_USAGE_ERROR("--hidden: expected a whole number from 1 to 8192, got '0x10'", "train", "--hidden", "0x10");
+    EXPECT_USAGE_ERROR("--hidden: expected a whole number from 1 to 8192, got ' 12'", "train", "--hidden", " 12");
+    EXPECT_USAGE_ERROR("--hidden: expected a whole number from 1 to 8192, got '+12'", "train", "--hidden", "+12");
+    EXPECT_USAGE_ERROR("--lr: expected a number from 1e-09 to 10, got '0x1p-9'", "train", "--lr", "0x1p-9");
+    EXPECT_USAGE_ERROR("--lr: expected a number from 1e-09 to 10, got ' 0.1'", "train", "--lr", " 0.1");
+    EXPECT_USAGE_ERROR("--lr: expected a number from 1e-09 to 10, got 'inf'", "train", "--lr", "inf");
+    EXPECT_USAGE_ERROR("--clip: '1e-50' is too small for a float32 (it would be 0)", "train", "--clip", "1e-50");
+    EXPECT_USAGE_ERROR("--min-lr: '1e-46' is too small for a float32", "train", "--min-lr", "1e-46");
+    EXPECT_USAGE_ERROR("--seed: expected a non-negative whole number, got ' 5'", "train", "--seed", " 5");
+    EXPECT_USAGE_ERROR("--length: expected a whole number from 0 to 1e+12, got '1e3'", "sample", "--length", "1e3");
+}
+
+Test(cli, settings_that_contradict_each_other_are_refused, .init = setup, .fini = teardown)
+{
+    EXPECT_USAGE_ERROR("train: --min-lr 0.01 is above --lr 0.002", "train", "--lr", "0.002", "--min-lr", "0.01");
+    EXPECT_USAGE_ERROR("charrnn: --device given more than once", "--device", "cpu", "--device", "cuda", "train");
+    EXPECT_USAGE_ERROR("train: --device given more than once (before and after the command)", "--device", "cpu",
+                       "train", "--device", "cpu");
+    EXPECT_USAGE_ERROR("eval: --device given more than once", "--device", "cpu", "eval", "--device=cuda");
+}
+
+/* A batch whose activations the backends cannot index is bad input (exit 2), found before any training. */
+Test(cli, a_batch_too_large_for_the_model_is_bad_input, .init = setup, .fini = teardown)
+{
+    EXPECT_USAGE_ERROR("is too large for this model", "--device", "cpu", "train", "--data", "text.txt", "--hidden",
+                       "1024", "--seq-len", "4000", "--batch", "1024");
 }
 
 /* This suite runs the plain build: either without the CUDA backend, or with it on a machine whose GPU
@@ -272,4 +306,363 @@ Test(cli, unwritable_checkpoint_path_is_refused_before_training, .init = setup, 
                        "--out", "taken/m.ckpt");
     EXPECT_USAGE_ERROR("is a directory", "--device", "cpu", "train", "--data", "text.txt", "--out", ".");
     cr_assert_null(strstr(err, "step"), "nothing was trained: %s", err);
+}
+
+/* ---- never replace what is not the run's own ---- */
+
+static char *in_dir(const char *name)
+{
+    return join_path(dir, name);
+}
+
+/* The file's bytes, to check that a refusal left them alone. */
+static char *contents(const char *name, size_t *len)
+{
+    uint8_t *data = NULL;
+    Err e;
+    *len = 0;
+    cr_assert_eq(read_file(in_dir(name), &data, len, &e), 0, "%s", e.msg);
+    return (char *)data;
+}
+
+Test(cli, outputs_that_are_not_the_runs_own_are_refused, .init = setup, .fini = teardown)
+{
+    size_t text_len, notes_len;
+    char *text = contents("text.txt", &text_len);
+    write_text_file(in_dir("notes.txt"), "my notes\n", 9);
+    cr_assert_eq(mkfifo(in_dir("fifo"), 0600), 0);
+#define TRAIN_TO(...) "--device", "cpu", "train", "--data", "text.txt", "--steps", "2", "--hidden", "4", __VA_ARGS__
+    EXPECT_USAGE_ERROR("--out ./text.txt is the training text itself", TRAIN_TO("--out", "./text.txt"));
+    EXPECT_USAGE_ERROR("--out /dev/null: is a character device, not a checkpoint file", TRAIN_TO("--out", "/dev/null"));
+    EXPECT_USAGE_ERROR("--out fifo: is a FIFO (named pipe), not a checkpoint file", TRAIN_TO("--out", "fifo"));
+    EXPECT_USAGE_ERROR("--out notes.txt: exists and is not a charrnn checkpoint", TRAIN_TO("--out", "notes.txt"));
+    EXPECT_USAGE_ERROR("--out notes.txt: exists and is not a charrnn checkpoint",
+                       TRAIN_TO("--out", "notes.txt", "--overwrite"));
+    EXPECT_USAGE_ERROR("--log text.txt is the training text itself", TRAIN_TO("--out", "m.ckpt", "--log", "text.txt"));
+    EXPECT_USAGE_ERROR("--log fifo: is a FIFO (named pipe), not a log file", TRAIN_TO("--out", "m.ckpt", "--log", "fifo"));
+    EXPECT_USAGE_ERROR("--log /dev/null: is a character device", TRAIN_TO("--out", "m.ckpt", "--log", "/dev/null"));
+    EXPECT_USAGE_ERROR("--log notes.txt: exists and is not a charrnn training log",
+                       TRAIN_TO("--out", "m.ckpt", "--log", "notes.txt"));
+    EXPECT_USAGE_ERROR("--log ./m.ckpt is the checkpoint's path too", TRAIN_TO("--out", "m.ckpt", "--log", "./m.ckpt"));
+#undef TRAIN_TO
+    size_t len;
+    char *after = contents("text.txt", &len);
+    cr_expect(len == text_len && memcmp(after, text, len) == 0, "the training text changed");
+    free(after);
+    after = contents("notes.txt", &notes_len);
+    cr_expect(notes_len == 9 && memcmp(after, "my notes\n", 9) == 0, "notes.txt changed");
+    free(after);
+    free(text);
+    struct stat st;
+    cr_expect(stat(in_dir("fifo"), &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO is still a FIFO");
+    cr_expect_neq(access(in_dir("m.ckpt"), F_OK), 0, "nothing was trained");
+    cr_expect_neq(access(in_dir("m.ckpt.lock"), F_OK), 0, "no lock file is left behind");
+}
+
+static void set_total_steps(const char *name, long steps)
+{
+    Checkpoint ck;
+    Err e;
+    cr_assert_eq(checkpoint_load(in_dir(name), &ck, &e), 0, "%s", e.msg);
+    ck.cfg.steps = steps;
+    cr_assert_eq(checkpoint_save(in_dir(name), &ck, &e), 0, "%s", e.msg);
+    checkpoint_free(&ck);
+}
+
+/* A new run over the checkpoint of another (an interrupted one, typically, after retyping the command
+ * that started it) would throw that run away: refused, naming both ways on. */
+Test(cli, a_new_run_never_replaces_another_runs_checkpoint, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "10", "--out", "m.ckpt"), 0, "%s", err);
+    set_total_steps("m.ckpt", 50); /* as if it had stopped at step 10 of 50 */
+    size_t before_len, len;
+    char *before = contents("m.ckpt", &before_len);
+    int rc = TRAIN_TINY("--steps", "10", "--out", "m.ckpt");
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "m.ckpt holds an unfinished run (step 10 of 50); continue it with `") &&
+                  strstr(err, "charrnn train --resume m.ckpt`, or pass --overwrite to start over"),
+              "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+    char *after = contents("m.ckpt", &len);
+    cr_expect(len == before_len && memcmp(before, after, len) == 0, "the interrupted run's checkpoint changed");
+    free(after);
+    free(before);
+    set_total_steps("m.ckpt", 10);
+    rc = TRAIN_TINY("--steps", "10", "--out", "m.ckpt");
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "m.ckpt holds a finished run (step 10 of 10); pass --overwrite to replace it"), "%s", err);
+    cr_assert_eq(TRAIN_TINY("--steps", "3", "--out", "m.ckpt", "--overwrite"), 0, "%s", err);
+    cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0, "%s", err);
+    cr_expect(strstr(out, "step 3 of 3"), "the new run replaced the old one: %s", out);
+}
+
+/* ---- standard output that fails ---- */
+
+Test(cli, output_that_cannot_be_written_is_a_failure, .init = setup, .fini = teardown, .timeout = 60)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "2", "--out", "m.ckpt"), 0, "%s", err);
+    /* generation stops at once (the length would take hours), with the reason */
+    int rc = run_charrnn_stdout(dir, (char *[]){"--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length",
+                                                "1000000000000", NULL},
+                                "/dev/full", err, sizeof err);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect(strstr(err, "sample: writing to standard output failed: No space left on device"), "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+    rc = run_charrnn_stdout(dir, (char *[]){"--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length",
+                                            "1000000000000", NULL},
+                            NULL, err, sizeof err);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect(strstr(err, "sample: writing to standard output failed: Broken pipe"), "%s", err);
+    /* what the other commands print must arrive too */
+    char *const commands[][6] = {
+        {"info", "--checkpoint", "m.ckpt", NULL},
+        {"--device", "cpu", "eval", "--checkpoint", "m.ckpt", NULL},
+        {"train", "--help", NULL},
+        {"--help", NULL},
+        {"--version", NULL},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        rc = run_charrnn_stdout(dir, commands[i], "/dev/full", err, sizeof err);
+        cr_expect_eq(rc, 1, "%s: exit %d, %s", commands[i][0], rc, err);
+        cr_expect(strstr(err, "writing to standard output failed: No space left on device"), "%s: %s",
+                  commands[i][0], err);
+    }
+}
+
+Test(cli, sample_output_ends_with_a_newline, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "2", "--out", "m.ckpt"), 0, "%s", err);
+    for (int length = 0; length < 40; length += 13) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", length);
+        cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", n, "--prime", "It"), 0,
+                     "%s", err);
+        size_t len = strlen(out);
+        cr_expect(len >= 2 + (size_t)length && out[len - 1] == '\n', "--length %d: '%s'", length, out);
+        cr_expect(len <= 3 + (size_t)length, "one newline at most is added: '%s'", out);
+    }
+}
+
+/* ---- bounded reads ---- */
+
+Test(cli, a_prompt_line_longer_than_the_limit_is_skipped_with_a_line, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "2", "--out", "m.ckpt"), 0, "%s", err);
+    const size_t long_line = 70000; /* beyond the 64 KiB a prompt may have */
+    FILE *f = fopen(in_dir("prompts.txt"), "w");
+    fputs("It is\n", f);
+    for (size_t i = 0; i < long_line; i++)
+        fputc('a', f);
+    fputs("\na wife\n", f);
+    fclose(f);
+    int rc = run_charrnn_stdin(
+        dir, (char *[]){"--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--interactive", "--length", "5", NULL},
+        "prompts.txt", out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect(strstr(err, "sample: prompt 2: longer than 65536 bytes; skipped"), "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+    cr_expect(strncmp(out, "It is", 5) == 0 && strstr(out, "\na wife"), "the other prompts are answered: %s", out);
+    cr_expect_null(strstr(out, "aaaa"), "the long prompt is not continued");
+}
+
+Test(cli, special_files_are_refused_without_blocking, .init = setup, .fini = teardown, .timeout = 60)
+{
+    cr_assert_eq(mkfifo(in_dir("fifo"), 0600), 0);
+    EXPECT_USAGE_ERROR("fifo: is a FIFO (named pipe), expected a charrnn checkpoint", "info", "--checkpoint", "fifo");
+    EXPECT_USAGE_ERROR("fifo: is a FIFO (named pipe), expected a charrnn checkpoint", "--device", "cpu", "sample",
+                       "--checkpoint", "fifo");
+    EXPECT_USAGE_ERROR("fifo: is a FIFO (named pipe), expected a charrnn checkpoint", "--device", "cpu", "train",
+                       "--resume", "fifo");
+    EXPECT_USAGE_ERROR("fifo: is a FIFO (named pipe), expected a text file", "--device", "cpu", "train", "--data",
+                       "fifo");
+    EXPECT_USAGE_ERROR("/dev/zero: is a character device, expected a text file", "--device", "cpu", "train", "--data",
+                       "/dev/zero");
+    EXPECT_USAGE_ERROR("fifo: is a FIFO (named pipe), expected a training log", "plot", "fifo");
+}
+
+/* ---- memory ---- */
+
+/* Parses "--batch N would fit" out of a refusal. */
+static int suggested_batch(const char *msg)
+{
+    const char *at = strstr(msg, "--batch ");
+    return at && strstr(at, "would fit") ? atoi(at + 8) : 0;
+}
+
+Test(cli, a_run_too_large_for_the_memory_is_refused_naming_one_that_fits, .init = setup, .fini = teardown)
+{
+    /* 160 GiB of activations: more than any machine this runs on */
+    int rc = RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "1024", "--layers", "16", "--seq-len",
+                 "4000", "--batch", "512", "--out", "m.ckpt");
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "needs an estimated") && strstr(err, "GiB of memory") && strstr(err, "is available"), "%s",
+              err);
+    cr_expect_gt(suggested_batch(err), 0, "a smaller batch is named: %s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+    /* Under a stated limit: the named batch does fit (and trains) */
+    setenv("CHARRNN_MEMORY_LIMIT", "64M", 1);
+    rc = RUN("--device", "cpu", "train", "--data", "text.txt", "--seq-len", "64", "--batch", "512", "--steps", "1",
+             "--eval-every", "0", "--out", "a.ckpt");
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "64.0 MiB is available"), "%s", err);
+    int batch = suggested_batch(err);
+    cr_assert(batch > 0 && batch < 512, "%s", err);
+    char b[16];
+    snprintf(b, sizeof b, "%d", batch);
+    rc = RUN("--device", "cpu", "train", "--data", "text.txt", "--seq-len", "64", "--batch", b, "--steps", "1",
+             "--eval-every", "0", "--out", "b.ckpt");
+    cr_expect_eq(rc, 0, "the suggested --batch %d: %s", batch, err);
+    snprintf(b, sizeof b, "%d", batch + 1);
+    rc = RUN("--device", "cpu", "train", "--data", "text.txt", "--seq-len", "64", "--batch", b, "--steps", "1",
+             "--eval-every", "0", "--out", "c.ckpt");
+    cr_expect_eq(rc, 2, "the suggestion is the largest that fits: %s", err);
+    /* Where the parameters alone are too many, a narrower model is named */
+    setenv("CHARRNN_MEMORY_LIMIT", "20G", 1);
+    rc = RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "8192", "--layers", "16", "--embed", "8192",
+             "--out", "d.ckpt");
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "--hidden ") && strstr(err, "--embed ") && strstr(err, "would fit"), "%s", err);
+    setenv("CHARRNN_MEMORY_LIMIT", "lots", 1);
+    EXPECT_USAGE_ERROR("CHARRNN_MEMORY_LIMIT=lots: expected a number of bytes", "--device", "cpu", "train", "--data",
+                       "text.txt", "--out", "other.ckpt");
+    unsetenv("CHARRNN_MEMORY_LIMIT");
+}
+
+/* ---- numbers that are always right ---- */
+
+/* A checkpoint of the tiny run with its output layer changed: every bias set to `bias`, or the weights to
+ * +-`weight` (0: left as they are). */
+static void make_extreme_checkpoint(const char *name, float bias, float weight)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "2", "--out", (char *)name), 0, "%s", err);
+    Checkpoint ck;
+    Err e;
+    cr_assert_eq(checkpoint_load(in_dir(name), &ck, &e), 0, "%s", e.msg);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    int n = model_tensors(&ck.cfg.model, t);
+    const ParamTensor *w_hy = &t[n - 2], *b_y = &t[n - 1];
+    for (size_t i = 0; bias != 0.0f && i < b_y->cols; i++)
+        ck.params[b_y->offset + i] = bias;
+    for (size_t i = 0; weight != 0.0f && i < w_hy->rows * w_hy->cols; i++)
+        ck.params[w_hy->offset + i] = i % 2 ? -weight : weight;
+    cr_assert_eq(checkpoint_save(in_dir(name), &ck, &e), 0, "%s", e.msg);
+    checkpoint_free(&ck);
+}
+
+Test(cli, the_loss_is_right_for_any_finite_logits, .init = setup, .fini = teardown)
+{
+    make_extreme_checkpoint("big.ckpt", 3e38f, 0.0f);
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "big.ckpt"), 0, "%s", err);
+    char expected[32];
+    snprintf(expected, sizeof expected, "%.4f nats/char", log(27.0)); /* every logit equal: ln V, V = 27 */
+    cr_expect(strncmp(out, expected, strlen(expected)) == 0, "expected %s, got %s", expected, out);
+    make_extreme_checkpoint("inf.ckpt", 0.0f, 3e38f);
+    int rc = RUN("--device", "cpu", "eval", "--checkpoint", "inf.ckpt");
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect(strstr(err, "the evaluation loss is") && strstr(err, "not finite"), "%s", err);
+}
+
+/* ---- resume and first use ---- */
+
+Test(cli, a_stream_position_outside_the_data_is_bad_input, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "3", "--stateful", "--out", "s.ckpt"), 0, "%s", err);
+    Checkpoint ck;
+    Err e;
+    cr_assert_eq(checkpoint_load(in_dir("s.ckpt"), &ck, &e), 0, "%s", e.msg);
+    ck.cfg.steps = 10;
+    ck.stream_pos = 1064; /* a multiple of T = 8 past the 4 streams of 1062 characters */
+    cr_assert_eq(checkpoint_save(in_dir("s.ckpt"), &ck, &e), 0, "%s", e.msg);
+    checkpoint_free(&ck);
+    EXPECT_USAGE_ERROR("s.ckpt: corrupted: its stream position 1064 is outside the streams of /", "--device", "cpu",
+                       "train", "--resume", "s.ckpt");
+}
+
+static int count_in(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A resumed run evaluates, samples, saves and logs as the run did; an option given again replaces the
+ * stored one and says so. */
+Test(cli, a_resumed_run_goes_on_as_it_was_configured, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "8", "--layers", "1", "--seq-len",
+                     "8", "--batch", "2", "--steps", "4", "--eval-every", "2", "--eval-batches", "1",
+                     "--sample-length", "7", "--save-every", "3", "--on-nan", "skip", "--log", "run.csv", "--out",
+                     "m.ckpt"),
+                 0, "%s", err);
+    cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0, "%s", err);
+    cr_expect(strstr(out, "eval every 2 (1 batches), sample length 7, save every 3, on-nan skip, log /"), "%s", out);
+    cr_expect(strstr(out, "run.csv\n"), "%s", out);
+    cr_expect(strstr(out, "val loss") && strstr(out, "measured at step 4"), "%s", out);
+    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "8"), 0, "%s", err);
+    cr_expect(strstr(err, "step 6: train") && strstr(err, "step 8: train"), "evaluates every 2 steps: %s", err);
+    cr_expect_eq(count_in(err, "--- sample ---"), 2, "%s", err);
+    cr_expect_null(strstr(err, "replaces"), "nothing was replaced: %s", err);
+    size_t len;
+    char *log = contents("run.csv", &len);
+    cr_expect_eq(count_in(log, "step,seconds"), 2, "the log goes on: %s", log);
+    cr_expect(strstr(log, "\n8,"), "%s", log);
+    free(log);
+    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "10", "--eval-every", "5",
+                     "--on-nan", "stop"),
+                 0, "%s", err);
+    cr_expect(strstr(err, "charrnn: --eval-every 5 replaces the run's 2"), "%s", err);
+    cr_expect(strstr(err, "charrnn: --on-nan stop replaces the run's skip"), "%s", err);
+    cr_expect(strstr(err, "step 10: train"), "%s", err);
+    cr_expect_null(strstr(err, "step 9: train"), "%s", err);
+}
+
+/* The checkpoint records its text's absolute path: it is used from any directory; when the text is gone
+ * the message says where the path came from. */
+Test(cli, a_checkpoint_is_used_from_another_directory, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN_TINY("--steps", "3", "--out", "m.ckpt"), 0, "%s", err);
+    char ckpt[256];
+    snprintf(ckpt, sizeof ckpt, "%s", in_dir("m.ckpt"));
+    cr_assert_eq(run_charrnn("/", (char *[]){"--device", "cpu", "eval", "--checkpoint", ckpt, NULL}, out, sizeof out,
+                             err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(run_charrnn("/", (char *[]){"--device", "cpu", "train", "--resume", ckpt, "--steps", "5", NULL}, out,
+                             sizeof out, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(rename(in_dir("text.txt"), in_dir("moved.txt")), 0);
+    int rc = run_charrnn("/", (char *[]){"--device", "cpu", "eval", "--checkpoint", ckpt, NULL}, out, sizeof out, err,
+                         sizeof err);
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "the training text recorded in") && strstr(err, "/text.txt, cannot be found") &&
+                  strstr(err, "that path came from the checkpoint: pass --data FILE"),
+              "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+}
+
+/* The train loss shown is a moving average of recent steps (about 50), not the mean since the last
+ * evaluation, which lags behind a falling loss. */
+Test(cli, the_train_loss_is_an_average_of_recent_steps, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "12", "--embed", "5", "--seq-len",
+                     "8", "--batch", "4", "--steps", "40", "--eval-every", "0", "--log", "run.csv", "--out", "m.ckpt"),
+                 0, "%s", err);
+    size_t len;
+    char *log = contents("run.csv", &len);
+    const double keep = 1.0 - 1.0 / 50.0;
+    double ema = 0.0, weight = 0.0;
+    int rows = 0;
+    for (char *line = strchr(log, '\n') + 1; *line; line = strchr(line, '\n') + 1, rows++) {
+        double loss;
+        cr_assert_eq(sscanf(line, "%*d,%*f,%*f,%lf,", &loss), 1, "%s", line);
+        ema = keep * ema + (1.0 - keep) * loss;
+        weight = keep * weight + (1.0 - keep);
+    }
+    free(log);
+    cr_assert_eq(rows, 40);
+    const char *at = strstr(err, "train loss ");
+    cr_assert(at, "%s", err);
+    double shown = atof(at + strlen("train loss "));
+    cr_expect(fabs(shown - ema / weight) <= 1e-4, "shown %.4f, the average of recent steps is %.4f", shown,
+              ema / weight); /* printed with 4 decimals */
 }

@@ -4,15 +4,18 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../cuda/cuda.h"
+#include "checkpoint.h"
 #include "testutil.h"
 
 static char out[1 << 16], err[1 << 16];
 static char dir[64];
+static const char TEXT[] = "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n";
 
 static void setup(void)
 {
@@ -21,8 +24,7 @@ static void setup(void)
         cr_skip_test("no CUDA device: %s", e.msg);
     cr_log_info("CUDA backend on: %s", cuda_device_name());
     make_temp_dir(dir, sizeof dir);
-    write_repeated_file(dir, "text.txt",
-                        "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n", 30);
+    write_repeated_file(dir, "text.txt", TEXT, 30);
 }
 
 static void teardown(void)
@@ -90,7 +92,9 @@ Test(cli_cuda, tf32_runs_and_its_checkpoint_is_ordinary, .init = setup, .fini = 
     const double tf32 = atof(out), cpu = eval_loss("cpu", "t.ckpt");
     cr_assert_float_eq(cpu, tf32, 1e-2, "cpu %f, cuda --tf32 %f", cpu, tf32); /* the parity suite's TF32 bound */
     cr_assert_eq(RUN("--device", "cuda", "sample", "--checkpoint", "t.ckpt", "--length", "20", "--tf32"), 0, "%s", err);
-    cr_assert_eq(strlen(out), 20, "%s", out);
+    const size_t n = strlen(out);
+    cr_assert((n == 21 && out[20] == '\n') || (n == 20 && out[19] == '\n'),
+              "20 characters, then a newline unless the last one was: %s", out);
 }
 
 /* The developer switches are checked like flags. */
@@ -112,4 +116,65 @@ Test(cli_cuda, bad_cuda_environment_settings_are_named, .init = setup, .fini = t
     unsetenv("CHARRNN_CUDA_GRAPHS");
     unsetenv("CHARRNN_CUDA_RECURRENCE");
     cr_expect_eq(rc, 0, "%s", err);
+}
+
+/* Device memory is checked before anything is allocated: a run larger than the device (160 GiB of
+ * activations) is refused naming a batch that fits, and so is one beyond a stated limit. */
+Test(cli_cuda, a_run_too_large_for_the_device_is_refused_naming_one_that_fits, .init = setup, .fini = teardown)
+{
+    int rc = RUN("--device", "cuda", "train", "--data", "text.txt", "--hidden", "1024", "--layers", "16", "--seq-len",
+                 "2000", "--batch", "1024", "--out", "x.ckpt");
+    cr_expect_eq(rc, 2, "%s", err);
+    cr_expect(strstr(err, "needs an estimated") && strstr(err, "of cuda device memory") && strstr(err, "is free there") &&
+                  strstr(err, "--batch ") && strstr(err, "would fit"),
+              "%s", err);
+    cr_expect_eq(count_lines(err), 1, "%s", err);
+    setenv("CHARRNN_DEVICE_MEMORY_LIMIT", "200M", 1);
+    rc = TRAIN("cuda", "--steps", "1", "--out", "y.ckpt");
+    cr_expect_eq(rc, 2, "the cuBLAS workspace and the runtime's allowance alone exceed 200 MiB: %s", err);
+    cr_expect(strstr(err, "200.0 MiB is free there"), "%s", err);
+    rc = TRAIN("cpu", "--steps", "1", "--out", "y.ckpt");
+    cr_expect_eq(rc, 0, "the limit is the device's, not the host's: %s", err);
+    unsetenv("CHARRNN_DEVICE_MEMORY_LIMIT");
+}
+
+/* A checkpoint of this suite's run with every output bias set to `bias`, or the output weights to
+ * +-`weight` (0: left as they are). */
+static void make_extreme_checkpoint(const char *name, float bias, float weight)
+{
+    cr_assert_eq(TRAIN("cpu", "--steps", "2", "--out", (char *)name), 0, "%s", err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    Checkpoint ck;
+    Err e;
+    cr_assert_eq(checkpoint_load(path, &ck, &e), 0, "%s", e.msg);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    int n = model_tensors(&ck.cfg.model, t);
+    for (size_t i = 0; bias != 0.0f && i < t[n - 1].cols; i++)
+        ck.params[t[n - 1].offset + i] = bias;
+    for (size_t i = 0; weight != 0.0f && i < t[n - 2].rows * t[n - 2].cols; i++)
+        ck.params[t[n - 2].offset + i] = i % 2 ? -weight : weight;
+    cr_assert_eq(checkpoint_save(path, &ck, &e), 0, "%s", e.msg);
+    checkpoint_free(&ck);
+}
+
+Test(cli_cuda, the_loss_is_right_for_any_finite_logits_on_both_devices, .init = setup, .fini = teardown)
+{
+    make_extreme_checkpoint("big.ckpt", 3e38f, 0.0f);
+    char expected[32];
+    int seen[256] = {0}, V = 0;
+    for (const char *c = TEXT; *c; c++)
+        V += !seen[(unsigned char)*c]++;
+    snprintf(expected, sizeof expected, "%.4f nats/char", log((double)V)); /* every logit equal: ln V */
+    const char *devices[] = {"cpu", "cuda"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(RUN("--device", (char *)devices[i], "eval", "--checkpoint", "big.ckpt"), 0, "%s", err);
+        cr_expect(strncmp(out, expected, strlen(expected)) == 0, "%s: expected %s, got %s", devices[i], expected, out);
+    }
+    make_extreme_checkpoint("inf.ckpt", 0.0f, 3e38f);
+    for (int i = 0; i < 2; i++) {
+        int rc = RUN("--device", (char *)devices[i], "eval", "--checkpoint", "inf.ckpt");
+        cr_expect_eq(rc, 1, "%s: %s", devices[i], err);
+        cr_expect(strstr(err, "the evaluation loss is") && strstr(err, "not finite"), "%s: %s", devices[i], err);
+    }
 }

@@ -73,11 +73,7 @@ static int run(char *const launch[], const char *program, char *const args[])
 
 static char *in_dir(const char *name)
 {
-    static char path[2][160];
-    static int turn;
-    turn ^= 1;
-    snprintf(path[turn], sizeof path[turn], "%s/%s", dir, name);
-    return path[turn];
+    return join_path(dir, name);
 }
 
 static void load(const char *name, Checkpoint *ck)
@@ -372,7 +368,7 @@ static void start_long_run(Child *c, const char *out_file, const char *save_ever
         "--seq-len", "9",         "--batch", "4",      "--steps",        "1000000",      "--eval-every",
         "0",         "--threads", "1",       "--out",  (char *)out_file, "--save-every", (char *)save_every,
         NULL};
-    cr_assert_eq(start_launched(c, MPIRUN2, NULL, dir, args, 0), 0);
+    cr_assert_eq(start_launched(c, MPIRUN2, NULL, dir, args), 0);
     cr_assert(wait_for_stderr(c, "step 1/"), "training never started: %s", c->err);
 }
 
@@ -388,7 +384,7 @@ Test(dist, sigterm_to_mpirun_stops_every_rank_after_the_same_step_and_saves, .in
     int status = finish_charrnn(&c);
     cr_expect_neq(status, 0, "%s", c.err);
     cr_expect_eq(count_of(c.err, "interrupted (SIGTERM) at step"), 1, "%s", c.err);
-    cr_expect(strstr(c.err, "continue with: mpirun -np 2 charrnn train --resume m.ckpt"), "%s", c.err);
+    cr_expect(strstr(c.err, "continue with: mpirun -np 2 " CHARRNN_BIN " train --resume m.ckpt"), "%s", c.err);
     Checkpoint ck;
     load("m.ckpt", &ck);
     char said[64];

@@ -3,6 +3,7 @@
 #define _DEFAULT_SOURCE /* usleep */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,12 @@ Test(faults, sigterm_saves_and_exits_143, .init = setup, .fini = teardown)
     interrupt_with(SIGTERM, 143, "interrupted (SIGTERM)");
 }
 
+/* The terminal went away (an ssh session closed): the run is saved as for SIGTERM. */
+Test(faults, sighup_saves_and_exits_129, .init = setup, .fini = teardown)
+{
+    interrupt_with(SIGHUP, 129, "interrupted (SIGHUP)");
+}
+
 Test(faults, second_sigint_exits_at_once_and_keeps_a_whole_checkpoint, .init = setup, .fini = teardown)
 {
     Child c;
@@ -102,6 +109,20 @@ Test(faults, second_sigint_exits_at_once_and_keeps_a_whole_checkpoint, .init = s
     cr_expect_eq(temp_files_left(), 0, "the abandoned write's temporary file is removed");
 }
 
+/* Continues the run in m.ckpt for `more` steps; steps (if not NULL) gets the new total. */
+static void resume_for_more_steps(long more, char steps[32])
+{
+    Checkpoint ck;
+    Err e;
+    char total[32];
+    cr_assert_eq(checkpoint_load(path_in_dir("m.ckpt"), &ck, &e), 0, "%s", e.msg);
+    snprintf(total, sizeof total, "%ld", ck.step + more);
+    checkpoint_free(&ck);
+    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", total), 0, "%s", err);
+    if (steps)
+        memcpy(steps, total, sizeof total);
+}
+
 Test(faults, an_interrupted_run_resumes, .init = setup, .fini = teardown)
 {
     Child c;
@@ -109,13 +130,8 @@ Test(faults, an_interrupted_run_resumes, .init = setup, .fini = teardown)
     cr_assert(wait_for_stderr(&c, "step "), "%s", c.err);
     kill(c.pid, SIGINT);
     cr_assert_eq(finish_charrnn(&c), 130, "%s", c.err);
-    Checkpoint ck;
-    Err e;
-    cr_assert_eq(checkpoint_load(path_in_dir("m.ckpt"), &ck, &e), 0, "%s", e.msg);
     char steps[32];
-    snprintf(steps, sizeof steps, "%ld", ck.step + 3);
-    checkpoint_free(&ck);
-    cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", steps), 0, "%s", err);
+    resume_for_more_steps(3, steps);
     cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0);
     char expected[96];
     snprintf(expected, sizeof expected, "step %s of %s", steps, steps);
@@ -221,15 +237,23 @@ Test(faults, an_unfinished_log_row_is_cut_off, .init = setup, .fini = teardown)
 
 /* A large text costs two bytes per character of memory (the tokens) and nothing more: the file is read
  * in chunks, twice, never whole. Compared with a small text so that the program's own size cancels. */
-static long peak_memory_kb(const char *data)
+/* The peak memory of a run, and its stderr (in a buffer of the caller's, or NULL). */
+static long peak_kib(char *const args[], char *err_text, size_t cap)
 {
     Child c;
-    char *args[] = {"--device", "cpu",       "train",  "--data",  (char *)data, "--hidden", "8", "--layers",
-                    "1",        "--seq-len", "8",      "--batch", "2",          "--steps",  "1", "--eval-every",
-                    "0",        "--out",     "m.ckpt", NULL};
     cr_assert_eq(start_charrnn(&c, dir, args, 0), 0);
     cr_assert_eq(finish_charrnn(&c), 0, "%s", c.err);
+    if (err_text)
+        snprintf(err_text, cap, "%s", c.err);
     return c.max_rss_kb;
+}
+
+static long peak_memory_kb(const char *data)
+{
+    char *args[] = {"--device", "cpu",       "train",  "--data",  (char *)data, "--hidden", "8", "--layers",
+                    "1",        "--seq-len", "8",      "--batch", "2",          "--steps",  "1", "--eval-every",
+                    "0",        "--out",     "m.ckpt", "--overwrite", NULL};
+    return peak_kib(args, NULL, 0);
 }
 
 Test(faults, large_text_takes_two_bytes_per_character, .init = setup, .fini = teardown)
@@ -247,4 +271,152 @@ Test(faults, large_text_takes_two_bytes_per_character, .init = setup, .fini = te
     long grown_kb = big - small, budget_kb = (long)(2.25 * (double)chars / 1024.0); /* tokens, plus 1/8 slack */
     cr_expect_leq(grown_kb, budget_kb, "a %zu-character text grew the peak memory by %ld KiB (budget %ld KiB)", chars,
                   grown_kb, budget_kb);
+}
+
+/* ---- one writer per checkpoint ---- */
+
+static void wait_for_file(const char *name)
+{
+    for (int tries = 0; access(path_in_dir(name), F_OK) != 0 && tries < 2000; tries++)
+        usleep(10000);
+}
+
+Test(faults, one_writer_per_checkpoint, .init = setup, .fini = teardown, .timeout = 120)
+{
+    Child c;
+    cr_assert_eq(start_charrnn(&c, dir, LONG_RUN("--save-every", "1"), 0), 0);
+    cr_assert(wait_for_stderr(&c, "step "), "%s", c.err);
+    wait_for_file("m.ckpt");
+    char pid[32];
+    snprintf(pid, sizeof pid, "(PID %d)", c.pid);
+    char *const others[][16] = {
+        {"--device", "cpu", "train", "--data", "text.txt", "--hidden", "8", "--steps", "2", "--out", "m.ckpt", NULL},
+        {"--device", "cpu", "train", "--data", "text.txt", "--hidden", "8", "--steps", "2", "--out", "./m.ckpt",
+         "--overwrite", NULL},
+        {"--device", "cpu", "train", "--resume", "m.ckpt", NULL},
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        int rc = run_charrnn(dir, others[i], out, sizeof out, err, sizeof err);
+        cr_expect_eq(rc, 2, "%s", err);
+        cr_expect(strstr(err, "m.ckpt is being written by another charrnn process") && strstr(err, pid), "%s", err);
+        cr_expect_eq(count_lines(err), 1, "%s", err);
+    }
+    cr_expect_eq(RUN("info", "--checkpoint", "m.ckpt"), 0, "readers take no lock: %s", err);
+    kill(c.pid, SIGINT);
+    cr_assert_eq(finish_charrnn(&c), 130, "%s", c.err);
+    cr_expect_neq(access(path_in_dir("m.ckpt.lock"), F_OK), 0, "the lock file is removed with the lock");
+    resume_for_more_steps(1, NULL); /* the next writer takes the lock */
+}
+
+/* What kill -9 leaves in the middle of a save: the temporary file (this version's name, and the random
+ * names of earlier ones) and the dead writer's lock file. The next writer removes them, and only them. */
+Test(faults, the_files_of_a_killed_writer_are_removed, .init = setup, .fini = teardown, .timeout = 120)
+{
+    const char *stale[] = {"m.ckpt.tmp", "m.ckpt.tmpA1b2C3", "m.ckpt.lock"};
+    const char *kept[] = {"keep.tmp", "m.ckpt.tmp-notes", "m.ckpt.tmpA1b2C3D4"};
+    for (int i = 0; i < 3; i++)
+        write_text_file(path_in_dir(stale[i]), "CHARRNN\0cut short", 17);
+    for (int i = 0; i < 3; i++)
+        write_text_file(path_in_dir(kept[i]), "not charrnn's", 13);
+    cr_assert_eq(RUN("--device", "cpu", "train", "--data", "text.txt", "--hidden", "8", "--layers", "1", "--seq-len",
+                     "8", "--batch", "2", "--steps", "2", "--eval-every", "0", "--out", "m.ckpt"),
+                 0, "%s", err);
+    for (int i = 0; i < 3; i++)
+        cr_expect_neq(access(path_in_dir(stale[i]), F_OK), 0, "%s is left", stale[i]);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(access(path_in_dir(kept[i]), F_OK), 0, "%s was removed", kept[i]);
+    for (int i = 0; i < 3; i++)
+        unlink(path_in_dir(kept[i]));
+    /* Killed again and again while saving every step: one temporary name, so at most one file is left. */
+    for (int kills = 0; kills < 3; kills++) {
+        Child c;
+        cr_assert_eq(start_charrnn(&c, dir, LONG_RUN("--save-every", "1", "--overwrite"), 0), 0);
+        cr_assert(wait_for_stderr(&c, "step "), "%s", c.err);
+        usleep(20000 * (useconds_t)kills);
+        kill(c.pid, SIGKILL);
+        finish_charrnn(&c);
+        cr_expect_leq(temp_files_left(), 1, "after %d kills", kills + 1);
+    }
+    resume_for_more_steps(1, NULL);
+    cr_expect_eq(temp_files_left(), 0);
+}
+
+/* A log that cannot be written stops the run at the step it failed (saving it), not after the run. */
+Test(faults, a_log_that_cannot_be_written_stops_the_run_where_it_failed, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    Child c;
+    /* A file-size limit that the checkpoint fits under and the log outgrows after a few thousand rows. */
+    cr_assert_eq(start_charrnn(&c, dir, LONG_RUN("--save-every", "0", "--log", "run.csv"), 256 << 10), 0);
+    int status = finish_charrnn(&c);
+    cr_assert_eq(status, 1, "status %d: %s", status, c.err);
+    const char *at = strstr(c.err, "--log run.csv: write failed at step ");
+    cr_assert(at && strstr(c.err, "File too large; training stopped and m.ckpt was saved at step "), "%s", c.err);
+    long step = atol(at + strlen("--log run.csv: write failed at step "));
+    Checkpoint ck;
+    Err e;
+    cr_assert_eq(checkpoint_load(path_in_dir("m.ckpt"), &ck, &e), 0, "%s", e.msg);
+    cr_expect_eq(ck.step, step, "saved where it stopped");
+    checkpoint_free(&ck);
+}
+
+/* The command printed on an interruption works when pasted into a shell, even for a path with a space. */
+Test(faults, the_printed_resume_command_works_as_typed, .init = setup, .fini = teardown, .timeout = 120)
+{
+    cr_assert_eq(mkdir(path_in_dir("my run"), 0777), 0);
+    Child c;
+    char *args[] = {"--device", "cpu",     "train", "--data",    "text.txt",   "--hidden",     "16",
+                    "--layers", "1",       "--seq-len", "16",   "--steps", "100000000", "--eval-every", "0",
+                    "--out",    "my run/m.ckpt", NULL};
+    cr_assert_eq(start_charrnn(&c, dir, args, 0), 0);
+    cr_assert(wait_for_stderr(&c, "step "), "%s", c.err);
+    kill(c.pid, SIGINT);
+    cr_assert_eq(finish_charrnn(&c), 130, "%s", c.err);
+    const char *at = strstr(c.err, "continue with: ");
+    cr_assert(at, "%s", c.err);
+    char command[512];
+    snprintf(command, sizeof command, "%.*s", (int)strcspn(at + 15, "\n"), at + 15);
+    cr_expect(strstr(command, CHARRNN_BIN " train --resume 'my run/m.ckpt'"), "%s", command);
+    cr_assert_eq(start_shell(&c, dir, command), 0);
+    cr_assert(wait_for_stderr(&c, "resuming training"), "the command failed: %s: %s", command, c.err);
+    cr_assert(wait_for_stderr(&c, "tok/s"), "%s", c.err);
+    kill(-c.pid, SIGINT); /* Ctrl-C: the whole job */
+    cr_expect_eq(finish_charrnn(&c), 130, "%s", c.err);
+    cr_expect(strstr(c.err, "interrupted (SIGINT)"), "the resumed run saved: %s", c.err);
+}
+
+/* ---- the memory estimate ---- */
+
+static long estimate_kib(const char *err_text)
+{
+    const char *at = strstr(err_text, "an estimated ");
+    cr_assert(at, "%s", err_text);
+    double x = atof(at + 13);
+    const char *unit = strchr(at + 13, ' ') + 1;
+    return (long)(x * (strncmp(unit, "GiB", 3) == 0 ? 1048576.0 : strncmp(unit, "MiB", 3) == 0 ? 1024.0 : 1.0));
+}
+
+static long train_peak_kib(const char *batch, long *estimated)
+{
+    char *args[] = {"--device", "cpu", "train", "--data", "text.txt", "--seq-len", "64", "--batch", (char *)batch,
+                    "--steps", "2", "--eval-every", "0", "--out", "m.ckpt", "--overwrite", NULL};
+    long peak = peak_kib(args, err, sizeof err);
+    *estimated = estimate_kib(err);
+    return peak;
+}
+
+/* Between two runs that differ only in their batch, the peak memory grows by what the estimate says:
+ * never by more (the estimate is what a refusal is based on), nor by much less. */
+Test(faults, the_memory_estimate_matches_what_a_run_uses, .init = setup, .fini = teardown)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("AddressSanitizer's own memory (redzones, shadow) would count against the estimate");
+#endif
+    long small_estimate, big_estimate;
+    long small = train_peak_kib("4", &small_estimate), big = train_peak_kib("260", &big_estimate);
+    const long grown = big - small, estimated = big_estimate - small_estimate;
+    const long rounding_kib = 2 * 52; /* each estimate is printed to 0.1 MiB */
+    cr_expect_leq(grown, estimated + rounding_kib, "grew by %ld KiB, estimated %ld KiB", grown, estimated);
+    /* the estimate counts buffers a run may not touch (the embedding's rows when layer 0 is folded) */
+    cr_expect_geq(grown, estimated * 3 / 4, "grew by %ld KiB, estimated %ld KiB", grown, estimated);
 }

@@ -545,15 +545,33 @@ Test(plot_cli, bad_input_is_one_line_with_status_2, .init = setup, .fini = teard
     cr_expect_eq(access(in_dir(path, sizeof path, "empty.svg"), F_OK), -1, "nothing written for a bad log");
 }
 
-Test(plot_cli, write_failures_are_one_line_with_status_1, .init = setup, .fini = teardown)
+/* A chart replaces only a chart: not a device, a FIFO, a directory, or a file of another kind. */
+Test(plot_cli, the_output_replaces_only_a_chart, .init = setup, .fini = teardown)
 {
     write_log("run.csv", RESUMED);
     char path[256];
+    write_text_file(in_dir(path, sizeof path, "notes.svg"), "my drawing", 10);
     mkdir(in_dir(path, sizeof path, "taken.svg"), 0755);
-    int rc = RUN("plot", "run.csv", "-o", "taken.svg");
-    cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
-    cr_expect(strstr(err, "taken.svg") != NULL && count_lines(err) == 1, "%s", err);
-    rc = RUN("plot", "run.csv", "-o", "run.csv/x.svg");
+    cr_assert_eq(mkfifo(in_dir(path, sizeof path, "fifo.svg"), 0600), 0);
+    EXPECT_USAGE_ERROR("-o /dev/null: is a character device, not a chart file", "plot", "run.csv", "-o", "/dev/null");
+    EXPECT_USAGE_ERROR("-o fifo.svg: is a FIFO (named pipe), not a chart file", "plot", "run.csv", "-o", "fifo.svg");
+    EXPECT_USAGE_ERROR("-o taken.svg: is a directory, not a chart file", "plot", "run.csv", "-o", "taken.svg");
+    EXPECT_USAGE_ERROR("-o notes.svg: exists and is not a chart charrnn plot wrote", "plot", "run.csv", "-o",
+                       "notes.svg");
+    uint8_t *notes;
+    size_t len;
+    Err e;
+    cr_assert_eq(read_file(in_dir(path, sizeof path, "notes.svg"), &notes, &len, &e), 0);
+    cr_expect(len == 10 && memcmp(notes, "my drawing", 10) == 0, "notes.svg changed");
+    free(notes);
+    cr_assert_eq(RUN("plot", "run.csv", "-o", "chart.svg"), 0, "%s", err);
+    cr_expect_eq(RUN("plot", "run.csv", "-o", "chart.svg", "--title", "Again"), 0, "a chart replaces a chart: %s", err);
+}
+
+Test(plot_cli, write_failures_are_one_line_with_status_1, .init = setup, .fini = teardown)
+{
+    write_log("run.csv", RESUMED);
+    int rc = RUN("plot", "run.csv", "-o", "run.csv/x.svg");
     cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
     cr_expect(strstr(err, "run.csv") != NULL && count_lines(err) == 1, "%s", err);
 }

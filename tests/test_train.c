@@ -349,3 +349,26 @@ Test(train, resume_refuses_a_stream_position_outside_the_data)
     backend_destroy(&be);
     dataset_free(&d);
 }
+
+/* A stateful run saved after the batch that reached the end of its streams (the next one starts them over)
+ * resumes: its stream position is one batch past the last start, which is where the streams wrap. */
+Test(train, resume_continues_a_run_saved_where_its_streams_wrap)
+{
+    Dataset d;
+    TrainConfig c;
+    Backend be;
+    Trainer tr;
+    Err e;
+    start_seq_run(&d, &c, &be, &tr, 4, 1); /* 3 streams of 54 characters: they wrap within 7 steps */
+    StepStats s;
+    while (tr.batcher.stream_pos <= batcher_last_stream_pos(&tr.batcher))
+        cr_assert_eq(trainer_step(&tr, &s, &e), 0, "%s", e.msg);
+    Checkpoint ck;
+    cr_assert_eq(trainer_snapshot(&tr, NAN, NAN, &ck, &e), 0, "%s", e.msg);
+    trainer_free(&tr);
+    cr_assert_eq(trainer_resume(&tr, &ck, &d, "periodic", &be, &e), 0, "%s", e.msg);
+    cr_assert_eq(trainer_step(&tr, &s, &e), 0, "%s", e.msg);
+    cr_expect_eq(tr.batcher.stream_pos, (uint64_t)c.seq_len, "the streams started over");
+    checkpoint_free(&ck);
+    stop_small(&d, &be, &tr);
+}

@@ -1,5 +1,4 @@
-#define _XOPEN_SOURCE 700 /* nftw */
-#define _DEFAULT_SOURCE   /* wait4 */
+#define _GNU_SOURCE /* nftw, wait4, pipe2 */
 #include "testutil.h"
 
 #include <fcntl.h>
@@ -54,7 +53,56 @@ static void exec_charrnn(char *const launch[], const char *program, char *const 
 
 int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, char *err, size_t err_cap)
 {
-    return run_launched(NULL, NULL, cwd, args, "/dev/null", out, out_cap, err, err_cap);
+    return run_charrnn_stdin(cwd, args, "/dev/null", out, out_cap, err, err_cap);
+}
+
+/* Runs charrnn (see exec_charrnn) with stdin from stdin_path, stdout to out_fd and stderr to err_fd (in a
+ * forked child). */
+static pid_t spawn_charrnn(char *const launch[], const char *program, const char *cwd, char *const args[],
+                           const char *stdin_path, int out_fd, int err_fd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (cwd && chdir(cwd) != 0)
+            _exit(127);
+        int in = open(stdin_path, O_RDONLY);
+        if (in < 0)
+            _exit(126);
+        alarm(RUN_TIMEOUT_SECONDS);
+        dup2(in, 0);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2); /* the pipes themselves are closed at exec (O_CLOEXEC) */
+        exec_charrnn(launch, program, args);
+    }
+    return pid;
+}
+
+static int exit_status(pid_t pid)
+{
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int run_charrnn_stdout(const char *cwd, char *const args[], const char *stdout_path, char *err, size_t err_cap)
+{
+    int po[2] = {-1, -1}, pe[2];
+    if (pipe2(pe, O_CLOEXEC) != 0 || (!stdout_path && pipe2(po, O_CLOEXEC) != 0))
+        return -1;
+    int out_fd = stdout_path ? open(stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : po[1];
+    if (out_fd < 0)
+        return -1;
+    if (!stdout_path)
+        close(po[0]); /* nobody will ever read what charrnn writes */
+    pid_t pid = spawn_charrnn(NULL, NULL, cwd, args, "/dev/null", out_fd, pe[1]);
+    close(out_fd);
+    close(pe[1]);
+    size_t ne = 0;
+    err[0] = 0;
+    while (drain(pe[0], err, err_cap, &ne))
+        ;
+    close(pe[0]);
+    return exit_status(pid);
 }
 
 int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
@@ -63,26 +111,13 @@ int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_pat
     return run_launched(NULL, NULL, cwd, args, stdin_path, out, out_cap, err, err_cap);
 }
 
-int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[], const char *stdin_path,
-                 char *out, size_t out_cap, char *err, size_t err_cap)
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
+                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap)
 {
     int po[2], pe[2];
-    if (pipe(po) != 0 || pipe(pe) != 0)
+    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
         return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (cwd && chdir(cwd) != 0)
-            _exit(127);
-        int in = open(stdin_path, O_RDONLY);
-        if (in < 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]);
-        close(pe[0]);
-        exec_charrnn(launch, program, args);
-    }
+    pid_t pid = spawn_charrnn(launch, program, cwd, args, stdin_path, po[1], pe[1]);
     close(po[1]);
     close(pe[1]);
     size_t no = 0, ne = 0;
@@ -105,11 +140,16 @@ int run_launched(char *const launch[], const char *program, const char *cwd, cha
     }
     close(po[0]);
     close(pe[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    return exit_status(pid);
+}
+
+char *join_path(const char *dir, const char *name)
+{
+    static char path[2][512];
+    static int which;
+    which ^= 1;
+    snprintf(path[which], sizeof path[which], "%s/%s", dir, name);
+    return path[which];
 }
 
 void make_temp_dir(char *buf, size_t len)
@@ -148,13 +188,8 @@ void remove_tree(const char *path)
         nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit)
-{
-    return start_launched(c, NULL, NULL, cwd, args, file_size_limit);
-}
-
-int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[],
-                   long file_size_limit)
+/* Forks a child for start_charrnn and start_shell: stdin and stdout /dev/null, stderr into c->err_fd. */
+static pid_t start_child(Child *c, const char *cwd)
 {
     int pe[2];
     memset(c, 0, sizeof *c);
@@ -162,24 +197,51 @@ int start_launched(Child *c, char *const launch[], const char *program, const ch
         return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, 0); /* a group of its own, as a job a terminal runs: kill(-pid) signals all of it */
         if (cwd && chdir(cwd) != 0)
             _exit(127);
-        if (file_size_limit > 0) {
-            struct rlimit lim = {.rlim_cur = (rlim_t)file_size_limit, .rlim_max = RLIM_INFINITY};
-            setrlimit(RLIMIT_FSIZE, &lim);
-            signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG, as on a full disk */
-        }
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 0);
         dup2(devnull, 1);
         dup2(pe[1], 2);
         close(pe[0]);
-        exec_charrnn(launch, program, args);
+        return 0;
     }
     close(pe[1]);
     c->pid = (int)pid;
     c->err_fd = pe[0];
-    return 0;
+    return pid;
+}
+
+int start_shell(Child *c, const char *cwd, const char *command)
+{
+    pid_t pid = start_child(c, cwd);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    return pid > 0 ? 0 : -1;
+}
+
+int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit)
+{
+    pid_t pid = start_child(c, cwd);
+    if (pid == 0) {
+        if (file_size_limit > 0) { /* charrnn ignores SIGXFSZ: a write past the limit fails, as on a full disk */
+            struct rlimit lim = {.rlim_cur = (rlim_t)file_size_limit, .rlim_max = RLIM_INFINITY};
+            setrlimit(RLIMIT_FSIZE, &lim);
+        }
+        exec_charrnn(NULL, NULL, args);
+    }
+    return pid > 0 ? 0 : -1;
+}
+
+int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[])
+{
+    pid_t pid = start_child(c, cwd);
+    if (pid == 0)
+        exec_charrnn(launch, program, args);
+    return pid > 0 ? 0 : -1;
 }
 
 int wait_for_stderr(Child *c, const char *needle)

@@ -18,11 +18,17 @@ int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, 
 /* The same, with stdin read from the file stdin_path (a path relative to cwd is resolved there). */
 int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
                       size_t err_cap);
+/* The same with stdout written to the file stdout_path (/dev/full: every write fails), or, when it is NULL,
+ * to a pipe whose reading end is closed before charrnn starts (a reader that went away). */
+int run_charrnn_stdout(const char *cwd, char *const args[], const char *stdout_path, char *err, size_t err_cap);
+/* Every run above is killed (SIGALRM, status 142) after this long: a command that blocks (on a FIFO, on
+ * input without end) fails its test instead of hanging the suite. */
+#define RUN_TIMEOUT_SECONDS 120
 
 /* run_charrnn_stdin, with another build of charrnn (program; NULL: CHARRNN_BIN) started by a launcher:
  * launch is its command line (NULL-terminated, e.g. mpirun -np 2, found on the PATH; NULL: none). */
-int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[], const char *stdin_path,
-                 char *out, size_t out_cap, char *err, size_t err_cap);
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
+                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap);
 
 /* A charrnn process running in the background, its stderr read through a pipe. */
 typedef struct {
@@ -35,9 +41,11 @@ typedef struct {
 
 /* Starts charrnn like run_charrnn, stdout to /dev/null; a file-size limit (bytes, 0: none) applies to it. */
 int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit);
-/* The same, started by a launcher (as run_launched); the limit applies to the launcher and what it starts. */
-int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[],
-                   long file_size_limit);
+/* The same, started by a launcher (as run_launched). */
+int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[]);
+/* Starts `/bin/sh -c command` in cwd the same way (a command line as a user would paste it). Each child
+ * leads a process group of its own: kill(-c->pid, sig) signals it as Ctrl-C would, shell and all. */
+int start_shell(Child *c, const char *cwd, const char *command);
 /* Reads its stderr until `needle` appears (1) or it ends (0). */
 int wait_for_stderr(Child *c, const char *needle);
 /* Reads the rest of its stderr and returns its exit status (128 + signal if killed). */
@@ -59,6 +67,8 @@ int finish_charrnn(Child *c);
 /* Writes `text` `times` times over into dir/name (name may hold subdirectories that exist). */
 void write_repeated_file(const char *dir, const char *name, const char *text, int times);
 
+/* dir/name, in one of two static buffers used in turn (two paths may be used in one call). */
+char *join_path(const char *dir, const char *name);
 /* A fresh directory under /tmp; the returned string is static per call site's buffer. */
 void make_temp_dir(char *buf, size_t len);
 /* Removes a directory and everything in it (the tests clean up their temporary directories). */

@@ -23,7 +23,7 @@ add_library(charrnn_fuzz_common STATIC)
 target_sources(charrnn_fuzz_common PRIVATE
   ${CHARRNN_FUZZ_ROOT}/common/util.c ${CHARRNN_FUZZ_ROOT}/common/vocab.c ${CHARRNN_FUZZ_ROOT}/common/data.c
   ${CHARRNN_FUZZ_ROOT}/common/model.c ${CHARRNN_FUZZ_ROOT}/common/optim.c ${CHARRNN_FUZZ_ROOT}/common/config.c
-  ${CHARRNN_FUZZ_ROOT}/common/checkpoint.c ${CHARRNN_FUZZ_ROOT}/common/options.c)
+  ${CHARRNN_FUZZ_ROOT}/common/checkpoint.c ${CHARRNN_FUZZ_ROOT}/common/options.c ${CHARRNN_FUZZ_ROOT}/common/memory.c)
 target_include_directories(charrnn_fuzz_common PUBLIC ${CHARRNN_FUZZ_ROOT}/common)
 target_compile_options(charrnn_fuzz_common PUBLIC ${CHARRNN_FUZZ_FLAGS})
 target_link_libraries(charrnn_fuzz_common PUBLIC m)

@@ -1,6 +1,8 @@
 /* Writes the checkpoint fuzzer's seed corpus: a few small valid checkpoints (made by checkpoint_save,
  * so they follow the writer exactly) and damaged variants of them (cut short, a flipped byte, a newer
- * version, wrong magic). Usage: fuzz_make_seeds DIR (the files are a few hundred bytes each). */
+ * version, wrong magic). Usage: fuzz_make_seeds DIR (the files are a few hundred bytes each). The corpus
+ * also keeps the version 1 files an earlier writer made (v1-*), which readers still load. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,7 @@ static void write_bytes(const char *name, const uint8_t *buf, size_t len)
 
 /* Saves a checkpoint with deterministic contents, then writes the damaged variants beside it. */
 static void make(const char *name, const char *vocab_utf8, int E, int H, int L, BatchMode mode, int stateful, int T,
-                 int B, OptimizerKind opt, int moments, int resume, const char *data_path)
+                 int B, OptimizerKind opt, int moments, int resume, const char *data_path, const char *log_path)
 {
     Err e;
     Checkpoint ck;
@@ -60,14 +62,19 @@ static void make(const char *name, const char *vocab_utf8, int E, int H, int L, 
     ck.step = 42;
     ck.train_loss = 1.5f;
     ck.val_loss = moments ? 1.75f : NAN;
+    ck.val_step = moments ? 40 : 0;
+    ck.has_run = 1;
+    ck.run = (RunSettings){.eval_every = 20, .eval_batches = 2, .save_every = 0, .sample_length = 5,
+                           .on_nan = moments ? ON_NAN_SKIP : ON_NAN_STOP};
     ck.data_bytes = 1000;
     ck.data_crc = 0x12345678u;
-    ck.data_path = malloc(strlen(data_path) + 1);
-    strcpy(ck.data_path, data_path);
+    ck.data_path = strdup(data_path);
+    ck.data_path_abs = strdup(data_path[0] ? "/home/a/data/x.txt" : "");
+    ck.log_path = strdup(log_path);
     if (resume) {
         ck.has_resume = 1;
         rng_seed(&ck.rng, 7);
-        ck.stream_pos = 3;
+        ck.stream_pos = stateful ? (uint64_t)T : 0; /* streams advance T at a time; only stateful runs have one */
         if (stateful)
             ck.carry = calloc((size_t)L * (size_t)B * (size_t)H, sizeof(float));
     }
@@ -92,8 +99,8 @@ static void make(const char *name, const char *vocab_utf8, int E, int H, int L, 
     snprintf(variant, sizeof variant, "%s-flipped", name);
     write_bytes(variant, buf, len);
     buf[len / 2] ^= 0x10;
-    buf[8] = 2; /* format version 2 */
-    snprintf(variant, sizeof variant, "%s-version-2", name);
+    buf[8] = CHECKPOINT_VERSION + 1; /* a version newer than this reader */
+    snprintf(variant, sizeof variant, "%s-version-%d", name, CHECKPOINT_VERSION + 1);
     write_bytes(variant, buf, len);
     free(buf);
 }
@@ -106,12 +113,12 @@ int main(int argc, char **argv)
     }
     dir = argv[1];
     /* Parameters only; a two-character vocabulary, the smallest model. */
-    make("tiny", "\na", 1, 1, 1, MODE_SEQ, 0, 4, 2, OPT_ADAM, 0, 0, "data/tiny.txt");
+    make("tiny", "\na", 1, 1, 1, MODE_SEQ, 0, 4, 2, OPT_ADAM, 0, 0, "data/tiny.txt", "");
     /* Moments and resume state with carried hidden state; multi-byte characters in the vocabulary. */
     make("stateful", "\n a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 2, 3, 2, MODE_SEQ, 1, 8, 2, OPT_ADAMW, 1, 1,
-         "data/caf\xc3\xa9.txt");
+         "data/caf\xc3\xa9.txt", "/runs/caf\xc3\xa9.csv");
     /* Window mode, SGD, resume state without a carry, an empty data path. */
-    make("window", "abc", 2, 2, 1, MODE_WINDOW, 0, 3, 4, OPT_SGD, 1, 1, "");
+    make("window", "abc", 2, 2, 1, MODE_WINDOW, 0, 3, 4, OPT_SGD, 1, 1, "", "");
     const uint8_t junk[] = "CHARRNX\0not a checkpoint";
     write_bytes("wrong-magic", junk, sizeof junk - 1);
     return 0;
