@@ -23,9 +23,11 @@ Figures (defaults):
   alpha: ASSUMED, not measured: 10 us inside a machine, 25 us across machines (nccl-tests prints times
           of this order for buffers of a few bytes; override with --nvlink-us, --network-us).
 
-Step time: bench/floor.py's lower bound of the step on an H100 for the rank's share of the batch
-(default), or a measured time per configuration with --step-us. A step on B/N rows is not N times
-shorter than on B: the recurrence's 2 L T serial synchronisations cost the same whatever the rows.
+Step time: bench/floor.py's model of the step on an H100 (its products and elementwise work at the
+floor's rate, plus the wavefront recurrence's serial chain with floor.py's assumed latencies) for the
+rank's share of the batch (default), or a measured time per configuration with --step-us. A step on B/N rows is not N times
+shorter than on B: the recurrence's serial chain (2 (T + L - 1) grid syncs for the wavefront) costs the
+same whatever the rows.
 So two ways of scaling out are shown:
   same global batch (the N-rank run computes what one GPU computes, as charrnn's tests check):
       each GPU runs B/N rows, tokens/s = T B / (step(B/N) + t);
@@ -37,18 +39,18 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from floor import CONFIGS, step_cost  # noqa: E402  (the same shapes and cost model)
+import floor  # noqa: E402  (the same shapes and step model)
 
-CONFIGS = dict(CONFIGS, default=(64, 256, 2, 128, 64))  # charrnn train's defaults
+CONFIGS = dict(floor.CONFIGS, default=(64, 256, 2, 128, 64))  # charrnn train's defaults
 
 
-def floor_us(name, rows, args):
-    """bench/floor.py's bound on a step of `rows` sequences, in microseconds."""
+def step_us(name, rows, args, model):
+    """bench/floor.py's model of a step of `rows` sequences (the wavefront recurrence), in microseconds."""
     E, H, L, T, _ = CONFIGS[name]
-    products, other, dram, syncs, _ = step_cost(args.vocab, E, H, L, T, rows, args.fold and args.vocab <= T * rows)
-    rate = (495.0 if args.tf32 else 67.0) * 1e12
-    compute = products / rate + other / 67.0e12
-    return (max(compute, dram / 3.35e12) + syncs * args.sync_us * 1e-6) * 1e6
+    products, other, dram, _ = floor.step_cost(args.vocab, E, H, L, T, rows, args.fold and args.vocab <= T * rows)
+    rate = (model.tf32_tflops if args.tf32 else model.peak_tflops) * 1e12
+    work = max(products / rate + other / (model.peak_tflops * 1e12), dram / (model.bandwidth_tbs * 1e12)) * 1e6
+    return work + floor.recurrence_us(model, "wavefront", H, L, T)
 
 
 def allreduce_us(bytes_, gpus, gbs, alpha_us):
@@ -63,13 +65,13 @@ def main():
     ap.add_argument("--network-gbs", type=float, default=50.0, help="network, GB/s each way per GPU")
     ap.add_argument("--nvlink-us", type=float, default=10.0, help="small all-reduce latency in a machine (assumed)")
     ap.add_argument("--network-us", type=float, default=25.0, help="small all-reduce latency across machines (assumed)")
-    ap.add_argument("--sync-us", type=float, default=1.0, help="floor.py's grid-sync latency (assumed), us")
     ap.add_argument("--tf32", action="store_true", help="floor.py's step with TF32 products")
     ap.add_argument("--fold", action="store_true", help="floor.py's step with layer 0 folded through the vocabulary")
     ap.add_argument("--vocab", type=int, default=65)
     ap.add_argument("--step-us", default="", help="measured step times of the whole batch: small=US,deep=US,...")
     ap.add_argument("--configs", default="small,medium,deep,default")
     args = ap.parse_args()
+    model = floor.parser().parse_args([])  # its peaks and assumed latencies
     measured = dict((k, float(v)) for k, v in (kv.split("=") for kv in args.step_us.split(",") if kv))
     names = args.configs.split(",")
     for name in names:
@@ -77,20 +79,20 @@ def main():
             sys.exit(f"allreduce: unknown config '{name}' (configs: {', '.join(CONFIGS)})")
     print(f"# ring all-reduce of 4P+8 bytes: NVLink {args.nvlink_gbs:g} GB/s + {args.nvlink_us:g} us (assumed), "
           f"network {args.network_gbs:g} GB/s + {args.network_us:g} us (assumed), {args.per_machine} GPUs per machine; "
-          f"steps: {'measured' if measured else 'bench/floor.py H100 bound'}")
+          f"steps: {'measured' if measured else 'bench/floor.py model of an H100'}")
     print(f"{'config':<8} {'params':>9} {'MB/step':>8} {'GPUs':>4} {'link':>7} | {'all-reduce us':>13} "
           f"{'step(B) us':>10} {'share':>6} | {'grown batch':>11} | {'step(B/N) us':>12} {'same batch':>10}")
     for name in names:
         E, H, L, T, B = CONFIGS[name]
-        P = step_cost(args.vocab, E, H, L, T, B, False)[4]
+        P = floor.step_cost(args.vocab, E, H, L, T, B, False)[3]
         size = 4 * P + 8
-        whole = measured.get(name, floor_us(name, B, args))
+        whole = measured.get(name, step_us(name, B, args, model))
         for gpus in (int(g) for g in args.gpus.split(",")):
             across = gpus > args.per_machine
             t = allreduce_us(size, gpus, args.network_gbs if across else args.nvlink_gbs,
                              args.network_us if across else args.nvlink_us)
             rows = max(1, B // gpus)
-            part = floor_us(name, rows, args) if name not in measured else whole * rows / B
+            part = step_us(name, rows, args, model) if name not in measured else whole * rows / B
             # Relative to one GPU: N B rows in step(B) + t, and B rows in step(B/N) + t.
             grown = gpus * whole / (whole + t)
             same = whole / (part + t)

@@ -1,66 +1,68 @@
 #!/usr/bin/env python3
-"""A lower bound on the time of one charrnn training step on a GPU, per benchmark configuration: the
-arithmetic at the GPU's peak rate or the minimum DRAM traffic at its bandwidth, whichever is longer,
-plus the latency of the recurrence's serial chain. Pure Python; prints one table.
+"""What a charrnn training step and a generated character should cost on a GPU, per benchmark
+configuration: a lower bound (the floor), and a model of each way the CUDA backend can run, so that the
+first measurements can be read against both. Pure Python; prints three tables.
 
-    bench/floor.py [--peak-tflops F] [--tf32] [--tf32-tflops F] [--bandwidth-tbs B] [--sync-us S]
-                   [--fold] [--vocab V] [--configs small,medium,deep] [--measured FILE]
+    bench/floor.py [--tf32] [--measured FILE] [--configs small,medium,deep] [--vocab V] [--fold]
+                   [--peak-tflops F] [--tf32-tflops F] [--bandwidth-tbs B] [--sync-us S] [--launch-us S]
+                   [--stage-us S] [--clock-ghz G] [--sample-launch-us S] [--sm-l2-gbs B] [--cpu-gmacs R]
 
 Shapes: V vocabulary (65, tiny shakespeare), E embedding, H hidden, L layers, T timesteps, B batch,
 N = T*B tokens per step, I = E for layer 0 and H above. P parameters = VE + (EH + H^2 + H)
 + (L-1)(2H^2 + H) + HV + V.
 
-FLOPs per step (a multiply-add is 2 FLOPs):
-  forward products:  per layer 2*N*I*H (input projection) + 2*N*H*H (recurrence); 2*N*H*V (logits).
-                     --fold: layer 0's input projection through the vocabulary, as charrnn does when
-                     V < N: 2*V*E*H forward and 2 * 2*V*E*H backward, plus N*H adds for the per-token
-                     sum of the gradient, in place of 2*N*E*H and 2 * 2*N*E*H.
-  backward products: twice the forward products (the gradient with respect to the input and to the
-                     weights, each the size of the forward product).
-  elementwise:       forward 3*N*H per layer (input projection + bias + tanh, tanh counted as 1);
-                     6*N*V for softmax, cross-entropy and the logits' gradient; N*V for the output
-                     bias; backward 4*N*H per layer for dA = (dh + c)(1 - h^2), N*H per layer for the
-                     bias gradient, N*V for the output bias gradient, N*E for the embedding gradient.
-  optimizer:         15 per parameter: 3 for the squared gradient norm and the clipping scale, 12 for
-                     Adam (two moment updates, two bias corrections, sqrt, eps, divide, learning rate,
-                     subtract).
-  With --tf32 the products run at the TF32 tensor-core rate and everything else at the FP32 rate;
-  without it all of it runs at the FP32 (non-tensor) rate, as charrnn's default full-float32 cuBLAS.
+1. The floor of a step. FLOPs (a multiply-add is 2): forward products per layer 2*N*I*H (input
+projection) + 2*N*H*H (recurrence), 2*N*H*V (logits); backward twice the forward products. --fold:
+layer 0's input projection through the vocabulary (2*V*E*H forward, 2 * 2*V*E*H backward, N*H adds for
+the per-token sum) as charrnn does when V < N. Elementwise: 3*N*H per layer forward, 6*N*V softmax and
+cross-entropy, N*V output bias; backward 4*N*H per layer for dA, N*H per layer for the bias gradient,
+N*V for the output bias, N*E for the embedding. Optimizer 15 per parameter. With --tf32 the products run
+at the TF32 tensor-core rate, everything else at FP32. Minimum DRAM bytes: parameters, gradients and
+Adam's moments read and written once (32*P), h of every layer, dA and the logits written and read once
+(8*(2*L*N*H + N*V)), the tokens (8*N); the H100's 50 MB L2 holds much of this, so that term is a
+reference rather than a strict bound. The serial chain: each layer's recurrence is T dependent steps
+each way. Floor = max(FLOPs / peak, bytes / bandwidth) + the fewest grid-wide barriers any schedule
+needs, 2*(T + L - 1) (a wavefront over the layers), times --sync-us.
 
-Minimum DRAM bytes per step (float32, 4 bytes; int32 tokens):
-  parameters read once and written once, gradients written once and read once, Adam's two moments
-  read once and written once: 32*P. Activations written once and read once: the hidden states h of
-  every layer (kept for backward), the per-layer dA of backward (read by the weight-gradient
-  products), and the logits (their gradient written over them): 8*(2*L*N*H + N*V). The tokens X and
-  Y read once: 8*N. Assumed: nothing else reaches DRAM (input projections, dh and the recurrence
-  carry fused or kept on chip; W_hh kept on chip across timesteps). The H100's 50 MB L2 cache can
-  hold much of this at these sizes, so this term is a reference figure rather than a strict bound;
-  it is small beside the others here anyway.
+2. A model of each recurrence mode, per step: the products and elementwise work at the floor's rate,
+plus the recurrence's serial chain, in which each timestep costs a barrier (a grid-wide sync, or a
+kernel boundary inside a graph: --launch-us) plus its own latency: staging the previous state from L2
+(--stage-us) and the multiply-add chain of one thread (K/4 dependent multiply-adds, K the inner
+dimension per block, 4 cycles each at --clock-ghz; the 4 warps of a block split K):
+    per-timestep kernels   2*L*T kernels in the graph; a thread sums all of H (K = H, no split)
+    persistent per layer   2*L launches, 2*L*(T-1) grid syncs, K = H/4 per warp
+    wavefront              2 launches, 2*(T+L-2) grid syncs, K = H/4 (layer 0) or 2H/4 (layers above,
+                           which also compute their input projection)
+These are estimates with stated assumptions, not measurements: the first GPU run measures them
+(tests/gpu-check.sh), and --sync-us etc. can be set from what it finds.
 
-Serial chain: each layer's recurrence is T dependent steps forward and T backward, so a step has at
-least 2*L*T grid-wide synchronisations (or kernel boundaries), each costing at least the sync
-latency. Floor time per step = max(FLOPs / peak, bytes / bandwidth) + 2*L*T * sync latency: the
-arithmetic may run at peak as if perfectly parallel, but the chain's latencies cannot overlap each
-other. Floor tokens/s = T*B / floor time.
+3. One generated character. CPU: multiply-adds per character (EH + H^2 + (L-1) 2H^2 + HV) at --cpu-gmacs
+(measured on the development machine, one thread). GPU, one launch of one block (what charrnn does): a
+launch, a two-byte copy back and the wait (--sample-launch-us) plus every weight read once from L2 at
+one SM's bandwidth (--sm-l2-gbs). The same model decides `sample --device auto` (common/sampler.c uses
+these defaults). For reference, the previous path replayed a graph of 3 + 3L nodes per character:
+(3 + 3L) * --launch-us + --sample-launch-us.
 
 Default figures, NVIDIA H100 SXM5 (80 GB HBM3), approximately, from NVIDIA's "H100 Tensor Core GPU"
-datasheet (SXM column): FP32 67 TFLOP/s (66.9: 16,896 FP32 cores x 2 x 1.98 GHz), TF32 tensor core
-989 TFLOP/s with 2:4 sparsity, so about 495 dense, HBM3 3.35 TB/s. The device machines used here
-measured a device-to-device copy at about 3.0 TB/s. The grid-sync latency of 1 microsecond is an
-ASSUMPTION, not a measurement (a cooperative grid sync or a kernel boundary inside a CUDA graph costs
-on the order of 1 to a few microseconds); override it with --sync-us.
+datasheet (SXM column): FP32 67 TFLOP/s (16,896 FP32 cores x 2 x 1.98 GHz), TF32 tensor core 989 TFLOP/s
+with 2:4 sparsity, so about 495 dense, HBM3 3.35 TB/s (the device machines used here measured a
+device-to-device copy at about 3.0 TB/s), 1.755 GHz boost clock. ASSUMED, not measured: 1 us per
+grid-wide sync, 2 us per kernel boundary in a graph, 0.5 us to stage a block's vectors from L2, 8 us
+per sampling launch with its copy and wait, 100 GB/s of L2 reads for one SM.
 
---measured FILE reads the table bench/compare.py printed (rows "config label | ours peer ratio | ...")
-and adds measured tokens/s and the fraction of the floor's rate reached (measured / floor).
+--measured FILE reads tables bench/compare.py printed (rows "config label | ours peer ratio | ...";
+a table whose "# bench/compare.py" line has --tf32 is set against the TF32 floor) or bench/speed.sh
+printed (rows "config cuda train sample"), and adds measured tokens/s against the floor and the model.
 """
 import argparse
 import sys
 
 CONFIGS = {"small": (128, 128, 1, 64, 32), "medium": (512, 512, 1, 128, 64), "deep": (256, 256, 2, 128, 64)}
+MODES = ("per-timestep", "per-layer", "wavefront")
 
 
 def step_cost(V, E, H, L, T, B, fold):
-    """(product FLOPs, other FLOPs, DRAM bytes, syncs, parameters) of one training step."""
+    """(product FLOPs, other FLOPs, DRAM bytes, parameters) of one training step."""
     N = T * B
     P = V * E + (E * H + H * H + H) + (L - 1) * (2 * H * H + H) + H * V + V
     products = 0
@@ -76,68 +78,138 @@ def step_cost(V, E, H, L, T, B, fold):
     if fold:
         other += N * H  # the per-token sum of layer 0's gradient
     dram = 32 * P + 8 * (2 * L * N * H + N * V) + 8 * N
-    return products, other, dram, 2 * L * T, P
+    return products, other, dram, P
+
+
+def chain_us(args, K):
+    """One timestep's own latency: staging plus one thread's K/4 dependent multiply-adds."""
+    return args.stage_us + (K / 4) * 4 / (args.clock_ghz * 1e3)
+
+
+def recurrence_us(args, mode, H, L, T):
+    """The recurrence's serial chain per training step (forward and backward), in microseconds."""
+    if mode == "per-timestep":
+        return 2 * L * T * (args.launch_us + chain_us(args, 4 * H))
+    if mode == "per-layer":
+        return 2 * L * (args.launch_us + (T - 1) * args.sync_us + T * chain_us(args, H))
+    steps = T + L - 1
+    deepest = H if L == 1 else 2 * H  # the layers above the first also project their input
+    return 2 * (args.launch_us + (steps - 1) * args.sync_us + steps * chain_us(args, deepest))
+
+
+def sample_us(args, V, E, H, L):
+    """(CPU, GPU one-block launch, previous graph path) per generated character, in microseconds."""
+    macs = E * H + H * H + (L - 1) * 2 * H * H + H * V
+    weights = 4 * (H * H + (L - 1) * 2 * H * H + H * V + H)
+    one_block = args.sample_launch_us + weights / (args.sm_l2_gbs * 1e3)
+    graph = (3 + 3 * L) * args.launch_us + args.sample_launch_us
+    return macs / (args.cpu_gmacs * 1e3), one_block, graph
 
 
 def read_measured(path):
-    """{config: [(label, ours tok/s, peer tok/s)]} from bench/compare.py's table."""
-    rows = {}
+    """{(config, tf32): [(label, ours tok/s, peer tok/s or None)]} from compare.py or speed.sh output."""
+    rows, tf32 = {}, False
     for line in open(path, encoding="utf-8"):
+        if line.startswith("# bench/compare.py"):
+            tf32 = "--tf32" in line.split()
         parts = line.split("|")
         head = parts[0].split()
-        if len(parts) < 2 or len(head) < 2 or head[0] not in CONFIGS:
+        if len(head) < 2 or head[0] not in CONFIGS:
             continue
         try:
-            ours, peer = (float(x) for x in parts[1].split()[:2])
+            if len(parts) >= 2:  # compare.py: config label | ours peer ratio | ...
+                ours, peer = (float(x) for x in parts[1].split()[:2])
+                rows.setdefault((head[0], tf32), []).append((head[1], ours, peer))
+            elif head[1] == "cuda" and len(head) >= 4:  # speed.sh: config device train sample
+                rows.setdefault((head[0], tf32), []).append(("charrnn alone", float(head[2]), None))
         except ValueError:
             continue
-        rows.setdefault(head[0], []).append((head[1], ours, peer))
     return rows
 
 
-def main():
+def parser():
+    """The options and their defaults (bench/allreduce.py takes the step model's from here)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peak-tflops", type=float, default=67.0, help="FP32 (non-tensor) peak, TFLOP/s")
     ap.add_argument("--tf32", action="store_true", help="the products at the TF32 tensor-core rate")
     ap.add_argument("--tf32-tflops", type=float, default=495.0, help="TF32 tensor-core dense peak, TFLOP/s")
     ap.add_argument("--bandwidth-tbs", type=float, default=3.35, help="DRAM bandwidth, TB/s")
-    ap.add_argument("--sync-us", type=float, default=1.0, help="latency of one grid-wide sync (assumed), us")
+    ap.add_argument("--sync-us", type=float, default=1.0, help="one grid-wide sync (assumed), us")
+    ap.add_argument("--launch-us", type=float, default=2.0, help="one kernel boundary inside a graph (assumed), us")
+    ap.add_argument("--stage-us", type=float, default=0.5, help="staging a block's vectors from L2 (assumed), us")
+    ap.add_argument("--clock-ghz", type=float, default=1.755, help="SM clock, GHz")
+    ap.add_argument("--sample-launch-us", type=float, default=8.0,
+                    help="one sampling launch with its copy back and wait (assumed), us")
+    ap.add_argument("--sm-l2-gbs", type=float, default=100.0, help="L2 bandwidth of one SM (assumed), GB/s")
+    ap.add_argument("--cpu-gmacs", type=float, default=20.0,
+                    help="CPU multiply-adds per second when sampling, G (measured: development machine, 1 thread)")
     ap.add_argument("--fold", action="store_true", help="layer 0's input projection through the vocabulary")
     ap.add_argument("--vocab", type=int, default=65)
     ap.add_argument("--configs", default="small,medium,deep")
-    ap.add_argument("--measured", metavar="FILE", help="bench/compare.py output to set against the floor")
-    args = ap.parse_args()
+    ap.add_argument("--measured", metavar="FILE", help="bench/compare.py or bench/speed.sh output")
+    return ap
+
+
+def main():
+    args = parser().parse_args()
     names = args.configs.split(",")
     for name in names:
         if name not in CONFIGS:
             sys.exit(f"floor: unknown config '{name}' (configs: {', '.join(CONFIGS)})")
     measured = read_measured(args.measured) if args.measured else {}
-    product_rate = (args.tf32_tflops if args.tf32 else args.peak_tflops) * 1e12
-    print(f"# floor per training step: FP32 {args.peak_tflops:g} TFLOP/s"
+
+    def step(name, tf32, mode=None):
+        """(floor us, modelled us of mode) of one step."""
+        E, H, L, T, B = CONFIGS[name]
+        products, other, dram, _ = step_cost(args.vocab, E, H, L, T, B, args.fold)
+        rate = (args.tf32_tflops if tf32 else args.peak_tflops) * 1e12
+        work = max(products / rate + other / (args.peak_tflops * 1e12), dram / (args.bandwidth_tbs * 1e12)) * 1e6
+        floor = work + 2 * (T + L - 1) * args.sync_us
+        return floor, (work + recurrence_us(args, mode, H, L, T)) if mode else None
+
+    print(f"# 1. floor per training step: FP32 {args.peak_tflops:g} TFLOP/s"
           f"{f', products on TF32 tensor cores {args.tf32_tflops:g} TFLOP/s' if args.tf32 else ''}, "
-          f"DRAM {args.bandwidth_tbs:g} TB/s, grid sync {args.sync_us:g} us (assumed), V={args.vocab}"
+          f"DRAM {args.bandwidth_tbs:g} TB/s, {args.sync_us:g} us per grid sync (assumed), V={args.vocab}"
           f"{', layer 0 folded through the vocabulary' if args.fold else ''}")
-    print(f"{'config':<7} {'params':>9} {'GFLOP':>7} {'MB':>7} {'syncs':>5} | {'compute us':>10} {'DRAM us':>8} "
-          f"{'sync us':>8} | {'floor us':>8} {'floor tok/s':>12}")
-    floors = {}
+    print(f"{'config':<7} {'params':>9} {'GFLOP':>7} {'MB':>7} {'syncs':>5} | {'floor us':>8} {'floor tok/s':>12}")
     for name in names:
         E, H, L, T, B = CONFIGS[name]
-        products, other, dram, syncs, P = step_cost(args.vocab, E, H, L, T, B, args.fold)
-        compute = products / product_rate + other / (args.peak_tflops * 1e12)
-        memory = dram / (args.bandwidth_tbs * 1e12)
-        chain = syncs * args.sync_us * 1e-6
-        floor = max(compute, memory) + chain
-        floors[name] = T * B / floor
-        print(f"{name:<7} {P:>9,} {(products + other) / 1e9:>7.2f} {dram / 1e6:>7.1f} {syncs:>5} | "
-              f"{compute * 1e6:>10.1f} {memory * 1e6:>8.1f} {chain * 1e6:>8.1f} | {floor * 1e6:>8.1f} "
-              f"{floors[name]:>12,.0f}")
+        products, other, dram, P = step_cost(args.vocab, E, H, L, T, B, args.fold)
+        floor, _ = step(name, args.tf32)
+        print(f"{name:<7} {P:>9,} {(products + other) / 1e9:>7.2f} {dram / 1e6:>7.1f} {2 * (T + L - 1):>5} | "
+              f"{floor:>8.1f} {T * B / floor * 1e6:>12,.0f}")
+
+    print(f"\n# 2. modelled step per recurrence mode: {args.launch_us:g} us per kernel in a graph, {args.sync_us:g} us "
+          f"per grid sync, {args.stage_us:g} us staging, {args.clock_ghz:g} GHz (assumed; see --help)")
+    print(f"{'config':<7} " + " ".join(f"{m + ' us':>16} {'tok/s':>10}" for m in MODES))
+    for name in names:
+        E, H, L, T, B = CONFIGS[name]
+        cells = []
+        for mode in MODES:
+            _, us = step(name, args.tf32, mode)
+            cells.append(f"{us:>16.1f} {T * B / us * 1e6:>10,.0f}")
+        print(f"{name:<7} " + " ".join(cells))
+
+    print(f"\n# 3. one generated character: CPU at {args.cpu_gmacs:g} G multiply-adds/s (one thread, measured); GPU "
+          f"one-block launch {args.sample_launch_us:g} us + weights at {args.sm_l2_gbs:g} GB/s from L2 (assumed)")
+    print(f"{'config':<7} {'cpu us':>8} {'gpu us':>8} {'auto':>5} {'graph path us':>14}")
+    for name in names:
+        E, H, L, T, B = CONFIGS[name]
+        cpu, gpu, graph = sample_us(args, args.vocab, E, H, L)
+        print(f"{name:<7} {cpu:>8.1f} {gpu:>8.1f} {'cuda' if gpu < cpu else 'cpu':>5} {graph:>14.1f}")
+
     if args.measured:
-        print(f"\n# measured ({args.measured}) against the floor: tokens/s and measured / floor")
-        print(f"{'config':<7} {'label':<18} | {'ours tok/s':>11} {'/ floor':>7} | {'peer tok/s':>11} {'/ floor':>7}")
+        print(f"\n# measured ({args.measured}): tokens/s against the floor and the wavefront model")
+        print(f"{'config':<7} {'table':<7} {'label':<18} | {'ours tok/s':>11} {'/ floor':>7} {'/ model':>7} | "
+              f"{'peer tok/s':>11} {'/ floor':>7}")
         for name in names:
-            for label, ours, peer in measured.get(name, []):
-                print(f"{name:<7} {label:<18} | {ours:>11,.0f} {ours / floors[name]:>7.3f} | {peer:>11,.0f} "
-                      f"{peer / floors[name]:>7.3f}")
+            E, H, L, T, B = CONFIGS[name]
+            for tf32 in (False, True):
+                floor, model = step(name, tf32, "wavefront")
+                for label, ours, peer in measured.get((name, tf32), []):
+                    peer_cells = f"{peer:>11,.0f} {peer / (T * B / floor * 1e6):>7.3f}" if peer else f"{'-':>11} {'-':>7}"
+                    print(f"{name:<7} {'tf32' if tf32 else 'float32':<7} {label:<18} | {ours:>11,.0f} "
+                          f"{ours / (T * B / floor * 1e6):>7.3f} {ours / (T * B / model * 1e6):>7.3f} | {peer_cells}")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ typedef struct {
     int carry_out;    /* 1: keep h_T of every layer as the carried state (stateful streams) */
 } Batch;
 
-/* How the CUDA backend runs a layer's recurrence: AUTO uses the persistent kernel wherever it fits. */
-typedef enum { RECURRENCE_AUTO, RECURRENCE_STEP, RECURRENCE_PERSISTENT } RecurrenceKind;
+/* How the CUDA backend runs the recurrence: AUTO takes the fastest that fits, a WAVEFRONT of all layers
+ * in one persistent launch, else one PERSISTENT launch per layer, else one kernel per timestep (STEP). */
+typedef enum { RECURRENCE_AUTO, RECURRENCE_STEP, RECURRENCE_PERSISTENT, RECURRENCE_WAVEFRONT } RecurrenceKind;
 typedef enum { GRAPHS_DEFAULT, GRAPHS_ON, GRAPHS_OFF } GraphsChoice;
 
 /* How a backend runs, as opposed to what it computes. All zero: the defaults. The CUDA backend takes
@@ -33,10 +34,22 @@ typedef struct {
     int threads;               /* CPU threads for the products and elementwise loops (the CPU backend); 0: one */
     int tf32;                  /* CUDA: cuBLAS products on tensor cores in TF32 (10-bit mantissa inputs) */
     GraphsChoice graphs;       /* CUDA: replay each step shape's captured graph (default) or launch eagerly */
-    RecurrenceKind recurrence; /* CUDA: persistent kernel or one kernel per timestep */
-    int persistent_rows;       /* CUDA, for tests: the persistent kernel's rows per thread (1, 2, 4, 8); 0: planned */
-    const Dist *dist;          /* data parallel: the ranks this one trains with (NULL: a process of its own) */
+    RecurrenceKind recurrence; /* CUDA: wavefront, persistent kernel per layer, or one kernel per timestep */
+    int persistent_rows;       /* CUDA, for tests: the persistent kernel's rows per block (1, 2, 4, 8); 0: planned */
+    /* Told once, with the reason, whenever the backend runs anything but its fastest path (one kernel
+     * per timestep, eager launches, drawing characters on the host, ...); NULL: not told. */
+    void (*note)(void *arg, const char *text);
+    void *note_arg;
+    const Dist *dist; /* data parallel: the ranks this one trains with (NULL: a process of its own) */
 } BackendOptions;
+
+/* One way a backend can run a step: a name ("graphs+wavefront") and the options that select it. */
+typedef struct {
+    const char *name;
+    BackendOptions opts;
+} BackendVariant;
+
+struct SamplerConfig; /* sampler.h */
 
 /* Memory in bytes: on the host, and on the backend's own device (0 for a backend computing in host memory). */
 typedef struct {
@@ -77,6 +90,20 @@ typedef struct BackendOps {
     MemoryNeed (*memory)(const ModelConfig *cfg, int max_T, int max_B);
     /* Free and total bytes of the backend's own device memory; NULL for a backend in host memory. */
     int (*device_memory)(uint64_t *free_bytes, uint64_t *total_bytes, Err *e);
+
+    /* Optional, NULL where a backend has none. */
+    /* Feeds `token` and, when s is not NULL, draws the next character by sample_logits' rule with the
+     * uniform number u in [0, 1) (sampler.c: sample_from_uniform) into *next; only the token comes back. */
+    int (*sample_token)(void *ctx, int token, const struct SamplerConfig *s, float u, int *next, Err *e);
+    /* Every way a step can run, terminated by a NULL name (selftest and the parity suite run each). */
+    const BackendVariant *variants;
+    /* 0 when every step so far ran the path the options asked for; else -1 and what ran instead. */
+    int (*check_variant)(void *ctx, Err *e);
+    /* The device and how this model runs on it (lines of text, each ending in a newline). */
+    int (*describe)(void *ctx, char *text, size_t len, Err *e);
+    /* The relative L2 error of the backend's own matrix product on an n x n x n product of random
+     * numbers from `seed`, against a double-precision reference (TF32 shows as about 1e-4). */
+    int (*product_error)(void *ctx, int n, uint64_t seed, double *rel_l2, Err *e);
 
     /* Data parallel (called only when dist has several ranks): every rank's gradient buffer times weight
      * (its share of the batch's counted positions), summed over the ranks into every rank's buffer, and

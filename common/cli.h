@@ -14,6 +14,13 @@
 
 #define DEFAULT_CHECKPOINT "checkpoints/charrnn.ckpt"
 #define DEFAULT_DATA "data/tinyshakespeare/input.txt"
+/* train's model and batch shape when not given (and `charrnn device`'s) */
+#define DEFAULT_EMBED 64
+#define DEFAULT_HIDDEN 256
+#define DEFAULT_LAYERS 2
+#define DEFAULT_SEQ_LEN 128
+#define DEFAULT_BATCH 64
+#define DEFAULT_VOCAB 65 /* tiny shakespeare's, for `charrnn device` */
 
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2 };
 
@@ -28,6 +35,8 @@ int cmd_sample(int argc, char **argv, const GlobalOptions *g);
 int cmd_eval(int argc, char **argv, const GlobalOptions *g);
 int cmd_info(int argc, char **argv, const GlobalOptions *g);
 int cmd_plot(int argc, char **argv, const GlobalOptions *g);
+int cmd_selftest(int argc, char **argv, const GlobalOptions *g);
+int cmd_device(int argc, char **argv, const GlobalOptions *g);
 
 #define MAX_THREADS 256
 #define LN2 0.69314718055994530942 /* nats per bit */

@@ -93,7 +93,12 @@ static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
     if (dist->rank == 0)
         device_announce(device_note);
     double loss;
-    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32, .dist = dist};
+    /* rank 0 alone tells the slower paths */
+    BackendOptions backend_opts = {.threads = threads,
+                                   .tf32 = tf32,
+                                   .note = dist->rank == 0 ? device_print_note : NULL,
+                                   .note_arg = (void *)ops->name,
+                                   .dist = dist};
     if (backend_create(&be, ops, &c->model, c->seq_len, rows, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;

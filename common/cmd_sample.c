@@ -176,12 +176,16 @@ int cmd_sample(int argc, char **argv, const GlobalOptions *g)
     /* A bad --prime is bad input: refuse it before loading the model on the device. */
     if (vocab_encode(&ck.vocab, (const uint8_t *)prime, strlen(prime), tokens, &n_prime, "sample: --prime", &e) != 0)
         goto done;
+    device_prefer_for_sampling((DeviceChoice)dev, &ck.cfg.model, &ops, &device_note);
+    if (tf32 && ops == device_cpu())
+        tf32 = 0; /* auto chose the CPU for this model: TF32 is a GPU format */
     MemoryNeed need = sample_memory(ops, &ck.cfg.model);
     if (cli_check_memory(ops, &need, "sample", "the model", ops->device_memory ? "try --device cpu" : "", &e) != 0)
         goto done;
     status = EXIT_ERROR;
     device_announce(device_note);
-    BackendOptions backend_opts = {.threads = threads, .tf32 = tf32};
+    BackendOptions backend_opts = {
+        .threads = threads, .tf32 = tf32, .note = device_print_note, .note_arg = (void *)ops->name};
     if (backend_create(&be, ops, &ck.cfg.model, 1, 1, &backend_opts, &e) != 0 ||
         ops->set_params(be.ctx, ck.params, &e) != 0)
         goto done;

@@ -284,10 +284,10 @@ static void apply_stored_settings(const Option *opts, int n_opts, RunOptions *r,
 static int parse_train_options(int argc, char **argv, const GlobalOptions *g, TrainSetup *s, int *status)
 {
     TrainConfig c = {
-        .model = {.vocab = 0, .embed = 64, .hidden = 256, .layers = 2},
+        .model = {.vocab = 0, .embed = DEFAULT_EMBED, .hidden = DEFAULT_HIDDEN, .layers = DEFAULT_LAYERS},
         .mode = MODE_SEQ,
-        .seq_len = 128,
-        .batch = 64,
+        .seq_len = DEFAULT_SEQ_LEN,
+        .batch = DEFAULT_BATCH,
         .optim = optim_defaults(),
         .steps = 2000,
         .seed = 1337,
@@ -827,7 +827,11 @@ static int train(int argc, char **argv, const GlobalOptions *g, const Dist *dist
     status = EXIT_ERROR;
     if (writes)
         device_announce(device_note);
-    BackendOptions backend_opts = {.threads = r->threads, .tf32 = r->tf32, .dist = dist};
+    BackendOptions backend_opts = {.threads = r->threads,
+                                   .tf32 = r->tf32,
+                                   .note = writes ? device_print_note : NULL,
+                                   .note_arg = (void *)ops->name,
+                                   .dist = dist};
     if (backend_create(&be, ops, &c->model, c->seq_len, share.count, &backend_opts, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data_as_given, &be, &e)

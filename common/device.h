@@ -13,5 +13,16 @@ extern const char *const DEVICE_NAMES[]; /* "auto", "cpu", "cuda", NULL */
  * gets a one-line error. */
 int device_select(DeviceChoice choice, const BackendOps **ops, const char **note, Err *e);
 void device_announce(const char *note);
+/* `sample --device auto`: when auto chose cuda but this model generates faster on the CPU by
+ * sample_seconds_cpu/gpu (sampler.h), switches *ops to the CPU and *note to say why. */
+void device_prefer_for_sampling(DeviceChoice choice, const ModelConfig *cfg, const BackendOps **ops,
+                                const char **note);
+/* What the backend runs on, for messages: the CPU's model name, or the GPU's ("emulated ..." on the
+ * emulated device). */
+const char *device_hardware(const BackendOps *ops);
+/* The CPU backend (the reference that `charrnn selftest` compares the others with). */
+const BackendOps *device_cpu(void);
+/* BackendOptions.note for the commands: "charrnn: <device>: text" on stderr, on a line of its own. */
+void device_print_note(void *device_name, const char *text);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "../cpu/cpu.h"
 #include "device.h"
+#include "sampler.h"
 #ifdef CHARRNN_WITH_CUDA
 #include "../cuda/cuda.h"
 #endif
@@ -122,4 +123,57 @@ void device_announce(const char *note)
 {
     if (note)
         fprintf(stderr, "charrnn: %s\n", note);
+}
+
+void device_prefer_for_sampling(DeviceChoice choice, const ModelConfig *cfg, const BackendOps **ops,
+                                const char **note)
+{
+    static char why[256];
+    if (choice != DEVICE_AUTO || *ops == &cpu_backend_ops)
+        return;
+    const double cpu = sample_seconds_cpu(cfg), gpu = sample_seconds_gpu(cfg);
+    if (cpu >= gpu)
+        return;
+    snprintf(why, sizeof why,
+             "device auto: using cpu for this model's sampling (modelled %.1f us per character against %.1f us on "
+             "cuda; --device cuda to use it anyway)",
+             cpu * 1e6, gpu * 1e6);
+    *ops = &cpu_backend_ops;
+    *note = why;
+}
+
+const char *device_hardware(const BackendOps *ops)
+{
+    static char cpu[128];
+#ifdef CHARRNN_WITH_CUDA
+    CudaEntry cuda = {0};
+    Err e;
+    if (ops != &cpu_backend_ops && cuda_entry(&cuda, &e) == 0 && ops == cuda.ops)
+        return cuda.name();
+#endif
+    if (!cpu[0]) {
+        snprintf(cpu, sizeof cpu, "unknown processor");
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+                snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+                cpu[strcspn(cpu, "\n")] = 0;
+                break;
+            }
+        if (f)
+            fclose(f);
+    }
+    return cpu;
+}
+
+const BackendOps *device_cpu(void)
+{
+    return &cpu_backend_ops;
+}
+
+void device_print_note(void *device_name, const char *text)
+{
+    /* On a terminal a progress line may be half drawn: clear it first. */
+    fprintf(stderr, "%scharrnn: %s: %s\n", isatty(STDERR_FILENO) ? "\r\033[K" : "", (const char *)device_name, text);
 }

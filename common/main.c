@@ -22,6 +22,8 @@ static void usage(FILE *f)
                "  eval     loss of a checkpoint on its validation text or on --data FILE\n"
                "  info     describe a checkpoint\n"
                "  plot     chart the train and validation loss of a training log (train --log) as SVG\n"
+               "  device   show the devices and how a model would run on each (the GPU's plan), without training\n"
+               "  selftest check a device against the CPU reference on small models, in seconds\n"
                "\n"
                "global options:\n"
                "  --device auto|cpu|cuda  where to compute; auto picks cuda when usable, else cpu [default: auto]\n"
@@ -102,7 +104,13 @@ static int run(int argc, char **argv)
         return cmd_info(rest, args, &g);
     if (strcmp(command, "plot") == 0)
         return cmd_plot(rest, args, &g);
-    fprintf(stderr, "charrnn: unknown command '%s' (commands: train, sample, eval, info, plot; see %s --help)\n",
+    if (strcmp(command, "device") == 0)
+        return cmd_device(rest, args, &g);
+    if (strcmp(command, "selftest") == 0)
+        return cmd_selftest(rest, args, &g);
+    fprintf(stderr,
+            "charrnn: unknown command '%s' (commands: train, sample, eval, info, plot, device, selftest; see %s "
+            "--help)\n",
             command, program_name());
     return EXIT_USAGE;
 }

@@ -19,8 +19,10 @@ typedef struct {
     long graph_replays;      /* steps run by replaying a graph */
     long eager_steps;        /* steps launched one call at a time */
     long persistent_layers;  /* layer recurrences (forward or backward) run by the persistent kernel */
-    long stepped_layers;     /* ... and by one kernel per timestep */
-    long sample_replays;     /* generated characters run by replaying a graph */
+    long wavefront_launches; /* ... of which in launches that ran every layer of a deep model at once */
+    long stepped_layers;     /* layer recurrences run by one kernel per timestep */
+    long sample_launches;    /* generation steps run by the one-block sampling kernel */
+    long host_draws;         /* characters drawn on the host from copied-back logits (sample_token) */
     const char *graphs_note; /* why graphs are off, or NULL */
 } CudaStats;
 void cuda_backend_stats(void *ctx, CudaStats *stats);

@@ -1,11 +1,14 @@
 /* The CUDA backend: the same model as cpu/cpu_backend.c, with parameters, gradients, optimizer moments
  * and activations resident on the device. The host sends token indices and reads back the loss and
- * the gradient norm (one wait per step) and, when sampling, one row of logits. The schedule is
+ * the gradient norm (one wait per step) and, when sampling, the drawn character. The schedule is
  * DESIGN.md's: per layer one cuBLAS product for the input projections of all timesteps, then the
- * recurrence (one persistent grid-synchronised kernel for all timesteps where it fits, else one fused
- * kernel per timestep); one product for the logits; the mirror image backward. A step's launches are
- * captured once per batch shape into a CUDA graph and replayed. */
+ * recurrence (persistent grid-synchronised kernels for all timesteps where they fit, a wavefront of all
+ * layers in one launch where that fits too, else one fused kernel per timestep); one product for the
+ * logits; the mirror image backward. A step's launches are captured once per batch shape into a CUDA
+ * graph and replayed. Whenever it runs anything but its fastest path, the backend says why, once, through
+ * BackendOptions.note. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 #include "kernels.cuh"
 
 extern "C" {
+#include "../common/sampler.h"
+#include "../common/selftest.h"
 #include "cuda.h"
 }
 
@@ -34,19 +39,6 @@ extern "C" {
             return err_set(e, "%s:%d: %s: %s", __FILE__, __LINE__, #call, cublasGetStatusString(try_status));          \
     } while (0)
 
-/* ---- row-major products through column-major cuBLAS ---- */
-
-/* C [M, N] = op(A) op(B) (+ C when accumulate), all row-major; op(A) is [M, K] (A stored [K, M] when
- * ta), op(B) is [K, N] (B stored [N, K] when tb). A row-major matrix is the column-major matrix of its
- * transpose, so cuBLAS computes C^T = op(B)^T op(A)^T: the operands swap, the transposes stay. */
-static cublasStatus_t gemm(cublasHandle_t blas, int ta, int tb, int M, int N, int K, const float *A, const float *B,
-                           float *C, int accumulate)
-{
-    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    return cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B,
-                       tb ? K : N, A, ta ? M : K, &beta, C, N);
-}
-
 /* ---- the context ---- */
 
 /* A captured step: one shape of batch (and forward only or forward and backward) replayed as a graph.
@@ -61,7 +53,7 @@ typedef struct {
     StepKey key;
     cudaGraphExec_t exec; /* NULL: a free slot */
     unsigned long last_used;
-    long persistent_layers, stepped_layers; /* what one replay runs */
+    long persistent_layers, wavefront_launches, stepped_layers; /* what one replay runs */
 } StepGraph;
 
 enum { GRAPH_SLOTS = 4 }; /* training, evaluation and their shorter last batches */
@@ -70,12 +62,19 @@ enum { GRAPH_SLOTS = 4 }; /* training, evaluation and their shorter last batches
  * graph is being captured. */
 static const size_t BLAS_WORKSPACE = 32u << 20;
 
+/* Generation keeps Emb W_xh of layer 0 ([V, H]) when training does (V <= T B) or when it is this small:
+ * one row gathered per character instead of an E x H product. */
+static const size_t SAMPLE_FOLD_FLOATS = 1u << 20;
+
+enum { MAX_NOTES = 16, NOTE_BYTES = 320 }; /* distinct notes told, each once */
+
 struct CudaModel {
     ModelConfig cfg;
     int max_T, max_B;
     size_t n_params;
     int n_tensors;
     ParamTensor tensors[MODEL_MAX_TENSORS];
+    BackendOptions opts; /* as asked, for check_variant and the note callback */
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_workspace;
@@ -84,33 +83,32 @@ struct CudaModel {
     float *params, *grads, *m, *v; /* [n_params] each */
     ParamViews p, g;
 
-    float *acts;                   /* one allocation for all of these: */
-    float *emb_out;                /* [T, B, E] */
-    float *h[MODEL_MAX_LAYERS];    /* [T+1, B, H] per layer, h[l][0] = h_0 */
-    float *logits;                 /* [T, B, V], overwritten by dlogits */
-    float *dh, *da;                /* [T, B, H] */
-    float *du;                     /* [T, B, max(E, H)] */
-    float *row_loss;               /* [T * B] */
-    float *carry;                  /* [L, max_B, H] */
-    float *sample_h, *sample_next; /* [L, H] and [H]: the generation state */
-    float *sample_logits;          /* [V] */
-    float *sample_in;              /* [E]: the embedding row of the character fed in */
-    token_t *sample_token;         /* the character fed in, after the batch's tokens */
-    float *vocab_rows;             /* [V, H]: layer 0's Emb W_xh, then its gradient summed per token */
-    float *w_hh_t;                 /* [L, H, H]: W_hh transposed, for the backward steps */
-    double *sums;                  /* [2 + SUM_BLOCKS]: the loss sum, the squared gradient norm, partials */
+    float *acts;                /* one allocation for all of these: */
+    float *emb_out;             /* [T, B, E] */
+    float *h[MODEL_MAX_LAYERS]; /* [T+1, B, H] per layer, h[l][0] = h_0 */
+    float *logits;              /* [T, B, V], overwritten by dlogits */
+    float *dh;                  /* [T, B, H]: the gradient reaching the top layer (per-layer runs: the current one) */
+    float *da[MODEL_MAX_LAYERS]; /* [T, B, H] per layer: all alive at once for the wavefront */
+    float *du;                  /* [T, B, max(E, H)] */
+    float *row_loss;            /* [T * B] */
+    float *carry;               /* [L, max_B, H] */
+    float *sample_h;            /* [L, H]: the generation state */
+    float *sample_logits;       /* [V] */
+    float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh, then its gradient summed per token; NULL: never folded */
+    float *w_hh_t;              /* [L, H, H]: W_hh transposed, for the per-timestep backward kernels */
+    float *token_partial;       /* [max_chunks, max(E, H)]: the segmented token sums' chunk sums */
+    double *sums;               /* [2 + SUM_BLOCKS]: the loss sum, the squared gradient norm, partials */
 
-    token_t *tokens; /* x then y, [T, B] each */
-    int *buckets;    /* the batch's rows grouped by token: order [T * B], then start [V + 1] */
+    token_t *tokens;  /* x then y, [T, B] each; then the drawn character */
+    int *buckets;     /* the batch's rows grouped by token: order [T B], start [V+1], chunk_first [V+1], chunk_token */
+    int max_chunks;
 
-    /* Pinned host staging: the step's inputs and its two results. */
-    token_t *host_tokens; /* x, y, then the sampled character */
+    /* Pinned host staging: the step's inputs and its two results, the logits and the drawn character. */
+    token_t *host_tokens; /* x, y, the drawn character */
     int *host_buckets;
     double *host_sums;
-    float *host_logits; /* [V] */
-    token_t *host_sample_token;
-    cudaGraphExec_t sample_exec;
-    long sample_eager;
+    float *host_logits; /* [V], then 2 V of the host sampler's scratch (not pinned-sensitive) */
+    float *host_scratch;
 
     int tf32, use_graphs, persistent_rows;
     RecurrenceKind recurrence;
@@ -120,9 +118,46 @@ struct CudaModel {
     unsigned long clock;
     int norm_ready; /* host_sums[1] holds the current gradients' squared norm */
     GradAllreduce *allreduce; /* data parallel: the ranks' gradient all-reduce; NULL in a single process */
+    long cooperative_enqueued; /* persistent launches queued so far (the capture check counts them) */
     CudaStats stats;
-    char graphs_note[sizeof(Err) + 64];
+    char graphs_note[NOTE_BYTES];
+    char notes[MAX_NOTES][NOTE_BYTES];
+    int n_notes;
 };
+
+/* Tells the note once (BackendOptions.note); repeats of a note already told are dropped. */
+static void note(CudaModel *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(CudaModel *c, const char *fmt, ...)
+{
+    char text[NOTE_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < c->n_notes; i++)
+        if (strcmp(c->notes[i], text) == 0)
+            return;
+    if (c->n_notes < MAX_NOTES)
+        strcpy(c->notes[c->n_notes++], text);
+    if (c->opts.note)
+        c->opts.note(c->opts.note_arg, text);
+}
+
+/* ---- row-major products through column-major cuBLAS ---- */
+
+/* C [M, N] = op(A) op(B) (+ C when accumulate), all row-major; op(A) is [M, K] (A stored [K, M] when
+ * ta), op(B) is [K, N] (B stored [N, K] when tb). A row-major matrix is the column-major matrix of its
+ * transpose, so cuBLAS computes C^T = op(B)^T op(A)^T: the operands swap, the transposes stay. Float32
+ * throughout, or with --tf32 explicitly TF32 on tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32), which does
+ * not depend on a math mode that cuBLAS may or may not apply to a given product. */
+static cublasStatus_t gemm(const CudaModel *c, int ta, int tb, int M, int N, int K, const float *A, const float *B,
+                           float *C, int accumulate)
+{
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    return cublasGemmEx(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B,
+                        CUDA_R_32F, tb ? K : N, A, CUDA_R_32F, ta ? M : K, &beta, C, CUDA_R_32F, N,
+                        c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
 
 static size_t carry_floats(const CudaModel *c)
 {
@@ -131,9 +166,6 @@ static size_t carry_floats(const CudaModel *c)
 
 static void drop_graphs(CudaModel *c)
 {
-    if (c->sample_exec)
-        cudaGraphExecDestroy(c->sample_exec);
-    c->sample_exec = NULL;
     for (int i = 0; i < GRAPH_SLOTS; i++)
         if (c->graphs[i].exec) {
             cudaGraphExecDestroy(c->graphs[i].exec);
@@ -158,6 +190,7 @@ static void cuda_destroy(void *ctx)
     cudaFreeHost(c->host_buckets);
     cudaFreeHost(c->host_sums);
     cudaFreeHost(c->host_logits);
+    free(c->host_scratch);
     if (c->blas)
         cublasDestroy(c->blas);
     if (c->stream)
@@ -193,26 +226,47 @@ static int pinned_alloc(void **ptr, size_t bytes, const char *what, Err *e)
     return 0;
 }
 
+/* Layer 0's input projection goes through the vocabulary, (Emb W_xh)[x], when the vocabulary has fewer
+ * entries than the batch has rows: the same numbers as the CPU backend's fold, fewer multiply-adds. */
+static int fold_embedding(const CudaModel *c, int T, int B)
+{
+    return c->cfg.vocab <= T * B;
+}
+
+/* The most chunks of TOKEN_CHUNK rows any batch cuts its rows into (each token's rows round up). */
+static int max_chunks(int max_T, int max_B, int V)
+{
+    return max_T * max_B / kernels::TOKEN_CHUNK + V + 1;
+}
+
+/* The bucket ints: order [T B], start [V+1], chunk_first [V+1], chunk_token [max_chunks]. */
+static size_t bucket_ints(int max_T, int max_B, int V)
+{
+    return (size_t)max_T * max_B + 2 * ((size_t)V + 1) + (size_t)max_chunks(max_T, max_B, V);
+}
+
 /* The activation buffers for batches of up to max_T x max_B, in the order cuda_setup lays them out: the
  * one place that sizes them, for cuda_setup and for the memory estimate alike. */
-enum { CUDA_BUFFERS = 11 };
+enum { CUDA_BUFFERS = 12 };
 static void cuda_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CUDA_BUFFERS])
 {
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
     const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
     const size_t W = E > H ? E : H;
+    const int folds = V <= T * B || V * H <= SAMPLE_FOLD_FLOATS;
     const size_t s[CUDA_BUFFERS] = {
-        T * B * E,              /* emb_out */
-        L * (T + 1) * B * H,    /* h */
-        T * B * V,              /* logits */
-        T * B * H,              /* dh */
-        T * B * H,              /* da */
-        T * B * W,              /* du */
-        T * B,                  /* row_loss */
-        L * B * H,              /* carry */
-        L * H + H + V + E,      /* sample_h, sample_next, sample_logits, sample_in */
-        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
-        L * H * H,              /* w_hh_t */
+        T * B * E,                                     /* emb_out */
+        L * (T + 1) * B * H,                           /* h */
+        T * B * V,                                     /* logits */
+        T * B * H,                                     /* dh */
+        L * T * B * H,                                 /* da */
+        T * B * W,                                     /* du */
+        T * B,                                         /* row_loss */
+        L * B * H,                                     /* carry */
+        L * H + V,                                     /* sample_h, sample_logits */
+        folds ? V * H : 0,                             /* vocab_rows */
+        L * H * H,                                     /* w_hh_t */
+        (size_t)max_chunks(max_T, max_B, (int)V) * W, /* token_partial */
     };
     memcpy(sizes, s, sizeof s);
 }
@@ -223,7 +277,7 @@ static const uint64_t CUDA_RUNTIME_RESERVE = 256u << 20;
 
 /* Every allocation of cuda_setup, from the same sizes: parameters, gradients and moments, activations,
  * the token batch and its buckets, the reduction results and cuBLAS's workspace on the device; the pinned
- * staging buffers on the host. */
+ * staging buffers and the host sampler's scratch on the host. */
 static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B)
 {
     const uint64_t T = (uint64_t)max_T, B = (uint64_t)max_B, V = (uint64_t)cfg->vocab;
@@ -232,11 +286,11 @@ static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B)
     uint64_t floats = 4 * (uint64_t)model_num_params(cfg);
     for (size_t i = 0; i < CUDA_BUFFERS; i++)
         floats += sizes[i];
-    const uint64_t tokens = (2 * T * B + 1) * sizeof(token_t), buckets = (T * B + V + 1) * sizeof(int);
+    const uint64_t tokens = (2 * T * B + 1) * sizeof(token_t), buckets = bucket_ints(max_T, max_B, cfg->vocab) * sizeof(int);
     MemoryNeed need;
     need.device = floats * sizeof(float) + tokens + buckets + (2 + kernels::SUM_BLOCKS) * sizeof(double) +
                   BLAS_WORKSPACE + CUDA_RUNTIME_RESERVE;
-    need.host = tokens + buckets + V * sizeof(float) + 2 * sizeof(double);
+    need.host = tokens + buckets + 3 * V * sizeof(float) + 2 * sizeof(double);
     return need;
 }
 
@@ -249,15 +303,16 @@ static int cuda_device_memory(uint64_t *free_bytes, uint64_t *total_bytes, Err *
     return 0;
 }
 
+static kernels::SampleModel sample_model(CudaModel *c);
+
 static int cuda_setup(CudaModel *c, Err *e)
 {
     const size_t T = (size_t)c->max_T, B = (size_t)c->max_B, L = (size_t)c->cfg.layers;
-    const size_t E = (size_t)c->cfg.embed, H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab;
+    const size_t H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab;
+    c->max_chunks = max_chunks(c->max_T, c->max_B, c->cfg.vocab);
     CUDA_TRY(cudaStreamCreate(&c->stream));
     CUBLAS_TRY(cublasCreate(&c->blas));
     CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
-    /* Full float32 unless --tf32: then the products' inputs are rounded to TF32 on tensor cores. */
-    CUBLAS_TRY(cublasSetMathMode(c->blas, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     if (device_alloc(&c->blas_workspace, BLAS_WORKSPACE, "cuBLAS workspace", e) != 0)
         return -1;
     CUBLAS_TRY(cublasSetWorkspace(c->blas, c->blas_workspace, BLAS_WORKSPACE));
@@ -276,13 +331,15 @@ static int cuda_setup(CudaModel *c, Err *e)
     const size_t n_sums = 2 + kernels::SUM_BLOCKS;
     if (device_alloc((void **)&c->acts, total * sizeof(float), "activations", e) != 0 ||
         device_alloc((void **)&c->tokens, (2 * T * B + 1) * sizeof(token_t), "token batch", e) != 0 ||
-        device_alloc((void **)&c->buckets, (T * B + V + 1) * sizeof(int), "token buckets", e) != 0 ||
+        device_alloc((void **)&c->buckets, bucket_ints(c->max_T, c->max_B, c->cfg.vocab) * sizeof(int), "token buckets", e) != 0 ||
         device_alloc((void **)&c->sums, n_sums * sizeof(double), "reduction results", e) != 0 ||
         pinned_alloc((void **)&c->host_tokens, (2 * T * B + 1) * sizeof(token_t), "token staging", e) != 0 ||
         pinned_alloc((void **)&c->host_logits, V * sizeof(float), "logits staging", e) != 0 ||
-        pinned_alloc((void **)&c->host_buckets, (T * B + V + 1) * sizeof(int), "bucket staging", e) != 0 ||
+        pinned_alloc((void **)&c->host_buckets, bucket_ints(c->max_T, c->max_B, c->cfg.vocab) * sizeof(int), "bucket staging", e) != 0 ||
         pinned_alloc((void **)&c->host_sums, 2 * sizeof(double), "results", e) != 0)
         return -1;
+    if (!(c->host_scratch = (float *)malloc(2 * V * sizeof(float))))
+        return err_set(e, "out of memory");
     CUDA_TRY(cudaMemsetAsync(c->weights, 0, 4 * P * sizeof(float), c->stream));
     CUDA_TRY(cudaMemsetAsync(c->acts, 0, total * sizeof(float), c->stream));
     float *a = c->acts;
@@ -291,45 +348,64 @@ static int cuda_setup(CudaModel *c, Err *e)
         c->h[l] = a, a += (T + 1) * B * H;
     c->logits = a, a += sizes[2];
     c->dh = a, a += sizes[3];
-    c->da = a, a += sizes[4];
+    for (size_t l = 0; l < L; l++)
+        c->da[l] = a, a += T * B * H;
     c->du = a, a += sizes[5];
     c->row_loss = a, a += sizes[6];
     c->carry = a, a += sizes[7];
     c->sample_h = a, a += L * H;
-    c->sample_next = a, a += H;
     c->sample_logits = a, a += V;
-    c->sample_in = a, a += E;
-    c->vocab_rows = a, a += sizes[9];
-    c->w_hh_t = a;
-    c->sample_token = c->tokens + 2 * T * B;
-    c->host_sample_token = c->host_tokens + 2 * T * B;
+    c->vocab_rows = sizes[9] ? a : NULL, a += sizes[9];
+    c->w_hh_t = a, a += sizes[10];
+    c->token_partial = a;
+    const kernels::SampleModel m = sample_model(c);
+    CUDA_TRY(kernels::sample_prepare(&m));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
 
-/* The plan of the persistent recurrence for batches of B rows, made once per B. */
+/* The plan of the persistent recurrence for batches of B rows, made once per B, and a note of any
+ * slower way it must run. */
 static int plan_for(CudaModel *c, int B, Err *e)
 {
     if (c->recurrence == RECURRENCE_STEP || c->plan_B == B)
         return 0;
-    cudaError_t status = kernels::plan_recurrence(&c->plan, B, c->cfg.hidden, c->persistent_rows);
+    const int L = c->cfg.layers, H = c->cfg.hidden, T = c->max_T;
+    const kernels::RecurrenceRequest request = {B, H, L, 1, c->persistent_rows, c->recurrence != RECURRENCE_PERSISTENT};
+    cudaError_t status = kernels::plan_recurrence(&c->plan, &request);
     if (status != cudaSuccess) { /* the per-timestep kernels need none of the calls that failed */
         cudaGetLastError();
         memset(&c->plan, 0, sizeof c->plan);
         c->plan.why_not = cudaGetErrorString(status);
     }
     c->plan_B = B;
+    const int wavefront = c->plan.blocks && c->plan.layers_per_launch == L && L > 1;
     if (c->recurrence == RECURRENCE_PERSISTENT && c->plan.blocks == 0)
         return err_set(e,
                        "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
                        "--hidden %d on this device: %s",
-                       B, c->cfg.hidden, c->plan.why_not);
+                       B, H, c->plan.why_not);
+    if (c->recurrence == RECURRENCE_WAVEFRONT && L > 1 && !wavefront)
+        return err_set(e,
+                       "CHARRNN_CUDA_RECURRENCE=wavefront: the %d layers cannot run as one wavefront with a batch of "
+                       "%d and --hidden %d on this device: %s",
+                       L, B, H, c->plan.blocks ? c->plan.why_not_wavefront : c->plan.why_not);
+    if (c->plan.blocks == 0)
+        note(c, "the recurrence runs one kernel per timestep (2 x %d x %d launches per step) instead of the persistent "
+                "kernel: %s",
+             L, T, c->plan.why_not);
+    else if (L > 1 && !wavefront)
+        note(c, "the recurrence runs one persistent launch per layer (2 x %d x %d grid-wide barriers per step) instead "
+                "of one wavefront of the %d layers (2 x %d): %s",
+             L, T, L, T + L - 1,
+             c->recurrence == RECURRENCE_PERSISTENT ? "as asked (CHARRNN_CUDA_RECURRENCE=persistent)"
+                                                    : c->plan.why_not_wavefront);
     return 0;
 }
 
 /* An option left at its default, from the environment: NAME=value, one of names[] (its index), or
  * keep *choice. */
-static int env_choice(const char *name, const char *const *names, int first, int *choice, Err *e)
+static int env_choice(const char *name, const char *const *names, int first, const char *expected, int *choice, Err *e)
 {
     const char *value = getenv(name);
     if (!value || !*value)
@@ -339,24 +415,27 @@ static int env_choice(const char *name, const char *const *names, int first, int
             *choice = first + i;
             return 0;
         }
-    return err_set(e, "%s=%s: expected %s", name, value,
-                   names[2] ? "auto, step or persistent" : "1 (graphs) or 0 (eager launches)");
+    return err_set(e, "%s=%s: expected %s", name, value, expected);
 }
 
 static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const BackendOptions *opts, Err *e)
 {
-    static const char *const recurrences[] = {"auto", "step", "persistent", NULL};
+    static const char *const recurrences[] = {"auto", "step", "persistent", "wavefront", NULL};
     static const char *const graphs[] = {"1", "0", NULL};
     int recurrence = opts->recurrence, graphs_choice = opts->graphs;
     if ((recurrence == RECURRENCE_AUTO &&
-         env_choice("CHARRNN_CUDA_RECURRENCE", recurrences, RECURRENCE_AUTO, &recurrence, e) != 0) ||
-        (graphs_choice == GRAPHS_DEFAULT &&
-         env_choice("CHARRNN_CUDA_GRAPHS", graphs, GRAPHS_ON, &graphs_choice, e) != 0))
+         env_choice("CHARRNN_CUDA_RECURRENCE", recurrences, RECURRENCE_AUTO, "auto, step, persistent or wavefront",
+                    &recurrence, e) != 0) ||
+        (graphs_choice == GRAPHS_DEFAULT && env_choice("CHARRNN_CUDA_GRAPHS", graphs, GRAPHS_ON,
+                                                       "1 (graphs) or 0 (eager launches)", &graphs_choice, e) != 0))
         return NULL;
     CudaModel *c = new CudaModel();
     c->cfg = *cfg;
     c->max_T = max_T;
     c->max_B = max_B;
+    c->opts = *opts;
+    c->opts.recurrence = (RecurrenceKind)recurrence;
+    c->opts.graphs = (GraphsChoice)graphs_choice;
     c->n_tensors = model_tensors(cfg, c->tensors);
     c->n_params = model_num_params(cfg);
     c->tf32 = opts->tf32;
@@ -369,6 +448,10 @@ static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const Bac
         cuda_destroy(c);
         return NULL;
     }
+    if (!c->use_graphs)
+        note(c, "every call launches eagerly, as asked (CHARRNN_CUDA_GRAPHS=0); a replayed graph is faster");
+    if (c->recurrence == RECURRENCE_STEP)
+        note(c, "the recurrence runs one kernel per timestep, as asked (CHARRNN_CUDA_RECURRENCE=step)");
     return c;
 }
 
@@ -431,24 +514,23 @@ static int cuda_get_carry(void *ctx, float *h, Err *e)
 
 /* ---- one step's work, queued on the stream: the same calls run eagerly or are captured ---- */
 
-/* Layer 0's input projection goes through the vocabulary, (Emb W_xh)[x], when the vocabulary has fewer
- * entries than the batch has rows: the same numbers as the CPU backend's fold, fewer multiply-adds. */
-static int fold_embedding(const CudaModel *c, int T, int B)
-{
-    return c->cfg.vocab <= T * B;
-}
-
 static int persistent(const CudaModel *c)
 {
     return c->recurrence != RECURRENCE_STEP && c->plan.blocks > 0;
 }
 
-/* The batch's rows grouped by token (a counting sort, stable), into the pinned staging buffer: the
- * embedding's gradient then sums each token's rows in row order (kernels::token_row_sums). */
+static int wavefront(const CudaModel *c)
+{
+    return persistent(c) && c->plan.layers_per_launch > 1;
+}
+
+/* The batch's rows grouped by token (a counting sort, stable), and each token's rows cut into chunks of
+ * TOKEN_CHUNK, into the pinned staging buffer: the embedding's gradient then sums each chunk's rows and
+ * each token's chunks in order (kernels::token_row_sums). */
 static void stage_buckets(CudaModel *c, const Batch *b)
 {
     const int n = b->T * b->B, V = c->cfg.vocab;
-    int *order = c->host_buckets, *start = c->host_buckets + n;
+    int *order = c->host_buckets, *start = order + n, *chunk_first = start + V + 1, *chunk_token = chunk_first + V + 1;
     memset(start, 0, sizeof(int) * (size_t)(V + 1));
     for (int i = 0; i < n; i++)
         start[b->x[i] + 1]++;
@@ -459,63 +541,162 @@ static void stage_buckets(CudaModel *c, const Batch *b)
     for (int v = V; v > 0; v--) /* shift back: start[v] is bucket v - 1's end, that is bucket v's start */
         start[v] = start[v - 1];
     start[0] = 0;
+    int chunk = 0;
+    for (int v = 0; v < V; v++) {
+        chunk_first[v] = chunk;
+        for (int r = start[v]; r < start[v + 1]; r += kernels::TOKEN_CHUNK)
+            chunk_token[chunk++] = v;
+    }
+    chunk_first[V] = chunk;
+    for (; chunk < c->max_chunks; chunk++)
+        chunk_token[chunk] = -1; /* no chunk: the kernel skips it */
+}
+
+static kernels::TokenBuckets token_buckets(const CudaModel *c, int n)
+{
+    const int *order = c->buckets, *start = order + n, *chunk_first = start + c->cfg.vocab + 1;
+    return kernels::TokenBuckets{order, start, chunk_first, chunk_first + c->cfg.vocab + 1, c->max_chunks};
+}
+
+/* The arguments of a persistent launch over layers first .. first + count - 1. */
+static kernels::RecurrenceArgs recurrence_args(const CudaModel *c, int first, int count, int T, int B, int backward)
+{
+    kernels::RecurrenceArgs a;
+    memset(&a, 0, sizeof a);
+    a.layers = count, a.T = T, a.B = B, a.H = c->cfg.hidden;
+    for (int i = 0; i < count; i++) {
+        const int l = first + i;
+        kernels::RecurrenceLayer *r = &a.layer[i];
+        r->w_hh = c->p.w_hh[l];
+        if (backward) {
+            r->state = c->da[l];
+            r->h = c->h[l];
+            r->dh = i == count - 1 ? c->dh : NULL;
+            r->w_link = i < count - 1 ? c->p.w_xh[l + 1] : NULL;
+        } else {
+            r->state = c->h[l];
+            r->b_h = c->p.b_h[l];
+            r->w_link = i > 0 ? c->p.w_xh[l] : NULL;
+        }
+    }
+    return a;
+}
+
+static int enqueue_recurrence(CudaModel *c, int first, int count, int T, int B, int backward, Err *e)
+{
+    const kernels::RecurrenceArgs a = recurrence_args(c, first, count, T, B, backward);
+    if (backward)
+        CUDA_TRY(kernels::rnn_backward_persistent(&a, &c->plan, c->stream));
+    else
+        CUDA_TRY(kernels::rnn_forward_persistent(&a, &c->plan, c->stream));
+    c->cooperative_enqueued++;
+    c->stats.persistent_layers += count;
+    c->stats.wavefront_launches += count > 1;
+    return 0;
+}
+
+/* Layer 0's input projections of all timesteps into h[0][1..T]: one product, or a gather of rows of
+ * the vocabulary's product Emb W_xh. */
+static int enqueue_layer0_input(CudaModel *c, const StepKey *k, Err *e)
+{
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
+    float *p = c->h[0] + (size_t)B * H;
+    if (fold_embedding(c, T, B)) {
+        CUBLAS_TRY(gemm(c, 0, 0, V, H, E, c->p.embedding, c->p.w_xh[0], c->vocab_rows, 0));
+        CUDA_TRY(kernels::embedding_forward(p, c->tokens, c->vocab_rows, T * B, H, c->stream));
+    } else {
+        CUDA_TRY(kernels::embedding_forward(c->emb_out, c->tokens, c->p.embedding, T * B, E, c->stream));
+        CUBLAS_TRY(gemm(c, 0, 0, T * B, H, E, c->emb_out, c->p.w_xh[0], p, 0));
+    }
+    return 0;
 }
 
 /* Embedding, every layer and the logits of the counted timesteps; the counted rows' losses (and,
  * when scale != 0, dlogits = scale (softmax - onehot)) are left in row_loss and logits. */
 static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
 {
-    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers, E = c->cfg.embed;
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
     const size_t state = (size_t)B * H, n = (size_t)T * B;
     cudaStream_t s = c->stream;
-    const token_t *x = c->tokens, *y = c->tokens + n;
-    const int fold = fold_embedding(c, T, B);
-    if (!fold)
-        CUDA_TRY(kernels::embedding_forward(c->emb_out, x, c->p.embedding, T * B, E, s));
-    const float *u = c->emb_out;
+    const token_t *y = c->tokens + n;
     for (int l = 0; l < L; l++) {
-        float *h = c->h[l], *carry = c->carry + (size_t)l * c->max_B * H;
+        float *carry = c->carry + (size_t)l * c->max_B * H;
         if (k->carry_in)
-            CUDA_TRY(cudaMemcpyAsync(h, carry, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
+            CUDA_TRY(cudaMemcpyAsync(c->h[l], carry, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
         else
-            CUDA_TRY(cudaMemsetAsync(h, 0, state * sizeof(float), s));
-        /* The input projections of all timesteps in one product (or a gather from the vocabulary's),
-         * into h_1..h_T; then the recurrence. */
-        if (l == 0 && fold) {
-            CUBLAS_TRY(gemm(c->blas, 0, 0, V, H, E, c->p.embedding, c->p.w_xh[0], c->vocab_rows, 0));
-            CUDA_TRY(kernels::embedding_forward(h + state, x, c->vocab_rows, T * B, H, s)); /* rows of Emb W_xh */
-        } else {
-            CUBLAS_TRY(gemm(c->blas, 0, 0, T * B, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], h + state, 0));
-        }
-        if (persistent(c)) {
-            CUDA_TRY(kernels::rnn_forward_persistent(h, c->p.w_hh[l], c->p.b_h[l], T, B, H, &c->plan, s));
-            c->stats.persistent_layers++;
-        } else {
-            for (int t = 1; t <= T; t++)
-                CUDA_TRY(
-                    kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B, H, s));
-            c->stats.stepped_layers++;
-        }
-        if (k->carry_out)
-            CUDA_TRY(cudaMemcpyAsync(carry, h + T * state, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
-        u = h + state;
+            CUDA_TRY(cudaMemsetAsync(c->h[l], 0, state * sizeof(float), s));
     }
+    if (enqueue_layer0_input(c, k, e) != 0)
+        return -1;
+    if (wavefront(c)) { /* every layer in one launch, each computing its input projection itself */
+        if (enqueue_recurrence(c, 0, L, T, B, 0, e) != 0)
+            return -1;
+    } else {
+        for (int l = 0; l < L; l++) {
+            float *h = c->h[l];
+            /* The input projections of all timesteps in one product, into h_1..T; then the recurrence. */
+            if (l > 0)
+                CUBLAS_TRY(gemm(c, 0, 0, T * B, H, H, c->h[l - 1] + state, c->p.w_xh[l], h + state, 0));
+            if (persistent(c)) {
+                if (enqueue_recurrence(c, l, 1, T, B, 0, e) != 0)
+                    return -1;
+            } else {
+                for (int t = 1; t <= T; t++)
+                    CUDA_TRY(kernels::rnn_step_forward(h + t * state, h + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l],
+                                                       B, H, s));
+                c->stats.stepped_layers++;
+            }
+        }
+    }
+    if (k->carry_out)
+        for (int l = 0; l < L; l++)
+            CUDA_TRY(cudaMemcpyAsync(c->carry + (size_t)l * c->max_B * H, c->h[l] + T * state, state * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, s));
     const int rows = (T - k->loss_from_t) * B;
     const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
     CUDA_TRY(kernels::broadcast_rows(c->logits, c->p.b_y, rows, V, s));
-    CUBLAS_TRY(gemm(c->blas, 0, 0, rows, V, H, top, c->p.w_hy, c->logits, 1));
+    CUBLAS_TRY(gemm(c, 0, 0, rows, V, H, top, c->p.w_hy, c->logits, 1));
     CUDA_TRY(kernels::softmax_xent(c->logits, y + (size_t)k->loss_from_t * B, c->row_loss, rows, V, scale, s));
+    return 0;
+}
+
+/* Layer l's weight gradients over all timesteps from its da; layer 0 also the embedding's (through the
+ * vocabulary when folded). For l > 0 and below_too, also the gradient for the layer below, into dh. */
+static int enqueue_layer_gradients(CudaModel *c, const StepKey *k, int l, int below_too, Err *e)
+{
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
+    const size_t state = (size_t)B * H;
+    cudaStream_t s = c->stream;
+    const kernels::TokenBuckets buckets = token_buckets(c, T * B);
+    const float *h = c->h[l], *da = c->da[l];
+    CUBLAS_TRY(gemm(c, 1, 0, H, H, T * B, h, da, c->g.w_hh[l], 1));
+    CUDA_TRY(kernels::add_column_sums(c->g.b_h[l], da, T * B, H, s));
+    if (l == 0 && fold_embedding(c, T, B)) {
+        /* Through the vocabulary: G = da summed per token, dW_xh = Emb^T G, dEmb = G W_xh^T. */
+        CUDA_TRY(kernels::token_row_sums(c->vocab_rows, c->token_partial, da, &buckets, V, H, 0, s));
+        CUBLAS_TRY(gemm(c, 1, 0, E, H, V, c->p.embedding, c->vocab_rows, c->g.w_xh[0], 1));
+        CUBLAS_TRY(gemm(c, 0, 1, V, E, H, c->vocab_rows, c->p.w_xh[0], c->g.embedding, 1));
+        return 0;
+    }
+    const int I = layer_inputs(&c->cfg, l);
+    const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
+    CUBLAS_TRY(gemm(c, 1, 0, I, H, T * B, u, da, c->g.w_xh[l], 1));
+    if (l == 0) {
+        CUBLAS_TRY(gemm(c, 0, 1, T * B, E, H, da, c->p.w_xh[0], c->du, 0));
+        CUDA_TRY(kernels::token_row_sums(c->g.embedding, c->token_partial, c->du, &buckets, V, E, 1, s));
+    } else if (below_too) { /* the gradient for the layer below goes straight into dh */
+        CUBLAS_TRY(gemm(c, 0, 1, T * B, H, H, da, c->p.w_xh[l], c->dh, 0));
+    }
     return 0;
 }
 
 /* The gradients of everything, from the dlogits enqueue_forward left. */
 static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
 {
-    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers, E = c->cfg.embed;
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
     const size_t state = (size_t)B * H;
     const int rows = (T - k->loss_from_t) * B;
     cudaStream_t s = c->stream;
-    const int *order = c->buckets, *start = c->buckets + T * B;
 
     CUDA_TRY(cudaMemsetAsync(c->grads, 0, c->n_params * sizeof(float), s));
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
@@ -523,40 +704,33 @@ static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
     const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
     if (uncounted) /* no zero-byte memset in a captured graph */
         CUDA_TRY(cudaMemsetAsync(c->dh, 0, uncounted * sizeof(float), s));
-    CUBLAS_TRY(gemm(c->blas, 1, 0, H, V, rows, top, c->logits, c->g.w_hy, 1));
+    CUBLAS_TRY(gemm(c, 1, 0, H, V, rows, top, c->logits, c->g.w_hy, 1));
     CUDA_TRY(kernels::add_column_sums(c->g.b_y, c->logits, rows, V, s));
-    CUBLAS_TRY(gemm(c->blas, 0, 1, rows, H, V, c->logits, c->p.w_hy, c->dh + uncounted, 0));
+    CUBLAS_TRY(gemm(c, 0, 1, rows, H, V, c->logits, c->p.w_hy, c->dh + uncounted, 0));
 
+    if (wavefront(c)) { /* backward through time and down the layers in one launch; nothing flows in past h_T */
+        if (enqueue_recurrence(c, 0, L, T, B, 1, e) != 0)
+            return -1;
+        for (int l = L - 1; l >= 0; l--)
+            if (enqueue_layer_gradients(c, k, l, 0, e) != 0)
+                return -1;
+        return 0;
+    }
     for (int l = L - 1; l >= 0; l--) {
-        const int I = layer_inputs(&c->cfg, l);
-        const float *h = c->h[l], *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
-        float *w_hh_t = c->w_hh_t + (size_t)l * H * H;
         /* Backward through time; nothing flows in past h_T. */
         if (persistent(c)) {
-            CUDA_TRY(kernels::rnn_backward_persistent(c->da, c->dh, h, c->p.w_hh[l], T, B, H, &c->plan, s));
-            c->stats.persistent_layers++;
+            if (enqueue_recurrence(c, l, 1, T, B, 1, e) != 0)
+                return -1;
         } else {
+            float *w_hh_t = c->w_hh_t + (size_t)l * H * H, *da = c->da[l];
             CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, s)); /* for coalesced reads in the step kernel */
             for (int t = T; t >= 1; t--)
-                CUDA_TRY(kernels::rnn_step_backward(c->da + (t - 1) * state, t < T ? c->da + t * state : NULL,
-                                                    c->dh + (t - 1) * state, h + t * state, w_hh_t, B, H, s));
+                CUDA_TRY(kernels::rnn_step_backward(da + (t - 1) * state, t < T ? da + t * state : NULL,
+                                                    c->dh + (t - 1) * state, c->h[l] + t * state, w_hh_t, B, H, s));
             c->stats.stepped_layers++;
         }
-        /* Weight gradients over all timesteps at once. */
-        CUBLAS_TRY(gemm(c->blas, 1, 0, H, H, T * B, h, c->da, c->g.w_hh[l], 1));
-        CUDA_TRY(kernels::add_column_sums(c->g.b_h[l], c->da, T * B, H, s));
-        if (l == 0 && fold_embedding(c, T, B)) {
-            /* Through the vocabulary: G = da summed per token, dW_xh = Emb^T G, dEmb = G W_xh^T. */
-            CUDA_TRY(kernels::token_row_sums(c->vocab_rows, c->da, order, start, V, H, 0, s));
-            CUBLAS_TRY(gemm(c->blas, 1, 0, E, H, V, c->p.embedding, c->vocab_rows, c->g.w_xh[0], 1));
-            CUBLAS_TRY(gemm(c->blas, 0, 1, V, E, H, c->vocab_rows, c->p.w_xh[0], c->g.embedding, 1));
-            break;
-        }
-        CUBLAS_TRY(gemm(c->blas, 1, 0, I, H, T * B, u, c->da, c->g.w_xh[l], 1));
-        /* The gradient for the layer below (or the embedding) goes straight into dh or du. */
-        CUBLAS_TRY(gemm(c->blas, 0, 1, T * B, I, H, c->da, c->p.w_xh[l], l > 0 ? c->dh : c->du, 0));
-        if (l == 0)
-            CUDA_TRY(kernels::token_row_sums(c->g.embedding, c->du, order, start, V, E, 1, s));
+        if (enqueue_layer_gradients(c, k, l, 1, e) != 0)
+            return -1;
     }
     return 0;
 }
@@ -569,8 +743,9 @@ static int enqueue_step(CudaModel *c, const StepKey *k, Err *e)
     const int rows = (k->T - k->loss_from_t) * k->B;
     cudaStream_t s = c->stream;
     CUDA_TRY(cudaMemcpyAsync(c->tokens, c->host_tokens, 2 * n * sizeof(token_t), cudaMemcpyHostToDevice, s));
-    if (k->backward)
-        CUDA_TRY(cudaMemcpyAsync(c->buckets, c->host_buckets, sizeof(int) * (n + c->cfg.vocab + 1),
+    if (k->backward) /* order, start, chunk_first and chunk_token, at this batch's offsets */
+        CUDA_TRY(cudaMemcpyAsync(c->buckets, c->host_buckets,
+                                 sizeof(int) * (n + 2 * ((size_t)c->cfg.vocab + 1) + (size_t)c->max_chunks),
                                  cudaMemcpyHostToDevice, s));
     if (enqueue_forward(c, k, k->backward ? 1.0f / (float)rows : 0.0f, e) != 0)
         return -1;
@@ -589,35 +764,75 @@ static int same_key(const StepKey *a, const StepKey *b)
     return memcmp(a, b, sizeof *a) == 0;
 }
 
+/* How many of the graph's kernel nodes carry the cooperative attribute: the persistent kernels' grid
+ * syncs trap in a node without it. */
+static cudaError_t cooperative_nodes(cudaGraph_t graph, long *count)
+{
+    size_t n = 0;
+    cudaError_t status = cudaGraphGetNodes(graph, NULL, &n);
+    if (status != cudaSuccess || n == 0)
+        return status;
+    cudaGraphNode_t *nodes = (cudaGraphNode_t *)malloc(n * sizeof *nodes);
+    if (!nodes)
+        return cudaErrorMemoryAllocation;
+    *count = 0;
+    if ((status = cudaGraphGetNodes(graph, nodes, &n)) == cudaSuccess)
+        for (size_t i = 0; i < n && status == cudaSuccess; i++) {
+            cudaGraphNodeType type;
+            cudaKernelNodeAttrValue value;
+            if ((status = cudaGraphNodeGetType(nodes[i], &type)) != cudaSuccess || type != cudaGraphNodeTypeKernel)
+                continue;
+            if ((status = cudaGraphKernelNodeGetAttribute(nodes[i], cudaKernelNodeAttributeCooperative, &value)) ==
+                cudaSuccess)
+                *count += value.cooperative != 0;
+        }
+    free(nodes);
+    return status;
+}
+
 /* Captures what enqueue(Err *) queues on the stream into *exec: 0, or -1 with the reason in the
- * statistics' note (the stream is never left capturing, and the refusal is cleared). */
+ * statistics' note and told as a note (the stream is never left capturing, and the refusal is
+ * cleared). A captured graph whose persistent kernels are not all cooperative nodes is refused too. */
 template <class Enqueue> static int capture(CudaModel *c, Enqueue enqueue, cudaGraphExec_t *exec)
 {
     Err failed = {""};
     int queued = -1;
     cudaGraph_t graph = NULL;
     *exec = NULL;
+    const long cooperative0 = c->cooperative_enqueued;
+    long cooperative = 0;
     cudaError_t made = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
     if (made == cudaSuccess) {
         queued = enqueue(&failed);
         cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
-        made = ended == cudaSuccess && queued == 0 ? cudaGraphInstantiate(exec, graph, 0) : ended;
+        made = ended == cudaSuccess && queued == 0 ? cooperative_nodes(graph, &cooperative) : ended;
+        const long expected = c->cooperative_enqueued - cooperative0;
+        if (made == cudaSuccess && queued == 0 && cooperative < expected)
+            snprintf(failed.msg, sizeof failed.msg,
+                     "%ld of the graph's %ld persistent kernels are cooperative nodes; the grid sync of the others "
+                     "would trap",
+                     cooperative, expected);
+        else if (made == cudaSuccess && queued == 0)
+            made = cudaGraphInstantiate(exec, graph, 0);
     }
     if (graph)
         cudaGraphDestroy(graph);
-    if (queued == 0 && made == cudaSuccess)
+    if (queued == 0 && made == cudaSuccess && !failed.msg[0])
         return 0;
+    if (*exec)
+        cudaGraphExecDestroy(*exec);
     *exec = NULL;
     cudaGetLastError();
     snprintf(c->graphs_note, sizeof c->graphs_note, "graph capture failed (%s%s%s); launching eagerly", failed.msg,
              failed.msg[0] && made != cudaSuccess ? "; " : "", made != cudaSuccess ? cudaGetErrorName(made) : "");
     c->stats.graphs_note = c->graphs_note;
+    note(c, "%s", c->graphs_note);
     return -1;
 }
 
 /* The graph of this step shape, captured on first use into the least recently used slot (the
  * backend's very first step excepted). A capture that fails (a driver that cannot capture some call)
- * turns graphs off, with the reason in the statistics, and the step runs eagerly. */
+ * turns graphs off, with the reason told once, and the step runs eagerly. */
 static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
 {
     StepGraph *slot = &c->graphs[0];
@@ -639,13 +854,16 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
         *out = NULL;
         return 0;
     }
-    const long persistent0 = c->stats.persistent_layers, stepped0 = c->stats.stepped_layers;
+    const CudaStats before = c->stats;
     const int captured = capture(
         c, [&](Err *failed) { return enqueue_step(c, k, failed); }, &slot->exec);
     /* Captured work has not run: it is counted at each replay. */
-    slot->persistent_layers = c->stats.persistent_layers - persistent0;
-    slot->stepped_layers = c->stats.stepped_layers - stepped0;
-    c->stats.persistent_layers = persistent0, c->stats.stepped_layers = stepped0;
+    slot->persistent_layers = c->stats.persistent_layers - before.persistent_layers;
+    slot->wavefront_launches = c->stats.wavefront_launches - before.wavefront_launches;
+    slot->stepped_layers = c->stats.stepped_layers - before.stepped_layers;
+    c->stats.persistent_layers = before.persistent_layers;
+    c->stats.wavefront_launches = before.wavefront_launches;
+    c->stats.stepped_layers = before.stepped_layers;
     if (captured != 0) {
         CUDA_TRY(cudaStreamSynchronize(c->stream)); /* a real fault (not a capture refusal) stops here */
         c->use_graphs = 0;
@@ -678,6 +896,7 @@ static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err
         g->last_used = ++c->clock;
         c->stats.graph_replays++;
         c->stats.persistent_layers += g->persistent_layers;
+        c->stats.wavefront_launches += g->wavefront_launches;
         c->stats.stepped_layers += g->stepped_layers;
     } else {
         if (enqueue_step(c, &k, e) != 0)
@@ -744,61 +963,228 @@ static int cuda_update(void *ctx, const OptimConfig *o, float lr, long step, flo
     return 0;
 }
 
-/* ---- generation: the same kernels on a batch of one ---- */
+/* ---- generation: one launch of one block per character ---- */
 
+static kernels::SampleModel sample_model(CudaModel *c)
+{
+    kernels::SampleModel m;
+    memset(&m, 0, sizeof m);
+    m.embedding = c->p.embedding;
+    m.vocab_rows = c->vocab_rows;
+    for (int l = 0; l < c->cfg.layers; l++)
+        m.w_xh[l] = c->p.w_xh[l], m.w_hh[l] = c->p.w_hh[l], m.b_h[l] = c->p.b_h[l];
+    m.w_hy = c->p.w_hy, m.b_y = c->p.b_y;
+    m.h = c->sample_h, m.logits = c->sample_logits;
+    m.V = c->cfg.vocab, m.E = c->cfg.embed, m.H = c->cfg.hidden, m.L = c->cfg.layers;
+    return m;
+}
+
+/* A fresh state, and Emb W_xh of the current parameters when generation gathers its rows. */
 static int cuda_sample_reset(void *ctx, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
     CUDA_TRY(cudaMemsetAsync(c->sample_h, 0, (size_t)c->cfg.layers * c->cfg.hidden * sizeof(float), c->stream));
+    if (c->vocab_rows)
+        CUBLAS_TRY(gemm(c, 0, 0, c->cfg.vocab, c->cfg.hidden, c->cfg.embed, c->p.embedding, c->p.w_xh[0],
+                        c->vocab_rows, 0));
     return 0;
 }
 
-/* One character: its embedding row (the token through the staging buffer), every layer's step, the
- * logits out to the pinned host buffer. */
-static int enqueue_sample(CudaModel *c, Err *e)
+static int enqueue_sample(CudaModel *c, int token, const kernels::SampleDraw *draw, Err *e)
 {
-    const int H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
-    cudaStream_t s = c->stream;
-    CUDA_TRY(cudaMemcpyAsync(c->sample_token, c->host_sample_token, sizeof(token_t), cudaMemcpyHostToDevice, s));
-    CUDA_TRY(kernels::embedding_forward(c->sample_in, c->sample_token, c->p.embedding, 1, E, s));
-    const float *u = c->sample_in;
-    for (int l = 0; l < c->cfg.layers; l++) {
-        float *h = c->sample_h + (size_t)l * H;
-        CUBLAS_TRY(gemm(c->blas, 0, 0, 1, H, layer_inputs(&c->cfg, l), u, c->p.w_xh[l], c->sample_next, 0));
-        CUDA_TRY(kernels::rnn_step_forward(c->sample_next, h, c->p.w_hh[l], c->p.b_h[l], 1, H, s));
-        CUDA_TRY(cudaMemcpyAsync(h, c->sample_next, H * sizeof(float), cudaMemcpyDeviceToDevice, s));
-        u = h;
-    }
-    CUDA_TRY(kernels::broadcast_rows(c->sample_logits, c->p.b_y, 1, V, s));
-    CUBLAS_TRY(gemm(c->blas, 0, 0, 1, V, H, u, c->p.w_hy, c->sample_logits, 1));
-    CUDA_TRY(cudaMemcpyAsync(c->host_logits, c->sample_logits, V * sizeof(float), cudaMemcpyDeviceToHost, s));
+    if (token < 0 || token >= c->cfg.vocab)
+        return err_set(e, "token %d is outside the vocabulary of %d", token, c->cfg.vocab);
+    const kernels::SampleModel m = sample_model(c);
+    CUDA_TRY(kernels::sample_step(&m, token, draw, c->tokens + 2 * (size_t)c->max_T * c->max_B, c->stream));
+    c->stats.sample_launches++;
     return 0;
 }
 
-/* Replayed as one graph from the second character on (some 3 + 3 L launches and copies each). */
+/* The logits after `token`: one launch, then the V logits back. */
 static int cuda_sample_step(void *ctx, int token, float *logits, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
-    if (token < 0 || token >= c->cfg.vocab)
-        return err_set(e, "token %d is outside the vocabulary of %d", token, c->cfg.vocab);
-    *c->host_sample_token = (token_t)token;
-    if (c->use_graphs && !c->sample_exec && c->sample_eager > 0 &&
-        capture(
-            c, [&](Err *failed) { return enqueue_sample(c, failed); }, &c->sample_exec) != 0) {
-        CUDA_TRY(cudaStreamSynchronize(c->stream));
-        c->use_graphs = 0;
-    }
-    if (c->sample_exec) {
-        CUDA_TRY(cudaGraphLaunch(c->sample_exec, c->stream));
-        c->stats.sample_replays++;
-    } else {
-        if (enqueue_sample(c, e) != 0)
-            return -1;
-        c->sample_eager++;
-    }
+    const kernels::SampleDraw none = {0, 1.0f, 0.0f, 0, 0};
+    if (enqueue_sample(c, token, &none, e) != 0)
+        return -1;
+    CUDA_TRY(cudaMemcpyAsync(c->host_logits, c->sample_logits, c->cfg.vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                             c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     memcpy(logits, c->host_logits, sizeof(float) * (size_t)c->cfg.vocab);
     return 0;
+}
+
+/* One character each way: `token` in (as a kernel argument), the drawn one back (two bytes). Feeding
+ * a prime (s NULL) does not wait. A vocabulary too large to draw from in one block is drawn on the host
+ * from the logits, and said so. */
+static int cuda_sample_token(void *ctx, int token, const SamplerConfig *s, float u, int *next, Err *e)
+{
+    CudaModel *c = (CudaModel *)ctx;
+    const int V = c->cfg.vocab;
+    if (!s) {
+        const kernels::SampleDraw none = {0, 1.0f, 0.0f, 0, 0};
+        return enqueue_sample(c, token, &none, e);
+    }
+    if (V > kernels::SAMPLE_MAX_VOCAB) {
+        note(c, "characters are drawn on the host from the logits copied back: the vocabulary of %d is above the %d "
+                "the sampling kernel draws from",
+             V, kernels::SAMPLE_MAX_VOCAB);
+        if (cuda_sample_step(ctx, token, c->host_scratch, e) != 0)
+            return -1;
+        memcpy(c->host_logits, c->host_scratch, sizeof(float) * (size_t)V);
+        *next = sample_from_uniform(c->host_logits, V, s, u, c->host_scratch);
+        c->stats.host_draws++;
+        return 0;
+    }
+    const kernels::SampleDraw draw = {1, s->temperature, u, s->top_k, s->argmax};
+    token_t *drawn = c->tokens + 2 * (size_t)c->max_T * c->max_B, *host = c->host_tokens + 2 * (size_t)c->max_T * c->max_B;
+    if (enqueue_sample(c, token, &draw, e) != 0)
+        return -1;
+    CUDA_TRY(cudaMemcpyAsync(host, drawn, sizeof(token_t), cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    *next = *host;
+    return 0;
+}
+
+/* ---- what ran, what runs, and how precise the products are ---- */
+
+static const BackendVariant CUDA_VARIANTS[] = {
+    {"graphs+wavefront", {0, 0, GRAPHS_ON, RECURRENCE_WAVEFRONT, 0, NULL, NULL}},
+    {"graphs+persistent", {0, 0, GRAPHS_ON, RECURRENCE_PERSISTENT, 0, NULL, NULL}},
+    {"graphs+step", {0, 0, GRAPHS_ON, RECURRENCE_STEP, 0, NULL, NULL}},
+    {"eager+wavefront", {0, 0, GRAPHS_OFF, RECURRENCE_WAVEFRONT, 0, NULL, NULL}},
+    {"eager+persistent", {0, 0, GRAPHS_OFF, RECURRENCE_PERSISTENT, 0, NULL, NULL}},
+    {"eager+step", {0, 0, GRAPHS_OFF, RECURRENCE_STEP, 0, NULL, NULL}},
+    {NULL, {0, 0, GRAPHS_DEFAULT, RECURRENCE_AUTO, 0, NULL, NULL}},
+};
+
+/* The paths that ran against those the options asked for: graphs (from the second step on) or eager
+ * launches, and the recurrence as a wavefront (models of several layers), per layer, or per timestep. */
+static int cuda_check_variant(void *ctx, Err *e)
+{
+    const CudaModel *c = (const CudaModel *)ctx;
+    const CudaStats *st = &c->stats;
+    const int L = c->cfg.layers;
+    int ok = 1;
+    if (c->opts.graphs == GRAPHS_ON)
+        ok &= st->graph_replays > 0 && st->eager_steps == 1;
+    else if (c->opts.graphs == GRAPHS_OFF)
+        ok &= st->graph_replays == 0 && st->eager_steps > 0;
+    if (c->opts.recurrence == RECURRENCE_STEP)
+        ok &= st->persistent_layers == 0 && st->stepped_layers > 0;
+    else if (c->opts.recurrence == RECURRENCE_PERSISTENT)
+        ok &= st->persistent_layers > 0 && st->stepped_layers == 0 && st->wavefront_launches == 0;
+    else if (c->opts.recurrence == RECURRENCE_WAVEFRONT)
+        ok &= st->persistent_layers > 0 && st->stepped_layers == 0 &&
+              (L == 1 || st->wavefront_launches * L == st->persistent_layers);
+    if (ok)
+        return 0;
+    return err_set(e,
+                   "ran %ld graph replays and %ld eager steps; %ld layer recurrences persistent (%ld wavefront "
+                   "launches), %ld per timestep%s%s",
+                   st->graph_replays, st->eager_steps, st->persistent_layers, st->wavefront_launches,
+                   st->stepped_layers, st->graphs_note ? "; " : "", st->graphs_note ? st->graphs_note : "");
+}
+
+/* Appends to text (at *used of len). */
+static void put(char *text, size_t len, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *text, size_t len, size_t *used, const char *fmt, ...)
+{
+    if (*used >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(text + *used, len - *used, fmt, ap);
+    va_end(ap);
+    *used += n > 0 ? (size_t)n : 0;
+}
+
+static int cuda_describe(void *ctx, char *text, size_t len, Err *e)
+{
+    CudaModel *c = (CudaModel *)ctx;
+    cudaDeviceProp prop;
+    int device = 0, driver = 0, runtime = 0, blas = 0;
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_TRY(cudaGetDevice(&device));
+    CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+    CUDA_TRY(cudaDriverGetVersion(&driver));
+    CUDA_TRY(cudaRuntimeGetVersion(&runtime));
+    CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    CUBLAS_TRY(cublasGetVersion(c->blas, &blas));
+    const int L = c->cfg.layers, T = c->max_T, B = c->plan_B ? c->plan_B : c->max_B, H = c->cfg.hidden;
+    size_t used = 0;
+    put(text, len, &used,
+        "device      %s: compute capability %d.%d, %d SMs, %.1f GiB (%.1f GiB free), %zu KiB of shared memory per "
+        "block, %d MiB of L2\n",
+        prop.name, prop.major, prop.minor, prop.multiProcessorCount, total_bytes / 1073741824.0,
+        free_bytes / 1073741824.0, prop.sharedMemPerBlockOptin / 1024, prop.l2CacheSize >> 20);
+    put(text, len, &used, "software    driver %d.%d, runtime %d.%d, cuBLAS %d.%d.%d\n", driver / 1000,
+        driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10, blas / 10000, blas % 10000 / 100, blas % 100);
+    const kernels::RecurrencePlan *p = &c->plan;
+    if (!persistent(c)) {
+        put(text, len, &used, "recurrence  one kernel per timestep (2 x %d x %d launches per step): %s\n", L, T,
+            c->recurrence == RECURRENCE_STEP ? "as asked (CHARRNN_CUDA_RECURRENCE=step)" : p->why_not);
+    } else {
+        const int syncs = p->layers_per_launch > 1 ? T + L - 2 : T - 1;
+        if (p->layers_per_launch > 1)
+            put(text, len, &used,
+                "recurrence  a wavefront of the %d layers in one cooperative launch per direction: %d grid-wide "
+                "barriers per launch (one launch per layer would need %d x %d)\n",
+                L, syncs, L, T - 1);
+        else
+            put(text, len, &used,
+                "recurrence  one cooperative launch per layer and direction, %d grid-wide barriers each%s%s\n", syncs,
+                L > 1 ? "; not a wavefront: " : "",
+                L > 1 ? (c->recurrence == RECURRENCE_PERSISTENT ? "as asked (CHARRNN_CUDA_RECURRENCE=persistent)"
+                                                                : p->why_not_wavefront)
+                      : "");
+        put(text, len, &used,
+            "            %d blocks of 128 threads (%d layer%s x %d row tiles x %d column tiles), each %d batch rows x "
+            "32 columns, its 4 warps summing a quarter of k each; %zu bytes of shared memory per block, %d blocks "
+            "per SM at most, %d registers per thread (batch %d, hidden %d)\n",
+            p->blocks, p->layers_per_launch, p->layers_per_launch > 1 ? "s" : "", p->row_tiles, p->col_tiles, p->rows,
+            p->shared_bytes, p->blocks_per_sm, p->registers, B, H);
+    }
+    put(text, len, &used, "products    cuBLAS, %s\n",
+        c->tf32 ? "TF32 on tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32)" : "float32 (CUBLAS_COMPUTE_32F)");
+    put(text, len, &used, "steps       %s\n",
+        !c->use_graphs ? (c->stats.graphs_note ? c->stats.graphs_note
+                                               : "every call launched eagerly, as asked (CHARRNN_CUDA_GRAPHS=0)")
+                       : "each batch shape captured once into a CUDA graph and replayed (the first step eagerly)");
+    put(text, len, &used, "sampling    one launch of one %d-thread block per character, %s\n", kernels::SAMPLE_THREADS,
+        c->cfg.vocab <= kernels::SAMPLE_MAX_VOCAB ? "the character drawn on the device"
+                                                  : "the logits copied back and the character drawn on the host");
+    return 0;
+}
+
+/* The backend's own product (gemm) on n x n x n random numbers in [-1, 1), against the same product in
+ * double on the host. */
+static int cuda_product_error(void *ctx, int n, uint64_t seed, double *rel_l2, Err *e)
+{
+    CudaModel *c = (CudaModel *)ctx;
+    const size_t nn = (size_t)n * n;
+    float *host = (float *)malloc(3 * nn * sizeof(float)), *device = NULL;
+    if (!host)
+        return err_set(e, "out of memory");
+    float *A = host, *B = host + nn, *C = host + 2 * nn;
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < 2 * nn; i++)
+        host[i] = 2.0f * rng_uniform(&r) - 1.0f;
+    int rc = device_alloc((void **)&device, 3 * nn * sizeof(float), "product check", e);
+    if (rc == 0)
+        rc = copy(device, host, 2 * nn * sizeof(float), cudaMemcpyHostToDevice, e);
+    if (rc == 0) {
+        cublasStatus_t status = gemm(c, 0, 0, n, n, n, device, device + nn, device + 2 * nn, 0);
+        rc = status == CUBLAS_STATUS_SUCCESS ? 0 : err_set(e, "product check: %s", cublasGetStatusString(status));
+    }
+    if (rc == 0)
+        rc = copy(C, device + 2 * nn, nn * sizeof(float), cudaMemcpyDeviceToHost, e);
+    cudaFree(device);
+    if (rc == 0) /* on the host, outside this instrumented file (the race detector watches its loads) */
+        *rel_l2 = product_rel_l2(A, B, C, n);
+    free(host);
+    return rc;
 }
 
 /* ---- the device ---- */
@@ -843,8 +1229,28 @@ extern "C" const char *cuda_device_name(void)
 }
 
 extern "C" const BackendOps cuda_backend_ops = {
-    "cuda",           cuda_create,      cuda_destroy,      cuda_set_params,  cuda_get_params, cuda_get_grads,
-    cuda_set_moments, cuda_get_moments, cuda_set_carry,    cuda_get_carry,   cuda_forward,    cuda_forward_backward,
-    cuda_grad_norm,   cuda_update,      cuda_sample_reset, cuda_sample_step, cuda_memory,     cuda_device_memory,
+    "cuda",
+    cuda_create,
+    cuda_destroy,
+    cuda_set_params,
+    cuda_get_params,
+    cuda_get_grads,
+    cuda_set_moments,
+    cuda_get_moments,
+    cuda_set_carry,
+    cuda_get_carry,
+    cuda_forward,
+    cuda_forward_backward,
+    cuda_grad_norm,
+    cuda_update,
+    cuda_sample_reset,
+    cuda_sample_step,
+    cuda_memory,
+    cuda_device_memory,
+    cuda_sample_token,
+    CUDA_VARIANTS,
+    cuda_check_variant,
+    cuda_describe,
+    cuda_product_error,
     cuda_allreduce_grads,
 };

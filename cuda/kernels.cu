@@ -46,26 +46,49 @@ cudaError_t embedding_forward(float *out, const token_t *x, const float *embeddi
     return launched();
 }
 
-/* out[v] (+)= the sum of the rows of `in` whose token is v, for every token v. The rows come grouped by
- * token (order[start[v] .. start[v+1]) lists token v's rows in row order), so thread (v, j) adds exactly
- * its rows in the same order every run: deterministic, no atomics, work proportional to the batch. */
-__global__ void token_row_sums_kernel(float *out, const float *in, const int *order, const int *start, int V, int W,
-                                      int accumulate)
+/* Segmented sums: thread (c, j) adds the at most TOKEN_CHUNK rows of chunk c, in row order, into
+ * partial[c, j]; then thread (v, j) adds token v's chunk sums in chunk order. The same order every run:
+ * deterministic, no atomics, and no thread sums more than TOKEN_CHUNK rows plus one token's chunks (the
+ * space character alone is some 1,200 rows of a 8,192-row batch). */
+__global__ void token_chunk_sums_kernel(float *partial, const float *in, TokenBuckets b, int W)
 {
-    size_t n = (size_t)V * W;
+    const int V_chunks = b.max_chunks;
+    const size_t n = (size_t)V_chunks * W;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)(k / W), j = (int)(k % W);
+        const int v = b.chunk_token[c];
+        if (v < 0)
+            continue; /* past this batch's chunks */
+        const int first = b.start[v] + (c - b.chunk_first[v]) * TOKEN_CHUNK;
+        const int end = min(first + TOKEN_CHUNK, b.start[v + 1]);
+        float acc = 0.0f;
+        for (int r = first; r < end; r++)
+            acc += in[(size_t)b.order[r] * W + j];
+        partial[k] = acc;
+    }
+}
+
+__global__ void token_row_sums_kernel(float *out, const float *partial, TokenBuckets b, int V, int W, int accumulate)
+{
+    const size_t n = (size_t)V * W;
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x) {
         const int v = (int)(k / W), j = (int)(k % W);
         float acc = accumulate ? out[k] : 0.0f;
-        for (int r = start[v]; r < start[v + 1]; r++)
-            acc += in[(size_t)order[r] * W + j];
+        for (int c = b.chunk_first[v]; c < b.chunk_first[v + 1]; c++)
+            acc += partial[(size_t)c * W + j];
         out[k] = acc;
     }
 }
 
-cudaError_t token_row_sums(float *out, const float *in, const int *order, const int *start, int V, int W,
+cudaError_t token_row_sums(float *out, float *partial, const float *in, const TokenBuckets *buckets, int V, int W,
                            int accumulate, cudaStream_t s)
 {
-    LAUNCH(token_row_sums_kernel, blocks_for((size_t)V * W), THREADS, 0, s)(out, in, order, start, V, W, accumulate);
+    LAUNCH(token_chunk_sums_kernel, blocks_for((size_t)buckets->max_chunks * W), THREADS, 0, s)
+    (partial, in, *buckets, W);
+    cudaError_t status = launched();
+    if (status != cudaSuccess)
+        return status;
+    LAUNCH(token_row_sums_kernel, blocks_for((size_t)V * W), THREADS, 0, s)(out, partial, *buckets, V, W, accumulate);
     return launched();
 }
 
@@ -189,8 +212,9 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
 /* ---- the recurrence in one persistent kernel ---- */
 
 static const int PERSIST_THREADS = 128; /* 4 warps */
-static const int PERSIST_COLS = 32;     /* a block's columns: a warp's width, so a warp's lanes share rows */
-static const int PERSIST_GROUPS = PERSIST_THREADS / PERSIST_COLS;
+static const int PERSIST_COLS = 32;     /* a block's columns: a warp's width, one column per lane */
+static const int PERSIST_WARPS = PERSIST_THREADS / PERSIST_COLS; /* each sums a quarter of k */
+static const int PERSIST_EPILOGUE = 2;  /* rows per thread when the warps' partial sums are added: 8 / 4 */
 /* The sums run over k < K = H rounded up to a multiple of 4, for float4 reads; the extra k hold zeros
  * in both operands, which leave every sum exactly as it was. */
 __host__ __device__ inline int padded_k(int H)
@@ -198,134 +222,253 @@ __host__ __device__ inline int padded_k(int H)
     return (H + 3) / 4 * 4;
 }
 
-/* Shared rows are K rounded up to 8, plus 4 floats: an odd number of float4s, so the 8 lanes of a
- * quarter-warp's float4 reads of 8 consecutive rows fall in distinct banks. */
-__host__ __device__ inline int shared_stride(int H)
+/* A shared row holds `width` values (K, or 2K for [input | previous state]) rounded up to 8, plus 4
+ * floats: an odd number of float4s, so that the 8 lanes of a quarter-warp's float4 reads of 8
+ * consecutive rows fall in distinct banks. */
+__host__ __device__ inline int shared_stride(int width)
 {
-    return (padded_k(H) + 7) / 8 * 8 + 4;
+    return (width + 7) / 8 * 8 + 4;
 }
 
-/* Thread (lane, group) computes column c0 + lane of rows r0 + group + q * PERSIST_GROUPS, q < ROWS, of
- * every timestep, summing k = 0..H-1 in order as the step kernels do (the same numbers). Shared
- * memory holds the block's slice of W along k, [32][stride], for the whole launch, and the previous
- * state's rows, [tile rows][stride], restaged each timestep after the grid-wide barrier. The previous
- * state was written by other blocks, so it is read with plain loads (no __restrict__/__ldg: the
- * read-only path is not coherent with writes made during the kernel). */
-template <int ROWS, bool BACKWARD>
-__global__ void rnn_persistent_kernel(float *state, const float *__restrict__ dh, const float *__restrict__ h,
-                                      const float *__restrict__ w, const float *__restrict__ b_h, int T, int B, int H)
+/* Copies `rows` rows of H values from src (row-major, H apart; NULL: zeros) to dst (ld apart), zeros
+ * past H (to K) and past B: with 16-byte loads and stores when the rows are 16-byte aligned (H a
+ * multiple of 4). The state was written by other blocks in this launch: plain loads, not the read-only
+ * path (__ldg), which is not coherent with writes made during the kernel. */
+__device__ void stage_rows(float *dst, int ld, const float *src, int r0, int rows, int B, int H)
 {
-    EXTERN_SHARED(float, shared);
-    const int K = padded_k(H), ld = shared_stride(H), tile_rows = ROWS * PERSIST_GROUPS;
-    float *w_s = shared; /* w_s[c * ld + k] = W_hh[k, c0 + c] forward, W_hh[c0 + c, k] backward */
-    float *prev_s = shared + PERSIST_COLS * ld; /* prev_s[r * ld + k] = prev[r0 + r, k] */
-    const int col_tiles = (H + PERSIST_COLS - 1) / PERSIST_COLS;
-    const int r0 = blockIdx.x / col_tiles * tile_rows, c0 = blockIdx.x % col_tiles * PERSIST_COLS;
-    const int lane = threadIdx.x % PERSIST_COLS, group = threadIdx.x / PERSIST_COLS, j = c0 + lane;
-    /* Forward sums h_prev[k] W_hh[k, j]: W_hh's columns c0.., read along c. Backward sums
-     * da_next[k] W_hh[j, k]: W_hh's rows c0.., read along k. Both coalesced, no transposed copy. */
-    for (int i = threadIdx.x; i < PERSIST_COLS * K; i += PERSIST_THREADS) {
+    const int K = padded_k(H);
+    if ((H & 3) == 0) {
+        const int quads = K / 4;
+        for (int i = threadIdx.x; i < rows * quads; i += blockDim.x) {
+            const int r = i / quads, k = i % quads * 4;
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (src && r0 + r < B)
+                v = *(const float4 *)(src + (size_t)(r0 + r) * H + k);
+            *(float4 *)(dst + r * ld + k) = v;
+        }
+    } else {
+        for (int i = threadIdx.x; i < rows * K; i += blockDim.x) {
+            const int r = i / K, k = i % K;
+            dst[r * ld + k] = src && r0 + r < B && k < H ? src[(size_t)(r0 + r) * H + k] : 0.0f;
+        }
+    }
+}
+
+/* Copies a block's 32-column slice of W [H, H] into shared rows w_s[c * ld + k]: forward W[k, c0 + c]
+ * (columns, read along c), backward W[c0 + c, k] (rows, read along k); both coalesced. Zeros past H. */
+template <bool BACKWARD> __device__ void stage_weights(float *w_s, int ld, const float *w, int c0, int H)
+{
+    const int K = padded_k(H);
+    for (int i = threadIdx.x; i < PERSIST_COLS * K; i += blockDim.x) {
         const int k = BACKWARD ? i % K : i / PERSIST_COLS, c = BACKWARD ? i / K : i % PERSIST_COLS;
         const size_t at = BACKWARD ? (size_t)(c0 + c) * H + k : (size_t)k * H + c0 + c;
         w_s[c * ld + k] = c0 + c < H && k < H ? w[at] : 0.0f;
     }
-    cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+}
+
+/* Block (layer li, tile) of one launch; thread (lane, warp) sums column c0 + lane of the tile's ROWS
+ * rows over its warp's quarter of k, then adds the four quarters of rows warp, warp + 4 (in warp order).
+ * Shared memory: the weights [32][ld] (each row [W_link slice | W_hh slice] when the launch has several
+ * layers), the staged vectors [ROWS][ld] in the same layout, and the partial sums [4][ROWS][32].
+ *
+ * Forward, layer li at wave step s computes h_t, t = s - li + 1:
+ *   h_t = tanh(p_t + b + h_{t-1} W_hh)          the launch's first layer (p_t from the product before it)
+ *   h_t = tanh(b + h^{l-1}_t W_xh + h_{t-1} W_hh)  the layers above it
+ * Backward, t = T - (s - depth), depth counted from the launch's top layer:
+ *   da_t = (dh_t + da_{t+1} W_hh^T) (1 - h_t^2)                   the top layer (dh from the logits)
+ *   da_t = (da^{l+1}_t W_xh^{l+1}^T + da_{t+1} W_hh^T) (1 - h_t^2)  the layers below it
+ * What the epilogue adds (p_t + b, dh_t and h_t) is loaded into registers before the grid-wide barrier
+ * that precedes its step, so its latency hides behind the wait. The arguments stay in parameter memory
+ * (__grid_constant__: indexing the layers at run time would otherwise copy them to the stack), and the
+ * launch bounds' minimum of one block per SM lets ptxas use the registers the unrolled sums want
+ * (without it ptxas kept to 64 and spilled; the plan counts the registers per SM). */
+template <int ROWS, bool BACKWARD>
+__global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(const __grid_constant__ RecurrenceArgs a)
+{
+    EXTERN_SHARED(float, shared);
+    const int H = a.H, B = a.B, T = a.T, K = padded_k(H), linked = a.layers > 1;
+    const int ld = shared_stride(linked ? 2 * K : K), prev_at = linked ? K : 0;
+    float *w_s = shared, *v_s = w_s + PERSIST_COLS * ld, *part_s = v_s + ROWS * ld;
+    const int tiles = a.row_tiles * a.col_tiles, li = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const int r0 = tile / a.col_tiles * ROWS, c0 = tile % a.col_tiles * PERSIST_COLS;
+    const int lane = threadIdx.x % PERSIST_COLS, warp = threadIdx.x / PERSIST_COLS, j = c0 + lane;
+    const RecurrenceLayer layer = a.layer[li];
+    /* forward: the layer below feeds this one; backward: the layer above does */
+    const bool has_link = BACKWARD ? li + 1 < a.layers : li > 0;
+    const RecurrenceLayer *link = has_link ? &a.layer[BACKWARD ? li + 1 : li - 1] : NULL;
+    const int depth = BACKWARD ? a.layers - 1 - li : li;
     const size_t BH = (size_t)B * H;
-    for (int step = 0; step < T; step++) {
-        /* forward: h_t from h_{t-1}, t = 1..T; backward: da_t (stored at t - 1) from da_{t+1}, t = T..1 */
-        const int t = BACKWARD ? T - step : step + 1;
-        float *out = state + (size_t)(BACKWARD ? t - 1 : t) * BH;
-        const float *prev = BACKWARD ? (t < T ? state + (size_t)t * BH : NULL) : state + (size_t)(t - 1) * BH;
-        if (prev)
-            for (int i = threadIdx.x; i < tile_rows * K; i += PERSIST_THREADS) {
-                const int r = i / K, k = i % K;
-                prev_s[r * ld + k] = r0 + r < B && k < H ? prev[(size_t)(r0 + r) * H + k] : 0.0f;
-            }
-        __syncthreads();
-        float acc[ROWS];
+
+    stage_weights<BACKWARD>(w_s + prev_at, ld, layer.w_hh, c0, H);
+    if (has_link)
+        stage_weights<BACKWARD>(w_s, ld, layer.w_link, c0, H);
+
+    /* What the epilogue of this layer's step u adds, for its rows (warp + e * 4): forward p_t + b (or b),
+     * backward dh_t (or 0) and h_t. */
+    float add[PERSIST_EPILOGUE], h_t[PERSIST_EPILOGUE];
+    auto prefetch = [&](int u) {
+        const int t = BACKWARD ? T - u : u + 1;
 #pragma unroll
-        for (int q = 0; q < ROWS; q++) {
-            const int b = r0 + group + q * PERSIST_GROUPS;
-            const size_t at = (size_t)b * H + j;
-            acc[q] = b >= B || j >= H ? 0.0f : BACKWARD ? dh[(size_t)(t - 1) * BH + at] : out[at] + b_h[j];
-        }
-        if (prev) {
-            const float *wc = w_s + lane * ld;
-            for (int k = 0; k < K; k += 4) {
-                const float4 wv = *(const float4 *)(wc + k);
-#pragma unroll
-                for (int q = 0; q < ROWS; q++) {
-                    const float4 pv = *(const float4 *)(prev_s + (group + q * PERSIST_GROUPS) * ld + k);
-                    acc[q] += pv.x * wv.x;
-                    acc[q] += pv.y * wv.y;
-                    acc[q] += pv.z * wv.z;
-                    acc[q] += pv.w * wv.w;
-                }
-            }
-        }
-#pragma unroll
-        for (int q = 0; q < ROWS; q++) {
-            const int b = r0 + group + q * PERSIST_GROUPS;
-            if (b >= B || j >= H)
+        for (int e = 0; e < PERSIST_EPILOGUE; e++) {
+            const int b = r0 + warp + e * PERSIST_WARPS;
+            add[e] = h_t[e] = 0.0f;
+            if (u >= T || warp + e * PERSIST_WARPS >= ROWS || b >= B || j >= H)
                 continue;
             const size_t at = (size_t)b * H + j;
             if (BACKWARD) {
-                const float ht = h[(size_t)t * BH + at];
-                out[at] = acc[q] * (1.0f - ht * ht);
+                add[e] = layer.dh ? layer.dh[(size_t)(t - 1) * BH + at] : 0.0f;
+                h_t[e] = layer.h[(size_t)t * BH + at];
             } else {
-                out[at] = tanhf(acc[q]);
+                add[e] = (has_link ? 0.0f : layer.state[(size_t)t * BH + at]) + layer.b_h[j];
             }
         }
-        if (step + 1 < T) /* the same for every block: all of them meet at each barrier */
-            grid.sync();  /* every block's tile of this timestep is written before any block reads it */
+    };
+    prefetch(0);
+
+    cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+    const int steps = T + a.layers - 1;
+    for (int s = 0; s < steps; s++) {
+        const int u = s - depth;
+        if (u >= 0 && u < T) {
+            const int t = BACKWARD ? T - u : u + 1;
+            float *out = layer.state + (size_t)(BACKWARD ? t - 1 : t) * BH;
+            const float *prev = BACKWARD ? (t < T ? layer.state + (size_t)t * BH : NULL) : layer.state + (size_t)(t - 1) * BH;
+            /* forward: h^{l-1}_t; backward: da^{l+1}_t */
+            const float *in = link ? link->state + (size_t)(BACKWARD ? t - 1 : t) * BH : NULL;
+            if (prev)
+                stage_rows(v_s + prev_at, ld, prev, r0, ROWS, B, H);
+            if (in)
+                stage_rows(v_s, ld, in, r0, ROWS, B, H);
+            __syncthreads();
+            /* k runs over [lo, hi) of the row layout: the linked part [0, K) when there is an input, the
+             * recurrent part [prev_at, prev_at + K) when there is a previous state */
+            const int lo = in ? 0 : prev_at, hi = prev ? prev_at + K : (in ? K : 0);
+            const int per_warp = ((hi - lo) / 4 + PERSIST_WARPS - 1) / PERSIST_WARPS * 4;
+            const int k0 = lo + warp * per_warp, k1 = min(hi, k0 + per_warp);
+            float acc[ROWS];
+#pragma unroll
+            for (int q = 0; q < ROWS; q++)
+                acc[q] = 0.0f;
+            const float *wc = w_s + lane * ld;
+            for (int k = k0; k < k1; k += 4) {
+                const float4 wv = *(const float4 *)(wc + k);
+#pragma unroll
+                for (int q = 0; q < ROWS; q++) {
+                    const float4 v = *(const float4 *)(v_s + q * ld + k);
+                    acc[q] += v.x * wv.x;
+                    acc[q] += v.y * wv.y;
+                    acc[q] += v.z * wv.z;
+                    acc[q] += v.w * wv.w;
+                }
+            }
+#pragma unroll
+            for (int q = 0; q < ROWS; q++)
+                part_s[(warp * ROWS + q) * PERSIST_COLS + lane] = acc[q];
+            __syncthreads();
+#pragma unroll
+            for (int e = 0; e < PERSIST_EPILOGUE; e++) {
+                const int q = warp + e * PERSIST_WARPS, b = r0 + q;
+                if (q >= ROWS || b >= B || j >= H)
+                    continue;
+                float total = add[e];
+#pragma unroll
+                for (int w = 0; w < PERSIST_WARPS; w++)
+                    total += part_s[(w * ROWS + q) * PERSIST_COLS + lane];
+                out[(size_t)b * H + j] = BACKWARD ? total * (1.0f - h_t[e] * h_t[e]) : tanhf(total);
+            }
+            prefetch(u + 1);
+        }
+        if (s + 1 < steps) /* the same for every block: all of them meet at each barrier */
+            grid.sync();   /* every block's tile of this step is written before any block reads it */
     }
 }
 
-static size_t persistent_shared_bytes(int rows_per_thread, int H)
+static size_t persistent_shared_bytes(int rows, int H, int layers, int gates)
 {
-    return sizeof(float) * (size_t)(PERSIST_COLS + rows_per_thread * PERSIST_GROUPS) * shared_stride(H);
+    const int width = (layers > 1 ? 2 : 1) * padded_k(H);
+    return sizeof(float) *
+           ((size_t)(gates * PERSIST_COLS + rows) * shared_stride(width) + (size_t)PERSIST_WARPS * rows * PERSIST_COLS);
 }
 
-/* Both directions of one ROWS: shared memory beyond the default 48 KiB allowed, and how many blocks
- * an SM holds. */
-template <int ROWS> static cudaError_t persistent_occupancy(int *per_sm, size_t shared, int optin)
+/* Both directions of one ROWS: shared memory beyond the default 48 KiB allowed, how many blocks an SM
+ * holds (registers, shared memory, threads) and the registers per thread. */
+template <int ROWS> static cudaError_t persistent_occupancy(int *per_sm, int *registers, size_t shared, int optin)
 {
     cudaError_t status;
-    if ((status = cudaFuncSetAttribute(rnn_persistent_kernel<ROWS, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    if ((status = cudaFuncSetAttribute(rnn_recurrence_kernel<ROWS, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        optin)) != cudaSuccess ||
-        (status = cudaFuncSetAttribute(rnn_persistent_kernel<ROWS, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        (status = cudaFuncSetAttribute(rnn_recurrence_kernel<ROWS, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        optin)) != cudaSuccess)
         return status;
     int forward = 0, backward = 0;
-    if ((status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&forward, rnn_persistent_kernel<ROWS, false>,
+    cudaFuncAttributes fa, ba;
+    if ((status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&forward, rnn_recurrence_kernel<ROWS, false>,
                                                                 PERSIST_THREADS, shared)) != cudaSuccess ||
-        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&backward, rnn_persistent_kernel<ROWS, true>,
-                                                                PERSIST_THREADS, shared)) != cudaSuccess)
+        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&backward, rnn_recurrence_kernel<ROWS, true>,
+                                                                PERSIST_THREADS, shared)) != cudaSuccess ||
+        (status = cudaFuncGetAttributes(&fa, rnn_recurrence_kernel<ROWS, false>)) != cudaSuccess ||
+        (status = cudaFuncGetAttributes(&ba, rnn_recurrence_kernel<ROWS, true>)) != cudaSuccess)
         return status;
     *per_sm = forward < backward ? forward : backward;
+    *registers = fa.numRegs > ba.numRegs ? fa.numRegs : ba.numRegs;
     return cudaSuccess;
 }
 
-static cudaError_t occupancy(int rows_per_thread, int *per_sm, size_t shared, int optin)
+static cudaError_t occupancy(int rows, int *per_sm, int *registers, size_t shared, int optin)
 {
-    switch (rows_per_thread) {
+    switch (rows) {
     case 1:
-        return persistent_occupancy<1>(per_sm, shared, optin);
+        return persistent_occupancy<1>(per_sm, registers, shared, optin);
     case 2:
-        return persistent_occupancy<2>(per_sm, shared, optin);
+        return persistent_occupancy<2>(per_sm, registers, shared, optin);
     case 4:
-        return persistent_occupancy<4>(per_sm, shared, optin);
+        return persistent_occupancy<4>(per_sm, registers, shared, optin);
     default:
-        return persistent_occupancy<8>(per_sm, shared, optin);
+        return persistent_occupancy<8>(per_sm, registers, shared, optin);
     }
 }
 
-/* Picks rows per thread by a model of one timestep's time on an SM: shared-memory reads bound the
- * inner loop (per 4 values of k a warp reads its columns of W as float4, 4 wavefronts, and one
- * broadcast float4 per row), times the blocks an SM must run one after another, plus staging the
- * previous state. More rows per thread means fewer W reads per multiply-add but fewer blocks to
- * spread over the SMs. A model to be checked against the device, not a measurement. */
-cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows)
+/* The best tile height for `layers` layers per launch, or blocks == 0 with why_not. The height comes
+ * from a model of one timestep's time on an SM: shared-memory reads bound the inner loop (per 4 values
+ * of k a warp reads its 32 rows of weights as float4, 4 wavefronts, and one broadcast float4 per batch
+ * row), times the blocks an SM runs side by side, plus staging the vectors. More rows per block means
+ * fewer weight reads per multiply-add but fewer blocks to spread over the SMs. A model to be checked
+ * against the device, not a measurement. */
+static cudaError_t plan_layers(RecurrencePlan *plan, const RecurrenceRequest *r, int layers, int sms, int optin)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->why_not = "W_hh's columns do not fit in shared memory";
+    const int K = padded_k(r->H), width = (layers > 1 ? 2 : 1) * K;
+    double best = 0.0;
+    for (int rows = 1; rows <= 8; rows *= 2) {
+        if (r->only_rows && rows != r->only_rows)
+            continue;
+        const size_t shared = persistent_shared_bytes(rows, r->H, layers, r->gates);
+        if (shared > (size_t)optin)
+            continue;
+        const int row_tiles = (r->B + rows - 1) / rows, col_tiles = (r->H + PERSIST_COLS - 1) / PERSIST_COLS;
+        const int blocks = layers * row_tiles * col_tiles;
+        int per_sm = 0, registers = 0;
+        cudaError_t status = occupancy(rows, &per_sm, &registers, shared, optin);
+        if (status != cudaSuccess)
+            return status;
+        if (blocks > per_sm * sms) {
+            plan->why_not = "there are more tiles than blocks the device holds at once";
+            continue;
+        }
+        const int side_by_side = (blocks + sms - 1) / sms;
+        const double cost = (double)side_by_side * (width / 4) * (4 + rows) + (double)rows * width / 32;
+        if (plan->blocks == 0 || cost < best) {
+            best = cost;
+            *plan = RecurrencePlan{layers, rows, row_tiles, col_tiles, blocks, shared, per_sm, registers, NULL, NULL};
+        }
+    }
+    return cudaSuccess;
+}
+
+/* A wavefront of all the layers when it fits on the device at once (T + L - 1 grid-wide barriers per
+ * direction instead of L T), else one launch per layer, else none. */
+cudaError_t plan_recurrence(RecurrencePlan *plan, const RecurrenceRequest *request)
 {
     memset(plan, 0, sizeof *plan);
     int device = 0, sms = 0, cooperative = 0, optin = 0;
@@ -339,64 +482,45 @@ cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows)
         plan->why_not = "the device has no cooperative launch";
         return cudaSuccess;
     }
-    plan->why_not = "W_hh's columns do not fit in shared memory";
-    double best = 0.0;
-    for (int rows = 1; rows <= 8; rows *= 2) {
-        if (only_rows && rows != only_rows)
-            continue;
-        const size_t shared = persistent_shared_bytes(rows, H);
-        if (shared > (size_t)optin)
-            continue;
-        const int tile_rows = rows * PERSIST_GROUPS;
-        const int blocks = (B + tile_rows - 1) / tile_rows * ((H + PERSIST_COLS - 1) / PERSIST_COLS);
-        int per_sm = 0;
-        if ((status = occupancy(rows, &per_sm, shared, optin)) != cudaSuccess)
+    const char *why_not_wavefront = NULL;
+    if (request->layers > 1 && request->wavefront) {
+        if ((status = plan_layers(plan, request, request->layers, sms, optin)) != cudaSuccess || plan->blocks)
             return status;
-        if (blocks > per_sm * sms) {
-            plan->why_not = "there are more tiles than blocks the device holds at once";
-            continue;
-        }
-        const int rounds = (blocks + sms - 1) / sms; /* blocks per SM, one after another */
-        const double cost =
-            (double)rounds * PERSIST_GROUPS * (padded_k(H) / 4) * (4 + rows) + (double)tile_rows * H / 16;
-        if (plan->blocks == 0 || cost < best) {
-            best = cost;
-            *plan = RecurrencePlan{rows, tile_rows, blocks, shared, NULL};
-        }
+        why_not_wavefront = plan->why_not;
     }
+    if ((status = plan_layers(plan, request, 1, sms, optin)) != cudaSuccess)
+        return status;
+    plan->why_not_wavefront = request->layers > 1 ? why_not_wavefront : NULL;
     return cudaSuccess;
 }
 
 template <bool BACKWARD>
-static cudaError_t launch_persistent(float *state, const float *dh, const float *h, const float *w, const float *b_h,
-                                     int T, int B, int H, const RecurrencePlan *p, cudaStream_t s)
+static cudaError_t launch_persistent(const RecurrenceArgs *args, const RecurrencePlan *p, cudaStream_t s)
 {
-    switch (p->rows_per_thread) {
+    RecurrenceArgs a = *args;
+    a.row_tiles = p->row_tiles;
+    a.col_tiles = p->col_tiles;
+    const int blocks = a.layers * p->row_tiles * p->col_tiles;
+    switch (p->rows) {
     case 1:
-        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<1, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
-                                  s)(state, dh, h, w, b_h, T, B, H);
+        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<1, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
     case 2:
-        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<2, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
-                                  s)(state, dh, h, w, b_h, T, B, H);
+        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<2, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
     case 4:
-        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<4, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
-                                  s)(state, dh, h, w, b_h, T, B, H);
+        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<4, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
     default:
-        return LAUNCH_COOPERATIVE((rnn_persistent_kernel<8, BACKWARD>), p->blocks, PERSIST_THREADS, p->shared_bytes,
-                                  s)(state, dh, h, w, b_h, T, B, H);
+        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<8, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
     }
 }
 
-cudaError_t rnn_forward_persistent(float *h, const float *w_hh, const float *b_h, int T, int B, int H,
-                                   const RecurrencePlan *plan, cudaStream_t s)
+cudaError_t rnn_forward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s)
 {
-    return launch_persistent<false>(h, NULL, NULL, w_hh, b_h, T, B, H, plan, s);
+    return launch_persistent<false>(args, plan, s);
 }
 
-cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh, int T, int B, int H,
-                                    const RecurrencePlan *plan, cudaStream_t s)
+cudaError_t rnn_backward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s)
 {
-    return launch_persistent<true>(da, dh, h, w_hh, NULL, T, B, H, plan, s);
+    return launch_persistent<true>(args, plan, s);
 }
 
 /* ---- reductions ---- */
@@ -493,6 +617,195 @@ cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squa
     if (status != cudaSuccess)
         return status;
     LAUNCH(sum_final_kernel, 1, THREADS, 0, s)(out, partial, blocks);
+    return launched();
+}
+
+/* ---- generation: one character, one launch of one block ---- */
+
+static const int SAMPLE_WARPS = SAMPLE_THREADS / 32;
+
+/* y[j] = add[j] + sum_k x[k] W[k, j] for j < N (W [K, N] row-major; add NULL: 0; y may be add), by
+ * every thread of the block: warp w takes columns 32 (w % tiles) .. and, when there are fewer column
+ * tiles than warps, slice w / tiles of k, the slices' partial sums then added in slice order. x is in
+ * shared memory; W is read from device memory, where the model stays (in L2) from character to
+ * character. Ends with a barrier: y is complete and x may be overwritten. */
+__device__ void block_matvec(const float *x, int K, const float *__restrict__ W, int N, const float *add, float *y,
+                             float *part)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, tiles = (N + 31) / 32;
+    const int slices = tiles >= SAMPLE_WARPS ? 1 : SAMPLE_WARPS / tiles;
+    const int per_slice = (K + slices - 1) / slices;
+    if (slices == 1) {
+        for (int tile = warp; tile < tiles; tile += SAMPLE_WARPS) {
+            const int j = tile * 32 + lane;
+            if (j >= N)
+                continue;
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++)
+                acc += x[k] * W[(size_t)k * N + j];
+            y[j] = (add ? add[j] : 0.0f) + acc;
+        }
+        __syncthreads();
+        return;
+    }
+    if (warp < tiles * slices) {
+        const int tile = warp % tiles, slice = warp / tiles, j = tile * 32 + lane;
+        const int k0 = slice * per_slice, k1 = min(K, k0 + per_slice);
+        float acc = 0.0f;
+        if (j < N)
+            for (int k = k0; k < k1; k++)
+                acc += x[k] * W[(size_t)k * N + j];
+        part[warp * 32 + lane] = acc;
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < N; j += SAMPLE_THREADS) {
+        float total = add ? add[j] : 0.0f;
+        for (int slice = 0; slice < slices; slice++)
+            total += part[(slice * tiles + j / 32) * 32 + j % 32];
+        y[j] = total;
+    }
+    __syncthreads();
+}
+
+/* The block's largest z[j] with its lowest index (sample_logits' "best"), or the smallest z[j]
+ * (smallest = true), over j < n; every thread gets it. Ends with a barrier. */
+__device__ void block_extreme(const float *z, int n, bool smallest, const bool *eligible, float *value_s, int *index_s,
+                              float *value, int *index)
+{
+    const int t = threadIdx.x;
+    float v = smallest ? INFINITY : -INFINITY;
+    int at = n;
+    for (int j = t; j < n; j += SAMPLE_THREADS) {
+        if (eligible && !eligible[j])
+            continue;
+        if (at == n || (smallest ? z[j] < v : z[j] > v))
+            v = z[j], at = j;
+    }
+    value_s[t] = v;
+    index_s[t] = at;
+    __syncthreads();
+    for (int stride = SAMPLE_THREADS / 2; stride > 0; stride >>= 1) {
+        if (t < stride) {
+            const float o = value_s[t + stride];
+            const int oi = index_s[t + stride];
+            const bool better = oi < n && (index_s[t] == n || (smallest ? o < value_s[t] : o > value_s[t]) ||
+                                           (o == value_s[t] && oi < index_s[t]));
+            if (better)
+                value_s[t] = o, index_s[t] = oi;
+        }
+        __syncthreads();
+    }
+    *value = value_s[0];
+    *index = index_s[0];
+    __syncthreads();
+}
+
+/* One character: the input row, every layer h = tanh(u W_xh + b + h W_hh), the logits b_y + h W_hy, and
+ * with draw.sample the next character by sample_logits' rule: the most likely with argmax; else, among
+ * the logits at least the top-k-th largest (all without top-k), p_j = exp((z_j - z_best) / T), and the
+ * first j whose running sum (in double, in index order) exceeds u times the total. */
+__global__ void __launch_bounds__(SAMPLE_THREADS) sample_step_kernel(SampleModel m, int token, SampleDraw draw,
+                                                                       token_t *out)
+{
+    EXTERN_SHARED(float, shared);
+    __shared__ float value_s[SAMPLE_THREADS];
+    __shared__ int index_s[SAMPLE_THREADS];
+    const int H = m.H, E = m.E, V = m.V, I_max = E > H ? E : H;
+    float *in_s = shared, *prev_s = in_s + I_max, *acc_s = prev_s + H, *part_s = acc_s + H;
+    float *p_s = part_s + SAMPLE_WARPS * 32; /* [V] when drawing */
+    bool *keep_s = (bool *)(p_s + V);
+
+    /* Layer 0's input: a row of Emb W_xh when the backend keeps it, else the embedding row. */
+    const int folded = m.vocab_rows != NULL;
+    for (int k = threadIdx.x; k < (folded ? H : E); k += SAMPLE_THREADS)
+        in_s[k] = folded ? m.vocab_rows[(size_t)token * H + k] : m.embedding[(size_t)token * E + k];
+    for (int l = 0; l < m.L; l++) {
+        float *h = m.h + (size_t)l * H;
+        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
+            prev_s[k] = h[k];
+        __syncthreads();
+        if (l == 0 && folded) {
+            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
+                acc_s[k] = in_s[k];
+            __syncthreads();
+        } else {
+            block_matvec(in_s, l == 0 ? E : H, m.w_xh[l], H, NULL, acc_s, part_s);
+        }
+        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
+            acc_s[k] += m.b_h[l][k];
+        __syncthreads();
+        block_matvec(prev_s, H, m.w_hh[l], H, acc_s, acc_s, part_s);
+        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
+            const float v = tanhf(acc_s[k]);
+            h[k] = v;
+            in_s[k] = v; /* the next layer's input */
+        }
+        __syncthreads();
+    }
+    block_matvec(in_s, H, m.w_hy, V, m.b_y, m.logits, part_s);
+    if (!draw.sample)
+        return;
+
+    const float *z = m.logits; /* written by this block above, read back after the barrier */
+    float best_value;
+    int best;
+    block_extreme(z, V, false, NULL, value_s, index_s, &best_value, &best);
+    if (draw.argmax) {
+        if (threadIdx.x == 0)
+            *out = (token_t)best;
+        return;
+    }
+    /* top-k: keep z_j when fewer than k logits exceed it; the threshold is the smallest kept */
+    float threshold = -INFINITY;
+    if (draw.top_k > 0 && draw.top_k < V) {
+        for (int j = threadIdx.x; j < V; j += SAMPLE_THREADS) {
+            int above = 0;
+            for (int i = 0; i < V; i++)
+                above += z[i] > z[j];
+            keep_s[j] = above < draw.top_k;
+        }
+        __syncthreads();
+        int ignored;
+        block_extreme(z, V, true, keep_s, value_s, index_s, &threshold, &ignored);
+    }
+    for (int j = threadIdx.x; j < V; j += SAMPLE_THREADS)
+        p_s[j] = z[j] >= threshold ? expf((z[j] - best_value) / draw.temperature) : 0.0f;
+    __syncthreads();
+    if (threadIdx.x == 0) { /* in index order, in double, as the host's sampler adds them */
+        double total = 0.0;
+        for (int j = 0; j < V; j++)
+            total += p_s[j];
+        const double r = (double)draw.u * total;
+        double acc = 0.0;
+        int pick = best;
+        for (int j = 0; j < V; j++) {
+            if (p_s[j] == 0.0f)
+                continue;
+            acc += p_s[j];
+            pick = j;
+            if (r < acc)
+                break;
+        }
+        *out = (token_t)pick;
+    }
+}
+
+static size_t sample_shared_bytes(const SampleModel *m, int drawing)
+{
+    const int I_max = m->E > m->H ? m->E : m->H;
+    return sizeof(float) * ((size_t)I_max + 2 * m->H + SAMPLE_WARPS * 32 + (drawing ? m->V : 0)) +
+           (drawing ? (size_t)m->V : 0);
+}
+
+cudaError_t sample_prepare(const SampleModel *model)
+{
+    const size_t shared = sample_shared_bytes(model, 1);
+    return cudaFuncSetAttribute(sample_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
+}
+
+cudaError_t sample_step(const SampleModel *model, int token, const SampleDraw *draw, token_t *out, cudaStream_t s)
+{
+    LAUNCH(sample_step_kernel, 1, SAMPLE_THREADS, sample_shared_bytes(model, draw->sample), s)(*model, token, *draw, out);
     return launched();
 }
 

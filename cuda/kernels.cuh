@@ -15,10 +15,20 @@ namespace kernels
 
 /* out [rows, E] = the rows x of a [V, E] table: the embedding, or layer 0's Emb W_xh when folded */
 cudaError_t embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E, cudaStream_t s);
-/* out [V, W] (+)= per token v, the sum of the rows of in [rows, W] whose token is v; order and start
- * group the rows by token (order[start[v]..start[v+1]) are token v's rows, ascending), so the sums run
- * in a fixed order (deterministic). The embedding's gradient, and layer 0's per-token gradient. */
-cudaError_t token_row_sums(float *out, const float *in, const int *order, const int *start, int V, int W,
+/* The batch's rows grouped by token, as the host stages them (cuda_backend.cu: stage_buckets):
+ * order[start[v] .. start[v+1]) are token v's rows, ascending; each token's rows are cut into chunks of
+ * at most TOKEN_CHUNK, chunk_first[v] .. chunk_first[v+1] being token v's chunks and chunk_token[c]
+ * the token of chunk c. The chunk count, chunk_first[V], changes from batch to batch; the grids do not
+ * (max_chunks), so that a captured graph serves every batch. */
+static const int TOKEN_CHUNK = 32; /* rows one thread adds: the longest serial sum is 32 + rows / 32 */
+struct TokenBuckets {
+    const int *order, *start, *chunk_first, *chunk_token;
+    int max_chunks; /* rows / TOKEN_CHUNK + V, rounded up: no batch has more */
+};
+/* out [V, W] (+)= per token v, the sum of the rows of in [rows, W] whose token is v, as a deterministic
+ * segmented reduction: each chunk's rows summed in row order into partial [max_chunks, W], then each
+ * token's chunks in chunk order. The embedding's gradient, and layer 0's per-token gradient. */
+cudaError_t token_row_sums(float *out, float *partial, const float *in, const TokenBuckets *buckets, int V, int W,
                            int accumulate, cudaStream_t s);
 /* out [H, H] = in^T */
 cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s);
@@ -31,28 +41,60 @@ cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cud
  * (the input projection) and h_t on return. */
 cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh, const float *b_h, int B, int H,
                              cudaStream_t s);
-/* The whole recurrence of one layer in one grid-synchronised (cooperative) launch: each block keeps a
- * 32-column slice of W_hh (its 32 rows going backward) in shared memory for all T steps and computes its tile of every
- * h_t (or da_t), the blocks meeting at a grid-wide barrier between timesteps. A plan says how the
- * [B, H] state is tiled; blocks == 0 means the persistent kernel cannot run (no cooperative launch,
- * W_hh's slice too large for shared memory, or more tiles than can be resident at once), and the
- * caller steps one kernel per timestep instead. */
-struct RecurrencePlan {
-    int rows_per_thread; /* 1, 2, 4 or 8: the batch rows each thread carries through the sum */
-    int tile_rows;       /* a block's batch rows; its columns are 32, a warp's width */
-    int blocks;
-    size_t shared_bytes;
-    const char *why_not; /* when blocks == 0 */
+/* The recurrence of one or more stacked layers in one grid-synchronised (cooperative) launch, all T
+ * timesteps. The [B, H] state of each layer is cut into tiles of 32 columns (a warp's width) by `rows`
+ * batch rows; a block owns one tile of one layer and keeps that layer's weights for its 32 columns
+ * (forward; its 32 rows backward) in shared memory for the whole launch. Each timestep it stages the
+ * vectors it multiplies, the 4 warps each sum a quarter of the inner dimension, and the quarters are
+ * added in warp order (deterministic). The blocks meet at a grid-wide barrier between timesteps.
+ *
+ * Several layers run as a wavefront: layer l at timestep t alongside layer l+1 at timestep t-1
+ * (backward: l+1 ahead of l), so a launch of L layers has T + L - 1 steps, not L T. A layer above the
+ * launch's first then computes its input projection in the kernel (forward: h^{l-1}_t W_xh^l; backward
+ * the gradient from the layer above, da^{l+1}_t W_xh^{l+1}^T), the linking weights in shared memory
+ * beside W_hh. */
+static const int RECURRENCE_MAX_LAYERS = 16; /* model.h's MODEL_MAX_LAYERS */
+struct RecurrenceLayer {
+    /* forward: h [T+1, B, H], h[0] = h_0; for the launch's first layer h[t] holds p_t (input projection,
+     * without the bias) on entry; h_t on return. backward: da [T, B, H], written. */
+    float *state;
+    const float *w_hh; /* [H, H] */
+    /* forward: this layer's W_xh [H, H] (layers above the launch's first); backward: the W_xh of the layer
+     * above [H, H] (layers below the launch's top); else unused */
+    const float *w_link;
+    const float *b_h; /* forward: [H] */
+    const float *h;   /* backward: this layer's forward states [T+1, B, H] */
+    const float *dh;  /* backward, the launch's top layer: the gradient from above [T, B, H] */
 };
-/* only_rows: 0, or the one rows_per_thread to consider (for tests) */
-cudaError_t plan_recurrence(RecurrencePlan *plan, int B, int H, int only_rows);
-/* h [T+1, B, H]: h[0] holds h_0 and h[t] holds p_t on entry, h_t on return (rnn_step_forward, t = 1..T) */
-cudaError_t rnn_forward_persistent(float *h, const float *w_hh, const float *b_h, int T, int B, int H,
-                                   const RecurrencePlan *plan, cudaStream_t s);
-/* da [T, B, H] from dh [T, B, H] and h [T+1, B, H] (rnn_step_backward, t = T..1); reads W_hh itself, not
- * a transposed copy */
-cudaError_t rnn_backward_persistent(float *da, const float *dh, const float *h, const float *w_hh, int T, int B,
-                                    int H, const RecurrencePlan *plan, cudaStream_t s);
+struct RecurrenceArgs {
+    RecurrenceLayer layer[RECURRENCE_MAX_LAYERS]; /* bottom to top */
+    int layers, T, B, H;
+    int row_tiles, col_tiles; /* of one layer */
+};
+
+/* How the recurrence runs on this device for a batch of B rows: blocks == 0 means the persistent kernel
+ * cannot run (why_not says why) and the caller steps one kernel per timestep instead. */
+struct RecurrencePlan {
+    int layers_per_launch; /* the model's L (a wavefront) or 1 (one launch per layer) */
+    int rows;              /* batch rows per block; each thread carries this many sums */
+    int row_tiles, col_tiles;
+    int blocks;          /* per launch: layers_per_launch x row_tiles x col_tiles */
+    size_t shared_bytes; /* per block */
+    int blocks_per_sm;   /* the most the device holds at once (occupancy), for the report */
+    int registers;       /* per thread, of the chosen kernel */
+    const char *why_not;           /* when blocks == 0 */
+    const char *why_not_wavefront; /* when the model has several layers but they run one launch each */
+};
+/* What the plan is asked for. gates is 1 for the tanh cell; a gated cell (GRU 3, LSTM 4) multiplies the
+ * weights a block keeps by it, which the shared-memory sizing already counts. only_rows (tests) is 0
+ * or the one tile height to consider; wavefront 0 plans one launch per layer. */
+struct RecurrenceRequest {
+    int B, H, layers, gates, only_rows, wavefront;
+};
+cudaError_t plan_recurrence(RecurrencePlan *plan, const RecurrenceRequest *request);
+/* Forward (h_t, t = 1..T) or backward (da_t, t = T..1) through the layers of args, as planned. */
+cudaError_t rnn_forward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s);
+cudaError_t rnn_backward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s);
 
 /* The fused backward step: da_t = (dh_t + da_next W_hh^T) * (1 - h_t^2); da_next NULL at t = T. Takes
  * W_hh already transposed (w_hh_t), for coalesced reads. */
@@ -68,6 +110,33 @@ cudaError_t softmax_xent(float *logits, const token_t *y, float *row_loss, int r
  * sums those. */
 static const int SUM_BLOCKS = 256;
 cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squares, cudaStream_t s);
+
+/* ---- Generation: one character, one launch of one block ---- */
+
+/* The model as the sampling kernel reads it, every matrix row-major as in model.h. */
+struct SampleModel {
+    const float *embedding;  /* [V, E] */
+    const float *vocab_rows; /* [V, H]: Emb W_xh^0, or NULL: layer 0 multiplies the embedding row itself */
+    const float *w_xh[RECURRENCE_MAX_LAYERS], *w_hh[RECURRENCE_MAX_LAYERS], *b_h[RECURRENCE_MAX_LAYERS];
+    const float *w_hy, *b_y; /* [H, V], [V] */
+    float *h;                /* [L, H]: the generation state, read and updated */
+    float *logits;           /* [V]: where the logits go */
+    int V, E, H, L;
+};
+/* What to do after the step: draw the next character by sample_logits' rule (common/sampler.c) from
+ * the uniform number u in [0, 1), or not (feeding a prime). */
+struct SampleDraw {
+    int sample;
+    float temperature, u;
+    int top_k, argmax;
+};
+static const int SAMPLE_THREADS = 512;  /* one block: 16 warps share each matrix-vector product */
+static const int SAMPLE_MAX_VOCAB = 1024; /* drawn on the device up to this vocabulary (the draw is serial in V) */
+/* Feeds `token` (the embedding row, every layer's step, the logits into model.logits) and, with
+ * draw.sample, writes the drawn character to *out. Only that token (or the logits) leave the device. */
+cudaError_t sample_step(const SampleModel *model, int token, const SampleDraw *draw, token_t *out, cudaStream_t s);
+/* Once, before the first sample_step: allows the kernel the shared memory this model's steps take. */
+cudaError_t sample_prepare(const SampleModel *model);
 
 /* Adam/AdamW (weight_decay 0: Adam) and SGD with momentum; c1, c2 are Adam's bias corrections. */
 cudaError_t adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,

@@ -37,8 +37,8 @@ static void teardown(void)
 
 Test(cli, help_on_every_command, .init = setup, .fini = teardown)
 {
-    const char *commands[] = {"train", "sample", "eval", "info"};
-    for (int i = 0; i < 4; i++) {
+    const char *commands[] = {"train", "sample", "eval", "info", "device", "selftest"};
+    for (int i = 0; i < 6; i++) {
         cr_assert_eq(RUN((char *)commands[i], "--help"), 0, "%s --help", commands[i]);
         cr_assert(strstr(out, "usage: charrnn"), "%s --help printed: %s", commands[i], out);
         cr_assert_eq(RUN("help", (char *)commands[i]), 0);
@@ -306,6 +306,17 @@ Test(cli, unwritable_checkpoint_path_is_refused_before_training, .init = setup, 
                        "--out", "taken/m.ckpt");
     EXPECT_USAGE_ERROR("is a directory", "--device", "cpu", "train", "--data", "text.txt", "--out", ".");
     cr_assert_null(strstr(err, "step"), "nothing was trained: %s", err);
+}
+
+/* The CPU checked against itself (every core against one thread), and the device report, on any build. */
+Test(cli, selftest_and_device_run_on_the_cpu, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(RUN("--device", "cpu", "selftest"), 0, "%s%s", out, err);
+    cr_expect(strstr(out, "selftest: passed") && strstr(out, "W_hy") && strstr(out, "carried state"), "%s", out);
+    cr_assert_eq(RUN("--device", "cpu", "device", "--layers", "3"), 0, "%s", err);
+    cr_expect(strstr(out, "layers 3") && strstr(out, "cpu ") && !strstr(out, "cuda"), "%s", out);
+    EXPECT_USAGE_ERROR("--tf32", "--device", "cpu", "selftest", "--tf32");
+    EXPECT_USAGE_ERROR("--layers: expected a whole number from 1 to 16", "device", "--layers", "17");
 }
 
 /* ---- never replace what is not the run's own ---- */

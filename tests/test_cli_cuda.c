@@ -104,7 +104,7 @@ Test(cli_cuda, bad_cuda_environment_settings_are_named, .init = setup, .fini = t
     int rc = TRAIN("cuda", "--steps", "1", "--out", "x.ckpt");
     unsetenv("CHARRNN_CUDA_RECURRENCE");
     cr_expect_neq(rc, 0);
-    cr_expect(strstr(err, "CHARRNN_CUDA_RECURRENCE=fast: expected auto, step or persistent"), "%s", err);
+    cr_expect(strstr(err, "CHARRNN_CUDA_RECURRENCE=fast: expected auto, step, persistent or wavefront"), "%s", err);
     setenv("CHARRNN_CUDA_GRAPHS", "yes", 1);
     rc = TRAIN("cuda", "--steps", "1", "--out", "x.ckpt");
     unsetenv("CHARRNN_CUDA_GRAPHS");
@@ -116,6 +116,56 @@ Test(cli_cuda, bad_cuda_environment_settings_are_named, .init = setup, .fini = t
     unsetenv("CHARRNN_CUDA_GRAPHS");
     unsetenv("CHARRNN_CUDA_RECURRENCE");
     cr_expect_eq(rc, 0, "%s", err);
+}
+
+/* The self-test any user can run on a new machine: every variant of the device against the CPU. */
+Test(cli_cuda, selftest_passes_and_prints_each_quantity, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(RUN("--device", "cuda", "selftest", "--quick"), 0, "%s%s", out, err);
+    cr_expect(strstr(out, "selftest: passed"), "%s", out);
+    cr_expect(strstr(out, "W_hh.2") && strstr(out, "drawn characters"), "%s", out);
+    cr_expect(strstr(out, "each variant ran the path it names"), "%s", out);
+}
+
+/* The device and the plan for the model in hand, without training; a deep model runs as one wavefront. */
+Test(cli_cuda, device_shows_the_gpu_and_the_plan, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(RUN("--device", "cuda", "device", "--hidden", "130", "--layers", "3", "--batch", "17"), 0, "%s", err);
+    cr_expect(strstr(out, "compute capability 9.0") && strstr(out, "cuBLAS"), "%s", out);
+    cr_expect(strstr(out, "a wavefront of the 3 layers") && strstr(out, "blocks of 128 threads") &&
+                  strstr(out, "registers per thread") && strstr(out, "bytes of shared memory per block"),
+              "%s", out);
+    cr_assert_eq(TRAIN("cuda", "--steps", "2", "--out", "g.ckpt"), 0, "%s", err);
+    cr_assert_eq(RUN("device", "--checkpoint", "g.ckpt"), 0, "%s", err);
+    cr_expect(strstr(out, "hidden 13, layers 2") && strstr(out, "batches of 3 x 9") && strstr(out, "samples on cpu"),
+              "%s", out);
+    EXPECT_USAGE_ERROR("--checkpoint gives the model", "device", "--checkpoint", "g.ckpt", "--hidden", "5");
+}
+
+/* sample --device auto takes the device this model generates faster on: for a small model the CPU, said
+ * on stderr; --device cuda still samples on the GPU, drawing on the device. */
+Test(cli_cuda, sample_auto_takes_the_faster_device_for_the_model, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(TRAIN("cuda", "--steps", "2", "--out", "g.ckpt"), 0, "%s", err);
+    cr_assert_eq(RUN("sample", "--checkpoint", "g.ckpt", "--length", "30", "--seed", "5"), 0, "%s", err);
+    cr_expect(strstr(err, "device auto: using cpu for this model's sampling"), "%s", err);
+    char on_cpu[sizeof out];
+    strcpy(on_cpu, out);
+    cr_assert_eq(RUN("--device", "cuda", "sample", "--checkpoint", "g.ckpt", "--length", "30", "--seed", "5"), 0, "%s",
+                 err);
+    cr_expect_str_eq(out, on_cpu, "the same seed draws the same characters on either device");
+}
+
+/* A slower path is said once on stderr, with the reason. */
+Test(cli_cuda, slower_paths_are_said_on_stderr, .init = setup, .fini = teardown)
+{
+    setenv("CHARRNN_CUDA_GRAPHS", "0", 1);
+    const int rc = TRAIN("cuda", "--steps", "3", "--out", "x.ckpt");
+    unsetenv("CHARRNN_CUDA_GRAPHS");
+    cr_assert_eq(rc, 0, "%s", err);
+    const char *note = "charrnn: cuda: every call launches eagerly, as asked (CHARRNN_CUDA_GRAPHS=0)";
+    const char *said = strstr(err, note);
+    cr_expect(said && !strstr(said + strlen(note), "launches eagerly"), "once: %s", err);
 }
 
 /* Device memory is checked before anything is allocated: a run larger than the device (160 GiB of

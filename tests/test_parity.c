@@ -6,42 +6,34 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../cpu/cpu.h"
 #include "../cuda/cuda.h"
 #include "model.h"
+#include "sampler.h"
+#include "selftest.h"
 
-/* Relative L2 error per tensor, |cuda - cpu| / |cpu|. Both backends compute in float32 (cuBLAS does
- * not use TF32 for Sgemm in its default math mode); they differ only in summation order (cuBLAS and
- * the kernels versus the CPU loops), which moves results by a few float32 ulps: up to ~7e-7 relative, also
- * at the large shapes below. A wrong operand, a skipped timestep or a missing term is off by 1e-2 or
- * more. Parameters after optimizer steps are compared at the small shapes only: there no gradient
- * entry comes near Adam's eps, where an update's sign would hang on rounding. */
-#define PARITY_REL_L2 1e-5
+/* The tolerances are selftest.h's, stated once for the suite and for `charrnn selftest`: PARITY_REL_L2
+ * relative L2 per tensor in float32 (the two differ only in summation order, up to ~7e-7), TF32_REL_L2
+ * with --tf32, and the product check's bounds. Parameters after optimizer steps are compared at the
+ * small shapes only: there no gradient entry comes near Adam's eps, where an update's sign would hang
+ * on rounding. */
 
-/* With --tf32 cuBLAS rounds each product's inputs to TF32's 10-bit mantissa (a relative error up to
- * 2^-11, about 4.9e-4, per input); through the recurrence and the optimizer's division by sqrt(v)
- * that becomes about 1e-3 relative L2 in the gradients. TF32_REL_L2 is the tolerance stated for
- * --tf32; TF32_MIN_REL_L2 shows that TF32 really was used (full float32 stays near 1e-7). */
-#define TF32_REL_L2 1e-2
-#define TF32_MIN_REL_L2 1e-5
-
-/* Every way the CUDA backend can run a step: graphs replayed or eager launches, and the recurrence
- * as one persistent kernel or one kernel per timestep. Each parity test runs under each. */
-typedef struct {
-    const char *name;
-    BackendOptions opts;
-} Variant;
-
-static const Variant VARIANTS[] = {
-    {"graphs+persistent", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_PERSISTENT}},
-    {"graphs+step", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_STEP}},
-    {"eager+persistent", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_PERSISTENT}},
-    {"eager+step", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_STEP}},
-};
-enum { N_VARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
+/* Every way the CUDA backend can run a step, from its own list: graphs replayed or eager launches, and
+ * the recurrence as a wavefront of all layers, one persistent launch per layer, or one kernel per
+ * timestep. Each parity test runs under each. */
+typedef BackendVariant Variant;
+#define VARIANTS (cuda_backend_ops.variants)
+static int n_variants(void)
+{
+    int n = 0;
+    while (VARIANTS[n].name)
+        n++;
+    return n;
+}
 
 typedef struct {
     ModelConfig cfg;
@@ -62,16 +54,6 @@ static void skip_without_device(void)
     if (cuda_device_usable(&e) != 0)
         cr_skip_test("no CUDA device: %s", e.msg);
     cr_log_info("CUDA backend on: %s", cuda_device_name());
-}
-
-static double rel_l2(const float *ref, const float *x, size_t n)
-{
-    double diff = 0.0, norm = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        diff += ((double)x[i] - ref[i]) * ((double)x[i] - ref[i]);
-        norm += (double)ref[i] * ref[i];
-    }
-    return norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
 }
 
 /* Compares two full buffers tensor by tensor, pairing the same named tensor on both sides. */
@@ -122,23 +104,8 @@ static Pair make_pair(const Shape *s, uint64_t seed, const Variant *variant)
 /* The variant's paths, and only those, ran: a fallback would otherwise pass unnoticed. */
 static void expect_paths(const Pair *p)
 {
-    CudaStats st;
-    cuda_backend_stats(p->cuda.ctx, &st);
-    const BackendOptions *o = &p->variant->opts;
-    const char *name = p->variant->name;
-    if (o->graphs == GRAPHS_ON) { /* the first step runs eagerly, every later one through a graph */
-        cr_expect(st.graph_replays > 0 && st.eager_steps == 1, "%s: %ld graph replays, %ld eager steps (%s)", name,
-                  st.graph_replays, st.eager_steps, st.graphs_note ? st.graphs_note : "");
-    } else if (o->graphs == GRAPHS_OFF) {
-        cr_expect(st.graph_replays == 0 && st.eager_steps > 0, "%s: %ld graph replays, %ld eager steps", name,
-                  st.graph_replays, st.eager_steps);
-    }
-    if (o->recurrence == RECURRENCE_PERSISTENT)
-        cr_expect(st.persistent_layers > 0 && st.stepped_layers == 0, "%s: %ld persistent, %ld stepped layers", name,
-                  st.persistent_layers, st.stepped_layers);
-    else if (o->recurrence == RECURRENCE_STEP)
-        cr_expect(st.persistent_layers == 0 && st.stepped_layers > 0, "%s: %ld persistent, %ld stepped layers", name,
-                  st.persistent_layers, st.stepped_layers);
+    Err e;
+    cr_expect_eq(p->cuda.ops->check_variant(p->cuda.ctx, &e), 0, "%s: %s", p->variant->name, e.msg);
 }
 
 static void free_pair(Pair *p)
@@ -223,7 +190,7 @@ static void check_parity_of(int layers, int window, int carry_in, OptimizerKind 
 
 static void check_parity(int layers, int window, int carry_in, OptimizerKind opt)
 {
-    for (int i = 0; i < N_VARIANTS; i++)
+    for (int i = 0; i < n_variants(); i++)
         check_parity_of(layers, window, carry_in, opt, &VARIANTS[i]);
 }
 
@@ -285,7 +252,7 @@ static void check_forward_only(const Variant *variant)
 /* Also a smaller batch after a full one: a second graph, and the first replayed after it. */
 Test(parity, forward_only_loss_matches_and_leaves_gradients_alone)
 {
-    for (int i = 0; i < N_VARIANTS; i++)
+    for (int i = 0; i < n_variants(); i++)
         check_forward_only(&VARIANTS[i]);
 }
 
@@ -293,7 +260,7 @@ Test(parity, forward_only_loss_matches_and_leaves_gradients_alone)
  * a batch smaller than the backends were created for, and a carried-in state read at max_B strides. */
 Test(parity, large_shapes_gradients_match)
 {
-    for (int i = 0; i < N_VARIANTS; i++) {
+    for (int i = 0; i < n_variants(); i++) {
         Shape s = {.cfg = {.vocab = 300, .embed = 33, .hidden = 130, .layers = 2}, .T = 4, .B = 3, .max_B = 5};
         s.carry_in = 1;
         Pair p = make_pair(&s, 21, &VARIANTS[i]);
@@ -309,37 +276,60 @@ Test(parity, large_shapes_gradients_match)
     }
 }
 
-/* The persistent kernel with each number of rows per thread (1, 2, 4, 8), on a batch spread over
- * several row tiles and a hidden size over several column tiles, neither a whole number of tiles. */
-Test(parity, persistent_kernel_every_tile_height)
+/* The embedding's gradient sums each token's rows in chunks of 32, then the chunks: a token on 100 of a
+ * batch's 120 rows spans four chunks. Through the vocabulary (V <= T B) and through the rows (V > T B). */
+Test(parity, frequent_token_gradient_sums_over_several_chunks)
 {
-    for (int rows = 1; rows <= 8; rows *= 2) {
-        Variant v = {"persistent, forced rows", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_PERSISTENT}};
-        v.opts.persistent_rows = rows;
-        Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = 2}, .T = 3, .B = 37};
-        Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
+    for (int folded = 0; folded < 2; folded++) {
+        Shape s = {.cfg = {.vocab = folded ? 7 : 150, .embed = 5, .hidden = 13, .layers = 1}, .T = 10, .B = 12};
+        Pair p = make_pair(&s, 61, &VARIANTS[0]);
         Rng r;
-        rng_seed(&r, 19);
-        token_t x[3 * 37], y[3 * 37];
+        rng_seed(&r, 37);
+        token_t x[120], y[120];
         random_batch(&s, &r, x, y);
-        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
-        cr_log_info("rows per thread %d", rows);
+        for (int i = 0; i < 100; i++)
+            x[(i * 7) % 120] = 3;
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B};
         step_and_compare(&p, &s, &b);
         step_and_compare(&p, &s, &b);
-        expect_paths(&p);
         free_pair(&p);
     }
 }
 
-/* A graph that cannot be captured: the backend says why, launches eagerly and computes the same. The
- * emulated device refuses captures when asked to (CHARRNN_EMU_REFUSE_CAPTURE); a real GPU ignores the
- * variable, captures, and the test is skipped. */
-Test(parity, failed_capture_falls_back_to_eager_launches)
+/* The persistent kernel with each number of rows per block (1, 2, 4, 8), on a batch spread over several
+ * row tiles and a hidden size over several column tiles, neither a whole number of tiles: one launch per
+ * layer and a wavefront of three layers (each of whose layers above the first computes its input
+ * projection, and below the top its gradient from above, in the kernel). */
+Test(parity, persistent_kernel_every_tile_height)
 {
-    setenv("CHARRNN_EMU_REFUSE_CAPTURE", "1", 1);
+    for (int wave = 0; wave < 2; wave++)
+        for (int rows = 1; rows <= 8; rows *= 2) {
+            Variant v = {wave ? "wavefront, forced rows" : "persistent, forced rows",
+                         {.graphs = GRAPHS_ON, .recurrence = wave ? RECURRENCE_WAVEFRONT : RECURRENCE_PERSISTENT}};
+            v.opts.persistent_rows = rows;
+            Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = wave ? 3 : 2}, .T = 3, .B = 11};
+            Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
+            Rng r;
+            rng_seed(&r, 19);
+            token_t x[3 * 11], y[3 * 11];
+            random_batch(&s, &r, x, y);
+            Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+            cr_log_info("%s: rows per block %d", v.name, rows);
+            step_and_compare(&p, &s, &b);
+            step_and_compare(&p, &s, &b);
+            expect_paths(&p);
+            free_pair(&p);
+        }
+}
+
+/* Runs three steps with the emulated device's fault injection `variable`=1 and expects eager launches
+ * throughout, and the reason the backend gives to contain `reason`. A real GPU ignores the variable:
+ * the comparison still runs, the rest is skipped. */
+static void check_eager_fallback(const char *variable, const Variant *v, const char *reason)
+{
+    setenv(variable, "1", 1);
     Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2}, .T = 5, .B = 3};
-    const Variant v = {"graphs refused", {.graphs = GRAPHS_ON}};
-    Pair p = make_pair(&s, 51, &v);
+    Pair p = make_pair(&s, 51, v);
     Rng r;
     rng_seed(&r, 29);
     token_t x[15], y[15];
@@ -347,21 +337,37 @@ Test(parity, failed_capture_falls_back_to_eager_launches)
     Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
     for (int i = 0; i < 3; i++)
         step_and_compare(&p, &s, &b);
-    unsetenv("CHARRNN_EMU_REFUSE_CAPTURE");
+    unsetenv(variable);
     CudaStats st;
     cuda_backend_stats(p.cuda.ctx, &st);
     if (!strstr(cuda_device_name(), "emulated")) {
         free_pair(&p);
-        cr_skip_test("CHARRNN_EMU_REFUSE_CAPTURE is the emulated device's; a real one captures");
+        cr_skip_test("%s is the emulated device's fault injection", variable);
     }
     cr_expect_eq(st.graph_replays, 0);
     cr_expect_eq(st.eager_steps, 3);
-    cr_expect(st.graphs_note && strstr(st.graphs_note, "graph capture failed (cudaErrorStreamCaptureInvalidated)"),
-              "%s", st.graphs_note ? st.graphs_note : "(no note)");
+    cr_expect(st.graphs_note && strstr(st.graphs_note, reason), "%s", st.graphs_note ? st.graphs_note : "(no note)");
     free_pair(&p);
 }
 
-/* --tf32: within TF32_REL_L2 of the float32 CPU reference, and measurably not float32. */
+/* A graph that cannot be captured: the backend says why, launches eagerly and computes the same. The
+ * emulated device refuses captures when asked to (CHARRNN_EMU_REFUSE_CAPTURE). */
+Test(parity, failed_capture_falls_back_to_eager_launches)
+{
+    const Variant v = {"graphs refused", {.graphs = GRAPHS_ON}};
+    check_eager_fallback("CHARRNN_EMU_REFUSE_CAPTURE", &v, "graph capture failed (cudaErrorStreamCaptureInvalidated)");
+}
+
+/* A captured graph whose persistent kernels are not cooperative nodes would trap at the first grid
+ * sync: the backend finds it in the graph, says so and launches eagerly. The emulated device drops the
+ * attribute when asked (CHARRNN_EMU_DROP_COOPERATIVE). */
+Test(parity, graph_without_cooperative_nodes_falls_back_to_eager_launches)
+{
+    const Variant v = {"cooperative attribute dropped", {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_WAVEFRONT}};
+    check_eager_fallback("CHARRNN_EMU_DROP_COOPERATIVE", &v, "persistent kernels are cooperative nodes");
+}
+
+/* --tf32: within TF32_REL_L2 of the float32 CPU reference. */
 Test(parity, tf32_within_its_stated_tolerance)
 {
     Variant v = {"tf32", {.tf32 = 1, .graphs = GRAPHS_ON, .recurrence = RECURRENCE_PERSISTENT}};
@@ -374,16 +380,34 @@ Test(parity, tf32_within_its_stated_tolerance)
     Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
     step_and_compare(&p, &s, &b);
     step_and_compare(&p, &s, &b);
-    float *g[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
-    Err e;
-    cr_assert_eq(p.cpu.ops->get_grads(p.cpu.ctx, g[0], &e), 0, "%s", e.msg);
-    cr_assert_eq(p.cuda.ops->get_grads(p.cuda.ctx, g[1], &e), 0, "%s", e.msg);
-    const double err = rel_l2(g[0], g[1], p.P);
-    cr_log_info("tf32: relative L2 error of all gradients %.3g", err);
-    cr_expect(err >= TF32_MIN_REL_L2, "tf32: gradients within %.3g of float32's: TF32 was not used", err);
-    free(g[0]), free(g[1]);
     expect_paths(&p);
     free_pair(&p);
+}
+
+/* --tf32 asks cuBLAS for TF32 explicitly (CUBLAS_COMPUTE_32F_FAST_TF32), and on a product large enough
+ * that tensor cores are the obvious choice the backend's own product rounds like TF32; without --tf32
+ * it is float32. */
+Test(parity, tf32_products_round_like_tensor_cores_on_a_large_product)
+{
+    skip_without_device();
+    const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 1};
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+        Backend be;
+        Err e;
+        const BackendOptions o = {.tf32 = tf32};
+        cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 2, &o, &e), 0, "%s", e.msg);
+        /* The emulated device rounds every product's inputs to TF32, whatever its size: a smaller one
+         * shows the backend asks for TF32 there; on a GPU the size is what makes cuBLAS's choice plain. */
+        const int n = strstr(cuda_device_name(), "emulated") ? 128 : PRODUCT_CHECK_N;
+        double err = 0.0;
+        cr_assert_eq(be.ops->product_error(be.ctx, n, 5, &err, &e), 0, "%s", e.msg);
+        cr_log_info("%s: relative L2 error of a %d^3 product: %.3g", tf32 ? "tf32" : "float32", n, err);
+        if (tf32)
+            cr_expect(err >= PRODUCT_TF32_MIN && err <= PRODUCT_TF32_MAX, "tf32 product error %.3g", err);
+        else
+            cr_expect(err <= PRODUCT_FLOAT32_MAX, "float32 product error %.3g", err);
+        backend_destroy(&be);
+    }
 }
 
 Test(parity, generation_logits_match)
@@ -402,45 +426,123 @@ Test(parity, generation_logits_match)
         double err = rel_l2(logits[0], logits[1], 11);
         cr_expect(err <= PARITY_REL_L2, "logits after token %d: relative L2 error %.3g", k, err);
     }
-    CudaStats st; /* the first character eagerly, the other four through the graph */
+    CudaStats st; /* one launch of the sampling kernel per character */
     cuda_backend_stats(p.cuda.ctx, &st);
-    cr_expect_eq(st.sample_replays, 4, "%ld characters through the graph (%s)", st.sample_replays,
-                 st.graphs_note ? st.graphs_note : "");
+    cr_expect_eq(st.sample_launches, 5, "%ld launches", st.sample_launches);
     free_pair(&p);
 }
 
-/* The comparison must be able to fail: gradients from a batch missing its first timestep, and a
- * transposed W_hh gradient, are both far outside the tolerance. */
-Test(parity, comparison_detects_wrong_gradients)
+/* The character the device draws (sample_token) is the one the host's rule draws from the CPU's logits
+ * with the same uniform numbers, under every sampler setting; a prime is fed without drawing. The logits
+ * differ by rounding only, so a different character would mean a different rule. */
+Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
 {
-    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 1}, .T = 5, .B = 3};
-    Pair p = make_pair(&s, 11, &VARIANTS[0]);
-    Rng r;
-    rng_seed(&r, 13);
-    token_t x[15], y[15];
-    random_batch(&s, &r, x, y);
-    Batch full = {.x = x, .y = y, .T = 5, .B = 3};
-    Batch missing = {.x = x + 3, .y = y + 3, .T = 4, .B = 3};
-    float loss, *g[2] = {malloc(sizeof(float) * p.P), malloc(sizeof(float) * p.P)};
+    enum { DRAWS = 16 }; /* per setting: with 23 characters, a wrong rule shows within a few */
+    Shape s = {.cfg = {.vocab = 23, .embed = 7, .hidden = 13, .layers = 2}, .T = 1, .B = 1};
+    Pair p = make_pair(&s, 15, &VARIANTS[0]);
+    const SamplerConfig settings[] = {{1.0f, 0, 0}, {0.7f, 0, 0}, {1.3f, 5, 0}, {1.0f, 1, 0}, {1.0f, 0, 1}};
+    float logits[23], scratch[46];
     Err e;
-    cr_assert_eq(p.cpu.ops->forward_backward(p.cpu.ctx, &full, &loss, &e), 0);
-    cr_assert_eq(p.cpu.ops->get_grads(p.cpu.ctx, g[0], &e), 0);
-    cr_assert_eq(p.cuda.ops->forward_backward(p.cuda.ctx, &missing, &loss, &e), 0);
-    cr_assert_eq(p.cuda.ops->get_grads(p.cuda.ctx, g[1], &e), 0);
-    ParamTensor t[MODEL_MAX_TENSORS];
-    model_tensors(&s.cfg, t);
-    cr_assert_gt(rel_l2(g[0] + t[2].offset, g[1] + t[2].offset, 169), PARITY_REL_L2);
-    cr_assert_eq(p.cuda.ops->forward_backward(p.cuda.ctx, &full, &loss, &e), 0);
-    cr_assert_eq(p.cuda.ops->get_grads(p.cuda.ctx, g[1], &e), 0);
-    cr_assert_leq(rel_l2(g[0] + t[2].offset, g[1] + t[2].offset, 169), PARITY_REL_L2);
-    float *w = g[1] + t[2].offset;
-    for (int i = 0; i < 13; i++)
-        for (int j = i + 1; j < 13; j++) {
-            float keep = w[i * 13 + j];
-            w[i * 13 + j] = w[j * 13 + i];
-            w[j * 13 + i] = keep;
+    for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
+        const SamplerConfig *sc = &settings[k];
+        Rng r;
+        rng_seed(&r, 100 + k);
+        cr_assert_eq(p.cpu.ops->sample_reset(p.cpu.ctx, &e), 0, "%s", e.msg);
+        cr_assert_eq(p.cuda.ops->sample_reset(p.cuda.ctx, &e), 0, "%s", e.msg);
+        int token = 4, cuda = -1, differ = 0;
+        cr_assert_eq(p.cuda.ops->sample_token(p.cuda.ctx, 9, NULL, 0.0f, &cuda, &e), 0, "%s", e.msg); /* a prime */
+        cr_assert_eq(p.cpu.ops->sample_step(p.cpu.ctx, 9, logits, &e), 0, "%s", e.msg);
+        for (int i = 0; i < DRAWS; i++) {
+            const float u = rng_uniform(&r);
+            cr_assert_eq(p.cpu.ops->sample_step(p.cpu.ctx, token, logits, &e), 0, "%s", e.msg);
+            const int cpu = sample_from_uniform(logits, 23, sc, u, scratch);
+            cr_assert_eq(p.cuda.ops->sample_token(p.cuda.ctx, token, sc, u, &cuda, &e), 0, "%s", e.msg);
+            differ += cpu != cuda;
+            token = cpu; /* both go on from the same character */
         }
-    cr_assert_gt(rel_l2(g[0] + t[2].offset, w, 169), PARITY_REL_L2);
-    free(g[0]), free(g[1]);
+        cr_expect_eq(differ, 0, "temperature %g, top-k %d, argmax %d: %d of %d characters differ", sc->temperature,
+                     sc->top_k, sc->argmax, differ, DRAWS);
+    }
+    CudaStats st;
+    cuda_backend_stats(p.cuda.ctx, &st);
+    cr_expect_eq(st.host_draws, 0, "every character drawn on the device");
     free_pair(&p);
+}
+
+/* Told, once each, whenever a slower path runs: here eager launches asked for, and a deep model whose
+ * layers do not all fit on the device at once, so that they run one persistent launch each. */
+static char told[4][320];
+static int n_told;
+static void remember(void *arg, const char *text)
+{
+    (void)arg;
+    if (n_told < 4)
+        snprintf(told[n_told], sizeof told[0], "%s", text);
+    n_told++;
+}
+
+Test(parity, slower_paths_are_told_once_with_the_reason)
+{
+    skip_without_device();
+    /* 16 layers x 8 row tiles x 5 column tiles exceed what 132 SMs hold at once; one layer's 40 do not */
+    const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 130, .layers = 16};
+    const BackendOptions o = {.graphs = GRAPHS_OFF, .note = remember};
+    Backend be;
+    Err e;
+    n_told = 0;
+    cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 64, &o, &e), 0, "%s", e.msg);
+    cr_assert_eq(n_told, 2, "%d notes: %s / %s", n_told, told[0], told[1]);
+    cr_expect(strstr(told[0], "one persistent launch per layer") && strstr(told[0], "instead of one wavefront") &&
+                  strstr(told[0], "more tiles than blocks the device holds at once"),
+              "%s", told[0]);
+    cr_expect(strstr(told[1], "launches eagerly, as asked (CHARRNN_CUDA_GRAPHS=0)"), "%s", told[1]);
+    char text[4096];
+    cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
+    cr_expect(strstr(text, "one cooperative launch per layer") && strstr(text, "blocks of 128 threads"), "%s", text);
+    backend_destroy(&be);
+}
+
+/* selftest_run, which `charrnn selftest` prints, must be able to fail: a backend whose gradient norm is
+ * 0.1% off, whose drawn characters ignore the draw, and that says it ran another path than asked. */
+static int norm_off(void *ctx, float *norm, Err *e)
+{
+    if (cuda_backend_ops.grad_norm(ctx, norm, e) != 0)
+        return -1;
+    *norm *= 1.001f;
+    return 0;
+}
+static int first_character(void *ctx, int token, const SamplerConfig *s, float u, int *next, Err *e)
+{
+    if (cuda_backend_ops.sample_token(ctx, token, s, u, next, e) != 0)
+        return -1;
+    if (s)
+        *next = 0;
+    return 0;
+}
+static int another_path(void *ctx, Err *e)
+{
+    (void)ctx;
+    return err_set(e, "ran something else");
+}
+
+Test(parity, selftest_reports_a_wrong_backend)
+{
+    skip_without_device();
+    BackendOps broken = cuda_backend_ops;
+    broken.grad_norm = norm_off;
+    broken.sample_token = first_character;
+    broken.check_variant = another_path;
+    const SelftestOptions o = {.quick = 1, .threads = 1};
+    SelftestReport r;
+    Err e;
+    cr_assert_eq(selftest_run(&cpu_backend_ops, &cuda_backend_ops, cuda_backend_ops.variants, &o, &r, &e), 0, "%s",
+                 e.msg);
+    cr_expect_eq(r.failures, 0, "the backend as it is passes");
+    cr_assert_eq(selftest_run(&cpu_backend_ops, &broken, cuda_backend_ops.variants, &o, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.failures, 3, "%d failures", r.failures);
+    cr_expect_eq(r.path_failures, 1);
+    for (int i = 0; i < r.n_lines; i++) {
+        const int should_fail = !strcmp(r.lines[i].name, "gradient norm") || !strcmp(r.lines[i].name, "drawn characters");
+        cr_expect_eq(r.lines[i].worst > r.lines[i].tolerance, should_fail, "%s: %g", r.lines[i].name, r.lines[i].worst);
+    }
 }

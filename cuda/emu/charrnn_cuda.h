@@ -4,8 +4,10 @@
  * between the two:
  *
  *   LAUNCH(kernel, grid, block, smem, stream)(args...)              a kernel launch (`<<<>>>`)
- *   LAUNCH_COOPERATIVE(kernel, grid, block, smem, stream)(args...)  a grid-synchronised launch;
- *                                                                   returns its cudaError_t
+ *   LAUNCH_COOPERATIVE(kernel, grid, block, smem, stream)(args...)  a grid-synchronised launch
+ *                                                                   (cudaLaunchKernelEx with the
+ *                                                                   cooperative attribute); returns
+ *                                                                   its cudaError_t
  *   EXTERN_SHARED(T, name);                                         `extern __shared__ T name[];`
  *
  * A kernel template with several arguments is named in parentheses: LAUNCH((k<256, float>), ...). */
@@ -20,14 +22,14 @@
 #ifdef CHARRNN_WITH_NCCL
 #include <nccl.h>
 #endif
-#include <tuple>
 #include <utility>
 
 #define LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
 #define EXTERN_SHARED(T, name) extern __shared__ __align__(16) T name[]
 
-/* Converts the arguments to the kernel's parameter types, then hands their addresses to
- * cudaLaunchCooperativeKernel, which copies each parameter from them. */
+/* A cooperative launch through cudaLaunchKernelEx with the cudaLaunchAttributeCooperative attribute,
+ * which CUDA documents for launches and for graph kernel nodes alike (a plain
+ * cudaLaunchCooperativeKernel captured into a graph is not documented to stay cooperative). */
 template <class... Params> struct CharrnnCooperativeLauncher {
     void (*kernel)(Params...);
     dim3 grid, block;
@@ -36,13 +38,17 @@ template <class... Params> struct CharrnnCooperativeLauncher {
 
     template <class... Args> cudaError_t operator()(Args &&...args) const
     {
-        std::tuple<Params...> params(std::forward<Args>(args)...);
-        return std::apply(
-            [this](Params &...p) {
-                void *argv[] = {static_cast<void *>(&p)..., nullptr};
-                return cudaLaunchCooperativeKernel(kernel, grid, block, argv, smem, stream);
-            },
-            params);
+        cudaLaunchAttribute attribute;
+        attribute.id = cudaLaunchAttributeCooperative;
+        attribute.val.cooperative = 1;
+        cudaLaunchConfig_t config = {};
+        config.gridDim = grid;
+        config.blockDim = block;
+        config.dynamicSmemBytes = smem;
+        config.stream = stream;
+        config.attrs = &attribute;
+        config.numAttrs = 1;
+        return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
     }
 };
 template <class... Params>

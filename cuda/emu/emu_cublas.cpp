@@ -8,9 +8,11 @@
 #include "emu_internal.h"
 #include "emu_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 #include <set>
+#include <vector>
 
 struct cublasContext {
     cudaStream_t stream;
@@ -29,6 +31,7 @@ namespace
  * to nearest, ties away from zero, as the cvt.rna.tf32.f32 instruction does. */
 constexpr uint32_t kTf32DroppedBits = 0x1FFF;
 constexpr uint32_t kTf32Half = 0x1000;
+constexpr int kEmulatedVersion = 130000; /* cuBLAS 13.0.0, of the CUDA 13.0 toolkit the project builds with */
 /* cublasSetWorkspace's documented alignment for the workspace pointer. */
 constexpr uintptr_t kWorkspaceAlign = 256;
 
@@ -91,23 +94,43 @@ bool inside_device_memory(const float *p, long long elements, long long stride, 
     return stride >= 0 && emu::is_device_range(p, (size_t)span * sizeof(float));
 }
 
+/* op(X) as a contiguous column-major rows x cols copy, each element rounded to TF32 when asked, so that
+ * the product's inner loop runs over consecutive memory. */
+void gather(std::vector<float> &out, const float *X, cublasOperation_t op, int rows, int cols, int ld, bool tf32)
+{
+    out.resize((size_t)rows * cols);
+    for (int c = 0; c < cols; ++c)
+        for (int r = 0; r < rows; ++r) {
+            const float x = op == CUBLAS_OP_N ? X[r + (long long)c * ld] : X[c + (long long)r * ld];
+            out[r + (size_t)c * rows] = tf32 ? to_tf32(x) : x;
+        }
+}
+
+/* For each column j of C, the sums of all its elements at once, l in order 0..k-1 for each: the same
+ * additions in the same order as a loop per element, with the inner loop over i contiguous. */
 void run_gemm(const Gemm &g)
 {
-    for (int b = 0; b < g.batch; ++b) {
-        const float *A = g.A + b * g.strideA, *B = g.B + b * g.strideB;
-        float *C = g.C + b * g.strideC;
-        for (int j = 0; j < g.n; ++j)
+    std::vector<float> a, b, sum(g.m);
+    for (int batch = 0; batch < g.batch; ++batch) {
+        const float *A = g.A + batch * g.strideA, *B = g.B + batch * g.strideB;
+        float *C = g.C + batch * g.strideC;
+        if (g.alpha != 0.0f) {
+            gather(a, A, g.transa, g.m, g.k, g.lda, g.tf32);
+            gather(b, B, g.transb, g.k, g.n, g.ldb, g.tf32);
+        }
+        for (int j = 0; j < g.n; ++j) {
+            std::fill(sum.begin(), sum.end(), 0.0f);
+            if (g.alpha != 0.0f)
+                for (int l = 0; l < g.k; ++l) {
+                    const float x = b[l + (size_t)j * g.k], *column = &a[(size_t)l * g.m];
+                    for (int i = 0; i < g.m; ++i)
+                        sum[i] += column[i] * x;
+                }
             for (int i = 0; i < g.m; ++i) {
-                float sum = 0.0f;
-                if (g.alpha != 0.0f)
-                    for (int l = 0; l < g.k; ++l) {
-                        float a = g.transa == CUBLAS_OP_N ? A[i + (long long)l * g.lda] : A[l + (long long)i * g.lda];
-                        float x = g.transb == CUBLAS_OP_N ? B[l + (long long)j * g.ldb] : B[j + (long long)l * g.ldb];
-                        sum += g.tf32 ? to_tf32(a) * to_tf32(x) : a * x;
-                    }
                 float &c = C[i + (long long)j * g.ldc];
-                c = g.beta == 0.0f ? g.alpha * sum : g.alpha * sum + g.beta * c;
+                c = g.beta == 0.0f ? g.alpha * sum[i] : g.alpha * sum[i] + g.beta * c;
             }
+        }
     }
 }
 
@@ -146,10 +169,13 @@ cublasStatus_t gemm(cublasHandle_t handle, const Gemm &g, const float *alpha, co
     }
     if (emu::sticky_error() != cudaSuccess)
         return CUBLAS_STATUS_EXECUTION_FAILED;
-    cudaError_t e = emu::submit(handle->stream, [run]() {
-        run_gemm(run);
-        return cudaSuccess;
-    });
+    cudaError_t e = emu::submit(
+        handle->stream,
+        [run]() {
+            run_gemm(run);
+            return cudaSuccess;
+        },
+        cudaGraphNodeTypeKernel);
     return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
@@ -251,6 +277,16 @@ cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t *mode)
     if (!mode)
         return CUBLAS_STATUS_INVALID_VALUE;
     *mode = handle->math_mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetVersion(cublasHandle_t handle, int *version)
+{
+    if (!live(handle))
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!version)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    *version = kEmulatedVersion;
     return CUBLAS_STATUS_SUCCESS;
 }
 

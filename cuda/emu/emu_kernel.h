@@ -27,6 +27,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __align__(n) alignas(n)
 #define __launch_bounds__(...)
+#define __grid_constant__
 /* __restrict__ is already a keyword of GCC and Clang. __noinline__ is left undefined: libstdc++
  * spells an attribute with that name, which a macro would break. */
 /* One instance per emulated block: every block runs on one host thread at a time, and the blocks of
@@ -144,44 +145,51 @@ inline int __all_sync(unsigned mask, int predicate)
 }
 
 /* ---- Atomics: every emulated thread of a launch runs on one host thread at a time, so a plain
- * read-modify-write between two scheduling points is atomic. ---- */
+ * read-modify-write between two scheduling points is atomic. They are left out of the race detector's
+ * instrumentation (EMU_ATOMIC): atomic accesses to one word never race. ---- */
 
-template <class T> T atomicAdd(T *address, typename emu::same_type<T>::type val)
+#if defined(__GNUC__) && !defined(__clang__)
+#define EMU_ATOMIC __attribute__((no_sanitize_thread, noinline))
+#else
+#define EMU_ATOMIC __attribute__((no_sanitize("thread"), noinline))
+#endif
+
+template <class T> EMU_ATOMIC T atomicAdd(T *address, typename emu::same_type<T>::type val)
 {
     static_assert(std::is_arithmetic<T>::value, "atomicAdd takes an int, unsigned, float or double");
     T old = *address;
     *address = old + val;
     return old;
 }
-template <class T> T atomicSub(T *address, typename emu::same_type<T>::type val)
+template <class T> EMU_ATOMIC T atomicSub(T *address, typename emu::same_type<T>::type val)
 {
     static_assert(std::is_integral<T>::value, "atomicSub takes an integer");
     T old = *address;
     *address = old - val;
     return old;
 }
-template <class T> T atomicMax(T *address, typename emu::same_type<T>::type val)
+template <class T> EMU_ATOMIC T atomicMax(T *address, typename emu::same_type<T>::type val)
 {
     static_assert(std::is_integral<T>::value, "atomicMax takes an integer");
     T old = *address;
     *address = old > val ? old : val;
     return old;
 }
-template <class T> T atomicMin(T *address, typename emu::same_type<T>::type val)
+template <class T> EMU_ATOMIC T atomicMin(T *address, typename emu::same_type<T>::type val)
 {
     static_assert(std::is_integral<T>::value, "atomicMin takes an integer");
     T old = *address;
     *address = old < val ? old : val;
     return old;
 }
-template <class T> T atomicExch(T *address, typename emu::same_type<T>::type val)
+template <class T> EMU_ATOMIC T atomicExch(T *address, typename emu::same_type<T>::type val)
 {
     T old = *address;
     *address = val;
     return old;
 }
 template <class T>
-T atomicCAS(T *address, typename emu::same_type<T>::type compare, typename emu::same_type<T>::type val)
+EMU_ATOMIC T atomicCAS(T *address, typename emu::same_type<T>::type compare, typename emu::same_type<T>::type val)
 {
     static_assert(std::is_integral<T>::value, "atomicCAS takes an integer");
     T old = *address;
@@ -310,12 +318,18 @@ template <class... Params> struct Launcher {
     }
     template <class... Args> void operator()(Args &&...args) const { submit(std::forward<Args>(args)...); }
 };
-/* LAUNCH_COOPERATIVE's object: the same, but it returns the launch's error as
- * cudaLaunchCooperativeKernel does. */
+/* LAUNCH_COOPERATIVE's object: cudaLaunchKernelEx with the cooperative attribute, as under nvcc;
+ * it returns the launch's error. */
 template <class... Params> struct CooperativeLauncher : Launcher<Params...> {
     template <class... Args> cudaError_t operator()(Args &&...args) const
     {
-        return this->submit(std::forward<Args>(args)...);
+        static_assert(sizeof...(Args) == sizeof...(Params), "wrong number of kernel arguments");
+        cudaLaunchAttribute attribute;
+        const LaunchRequest &r = this->request;
+        const cudaLaunchConfig_t config = cooperative_config(r.grid, r.block, r.shared_bytes, r.stream, &attribute);
+        auto kernel_fn = this->kernel;
+        std::tuple<Params...> params(std::forward<Args>(args)...);
+        return launch_with_config(&config, r.func, r.name, [kernel_fn, params]() { std::apply(kernel_fn, params); });
     }
 };
 template <class... Params>
@@ -323,14 +337,14 @@ Launcher<Params...> make_launcher(void (*kernel)(Params...), dim3 grid, dim3 blo
                                   cudaStream_t stream, const char *name)
 {
     const void *id = reinterpret_cast<const void *>(kernel);
-    return Launcher<Params...>{kernel, {id, name, grid, block, shared_bytes, stream, false}};
+    return Launcher<Params...>{kernel, {id, name, grid, block, shared_bytes, stream, false, false}};
 }
 template <class... Params>
 CooperativeLauncher<Params...> make_cooperative_launcher(void (*kernel)(Params...), dim3 grid, dim3 block,
                                                          size_t shared_bytes, cudaStream_t stream, const char *name)
 {
     const void *id = reinterpret_cast<const void *>(kernel);
-    return CooperativeLauncher<Params...>{{kernel, {id, name, grid, block, shared_bytes, stream, true}}};
+    return CooperativeLauncher<Params...>{{kernel, {id, name, grid, block, shared_bytes, stream, true, true}}};
 }
 template <class... Params, size_t... I> std::tuple<Params...> unpack_args(void **args, std::index_sequence<I...>)
 {
@@ -347,8 +361,20 @@ cudaError_t cudaLaunchCooperativeKernel(void (*kernel)(Params...), dim3 grid, di
         return cudaErrorInvalidValue;
     std::tuple<Params...> params = emu::unpack_args<Params...>(args, std::index_sequence_for<Params...>());
     emu::LaunchRequest request{
-        reinterpret_cast<const void *>(kernel), "cooperative kernel", grid, block, shared_bytes, stream, true};
+        reinterpret_cast<const void *>(kernel), "cooperative kernel", grid, block, shared_bytes, stream, true, false};
     return emu::launch(request, [kernel, params]() { std::apply(kernel, params); });
+}
+
+/* CUDA's C++ overload: the arguments are converted to the kernel's parameter types, as a `<<<>>>` call
+ * converts them. Of the attributes, cudaLaunchAttributeCooperative (nonzero: a cooperative launch) and
+ * cudaLaunchAttributeIgnore are known; any other is cudaErrorInvalidValue here. */
+template <class... Params, class... Args>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t *config, void (*kernel)(Params...), Args &&...args)
+{
+    static_assert(sizeof...(Args) == sizeof...(Params), "wrong number of kernel arguments");
+    std::tuple<Params...> params(std::forward<Args>(args)...);
+    return emu::launch_with_config(config, reinterpret_cast<const void *>(kernel), "kernel of cudaLaunchKernelEx",
+                                   [kernel, params]() { std::apply(kernel, params); });
 }
 
 #endif

@@ -319,7 +319,7 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, n
         grouped.emplace_back(stream, run);
         return ncclSuccess;
     }
-    const cudaError_t queued = emu::submit(stream, run);
+    const cudaError_t queued = emu::submit(stream, run, cudaGraphNodeTypeKernel); /* NCCL runs kernels */
     return queued == cudaSuccess
                ? ncclSuccess
                : fail(ncclUnhandledCudaError, std::string("ncclAllReduce: ") + cudaGetErrorString(queued));
@@ -340,7 +340,7 @@ ncclResult_t ncclGroupEnd()
     std::vector<std::pair<cudaStream_t, std::function<cudaError_t()>>> ops;
     ops.swap(grouped);
     for (auto &op : ops) {
-        const cudaError_t queued = emu::submit(op.first, op.second);
+        const cudaError_t queued = emu::submit(op.first, op.second, cudaGraphNodeTypeKernel);
         if (queued != cudaSuccess)
             return fail(ncclUnhandledCudaError, std::string("ncclGroupEnd: ") + cudaGetErrorString(queued));
     }

@@ -34,6 +34,25 @@ void emu_set_thread_order(enum emu_thread_order order);
 unsigned long emu_launch_count(void);
 unsigned long emu_cooperative_launch_count(void);
 
+/* Operations (kernels, copies, memsets, products, graph launches) queued and not yet run: queued work
+ * runs on the device's worker thread when the host waits for it (README.md). */
+size_t emu_queued_operations(void);
+
+/* The shared-memory race detector: 1 when it is built in (not in AddressSanitizer builds); switched on
+ * by CHARRNN_EMU_RACECHECK=1 at start-up or by emu_set_racecheck(1). A race ends the launch with
+ * cudaErrorLaunchFailure and emu_last_fault() naming both threads. */
+int emu_racecheck_available(void);
+void emu_set_racecheck(int on);
+
+/* The registers per thread the emulated device counts for a kernel (its __global__ function), and
+ * whether they come from the sm_90 table (*in_table = 1) or are the conservative 255 of a kernel the
+ * table lacks; and the table itself, entry by entry (NULL past the end): the kernel's symbol name, with
+ * its registers, stack frame, spill stores and loads, and static shared memory in bytes. */
+int emu_kernel_registers(const void *kernel, int *in_table);
+size_t emu_resource_table_size(void);
+const char *emu_resource_table_entry(size_t i, int *registers, size_t *stack, size_t *spill_stores,
+                                     size_t *spill_loads, size_t *static_shared);
+
 /* The workspace cublasSetWorkspace gave a cuBLAS handle: 1 with *workspace and *bytes filled in
  * (either may be NULL), 0 while the handle uses cuBLAS's default pool (never set, or reset by
  * cublasSetStream), -1 for a handle that is not live. */

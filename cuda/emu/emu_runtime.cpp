@@ -9,21 +9,31 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
+#include <unistd.h>
 #include <unordered_map>
 #include <vector>
+
+/* A node of a captured graph: what it is, and the work it replays. */
+struct CUgraphNode_st {
+    cudaGraphNodeType type;
+    bool cooperative; /* a kernel node's cudaLaunchAttributeCooperative */
+    std::function<cudaError_t()> op;
+};
 
 /* Handles are pointers to these; the runtime keeps the set of live ones to reject stale handles. */
 struct CUstream_st {
     unsigned flags;
     bool capturing;
     bool capture_invalidated;
-    std::vector<std::function<cudaError_t()>> captured;
+    std::vector<std::unique_ptr<CUgraphNode_st>> captured;
 };
 struct CUevent_st {
     unsigned flags;
@@ -31,7 +41,7 @@ struct CUevent_st {
     std::chrono::steady_clock::time_point when;
 };
 struct CUgraph_st {
-    std::vector<std::function<cudaError_t()>> ops;
+    std::vector<std::unique_ptr<CUgraphNode_st>> nodes;
 };
 struct CUgraphExec_st {
     std::vector<std::function<cudaError_t()>> ops;
@@ -72,6 +82,100 @@ Device &device()
 }
 thread_local cudaError_t last_error = cudaSuccess;
 std::atomic<unsigned long> launches{0}, cooperative_launches{0};
+
+/* ---- The device's worker thread ---- */
+
+/* Runs queued work: the host hands over everything queued so far when it waits (flush) and blocks
+ * until the worker has run it. Work therefore runs as late as a GPU may run it, so that a host read
+ * before the wait, or a host buffer changed while its copy is queued, gives a wrong answer every time
+ * rather than now and then. One queue for all streams: work runs in submission order. */
+class Worker
+{
+  public:
+    void run(std::vector<std::function<cudaError_t()>> &ops)
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        start();
+        batch_ = &ops;
+        wake_.notify_one();
+        done_.wait(lock, [this] { return batch_ == nullptr; });
+    }
+    bool on_worker() const { return started_ && std::this_thread::get_id() == id_; }
+
+  private:
+    /* Started on first use and never stopped (the process exits with it waiting). A child of fork()
+     * has no worker thread: it starts its own. */
+    void start()
+    {
+        if (started_ && pid_ == getpid())
+            return;
+        pid_ = getpid();
+        std::thread t([this] { loop(); });
+        id_ = t.get_id();
+        t.detach();
+        started_ = true;
+    }
+    void loop()
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [this] { return batch_ != nullptr; });
+            lock.unlock();
+            for (auto &op : *batch_) {
+                cudaError_t e = op();
+                if (e != cudaSuccess)
+                    emu::set_device_fault(e, std::string("queued work failed: ") + cudaGetErrorString(e));
+            }
+            lock.lock();
+            batch_ = nullptr;
+            done_.notify_one();
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable wake_, done_;
+    std::vector<std::function<cudaError_t()>> *batch_ = nullptr;
+    bool started_ = false;
+    pid_t pid_ = 0;
+    std::thread::id id_;
+};
+
+struct Queue {
+    std::mutex mutex;
+    std::vector<std::function<cudaError_t()>> pending;
+    Worker *worker = new Worker(); /* never destroyed: its thread may still wait at exit */
+};
+
+Queue &queue()
+{
+    static Queue q;
+    return q;
+}
+
+/* Runs everything queued so far and returns when it is done (every wait of the runtime API). */
+void flush()
+{
+    Queue &q = queue();
+    std::vector<std::function<cudaError_t()>> ops;
+    {
+        std::lock_guard<std::mutex> lock(q.mutex);
+        ops.swap(q.pending);
+    }
+    if (ops.empty())
+        return;
+    if (q.worker->on_worker()) { /* a wait from queued work itself: run it here */
+        for (auto &op : ops)
+            op();
+        return;
+    }
+    q.worker->run(ops);
+}
+
+/* Drops queued work that has not run (cudaDeviceReset). */
+void discard_queued()
+{
+    std::lock_guard<std::mutex> lock(queue().mutex);
+    queue().pending.clear();
+}
 
 /* ---- Helpers ---- */
 
@@ -208,13 +312,21 @@ cudaError_t validate_launch(const emu::LaunchRequest &r)
             shared_limit = (size_t)it->second;
     }
     /* Drivers reject a launch above the function's dynamic shared memory limit as an invalid argument. */
-    if (r.shared_bytes > shared_limit)
+    const emu::KernelResources k = emu::kernel_resources(r.func);
+    if (r.shared_bytes > shared_limit || r.shared_bytes + k.static_shared > emu::kSharedPerBlockOptin)
         return cudaErrorInvalidValue;
+    /* A block needs all its registers at once: more than an SM's 64 K is refused before it runs. */
+    const size_t warps = (threads + warpSize - 1) / warpSize;
+    const size_t regs_per_warp =
+        ((size_t)k.registers * warpSize + emu::kRegisterUnit - 1) / emu::kRegisterUnit * emu::kRegisterUnit;
+    if (warps * regs_per_warp > (size_t)emu::kRegsPerBlock)
+        return cudaErrorLaunchOutOfResources;
     CUstream_st *st;
     if (resolve_stream(r.stream, &st) != cudaSuccess)
         return cudaErrorInvalidResourceHandle;
     if (r.cooperative) {
-        size_t resident = (size_t)emu::max_active_blocks_per_sm((int)threads, r.shared_bytes) * emu::kMultiProcessors;
+        size_t resident =
+            (size_t)emu::max_active_blocks_per_sm(k, (int)threads, r.shared_bytes) * emu::kMultiProcessors;
         if ((size_t)grid[0] * grid[1] * grid[2] > resident)
             return cudaErrorCooperativeLaunchTooLarge;
     }
@@ -281,17 +393,30 @@ const ErrorInfo *error_info(cudaError_t e)
 namespace emu
 {
 
-cudaError_t submit(cudaStream_t stream, std::function<cudaError_t()> op)
+cudaError_t submit(cudaStream_t stream, std::function<cudaError_t()> op, cudaGraphNodeType type, bool cooperative)
 {
     CUstream_st *st;
     cudaError_t e = resolve_stream(stream, &st);
     if (e != cudaSuccess)
         return e;
     if (st && st->capturing) {
-        st->captured.push_back(std::move(op));
+        st->captured.emplace_back(new CUgraphNode_st{type, cooperative, std::move(op)});
         return cudaSuccess;
     }
-    return op();
+    std::lock_guard<std::mutex> lock(queue().mutex);
+    queue().pending.push_back(std::move(op));
+    return cudaSuccess;
+}
+
+void wait_for_queued_work()
+{
+    flush();
+}
+
+size_t queued_work()
+{
+    std::lock_guard<std::mutex> lock(queue().mutex);
+    return queue().pending.size();
 }
 
 bool is_device_range(const void *p, size_t bytes)
@@ -325,7 +450,34 @@ cudaError_t launch(const LaunchRequest &request, std::function<void()> body)
     if (e != cudaSuccess)
         return finish(fail_in_capture(request.stream, e));
     LaunchRequest r = request;
-    return finish(submit(request.stream, [r, body]() { return execute_launch(r, body); }));
+    /* A graph node is cooperative only through the launch attribute, which CUDA documents for graph
+     * nodes. CHARRNN_EMU_DROP_COOPERATIVE=1 drops it from every captured node, as a driver might, so
+     * that a caller's check of the captured graph can be tested. */
+    if (capturing_stream(request.stream) && r.cooperative) {
+        const char *drop = getenv("CHARRNN_EMU_DROP_COOPERATIVE");
+        if (!r.cooperative_attribute || (drop && strcmp(drop, "1") == 0))
+            r.cooperative = false;
+    }
+    return finish(submit(
+        request.stream, [r, body]() { return execute_launch(r, body); }, cudaGraphNodeTypeKernel, r.cooperative));
+}
+
+cudaError_t launch_with_config(const cudaLaunchConfig_t *config, const void *func, const char *name,
+                               std::function<void()> body)
+{
+    if (!config || (config->numAttrs && !config->attrs))
+        return finish(cudaErrorInvalidValue);
+    bool cooperative = false;
+    for (unsigned i = 0; i < config->numAttrs; ++i) {
+        if (config->attrs[i].id == cudaLaunchAttributeCooperative)
+            cooperative = config->attrs[i].val.cooperative != 0;
+        else if (config->attrs[i].id != cudaLaunchAttributeIgnore)
+            return finish(cudaErrorInvalidValue);
+    }
+    const LaunchRequest request{
+        func, name, config_grid(config), config_block(config), config->dynamicSmemBytes, config->stream, cooperative,
+        cooperative};
+    return launch(request, std::move(body));
 }
 
 cudaError_t set_function_attribute(const void *func, cudaFuncAttribute attr, int value)
@@ -339,20 +491,50 @@ cudaError_t set_function_attribute(const void *func, cudaFuncAttribute attr, int
     return cudaSuccess;
 }
 
-cudaError_t max_active_blocks(int *num_blocks, int block_size, size_t dynamic_shared_bytes)
+cudaError_t max_active_blocks(int *num_blocks, const void *func, int block_size, size_t dynamic_shared_bytes)
 {
     if (!num_blocks || block_size <= 0 || block_size > kMaxThreadsPerBlock)
         return finish(cudaErrorInvalidValue);
-    *num_blocks = max_active_blocks_per_sm(block_size, dynamic_shared_bytes);
+    if (!func)
+        return finish(cudaErrorInvalidDeviceFunction);
+    *num_blocks = max_active_blocks_per_sm(kernel_resources(func), block_size, dynamic_shared_bytes);
     return cudaSuccess;
 }
 
-int max_active_blocks_per_sm(int block_threads, size_t dynamic_shared_bytes)
+/* As the CUDA occupancy calculator counts for compute capability 9.0: threads in whole warps, at most
+ * 32 blocks, shared memory (static, dynamic and the 1 KiB the driver keeps per block), and registers,
+ * allocated per warp in units of 256. */
+int max_active_blocks_per_sm(const KernelResources &k, int block_threads, size_t dynamic_shared_bytes)
 {
     const int warps = (block_threads + warpSize - 1) / warpSize;
     const int by_threads = kMaxThreadsPerSM / (warps * warpSize);
-    const size_t by_shared = kSharedPerSM / (dynamic_shared_bytes + kSharedReservedPerBlock);
-    return (int)std::min<size_t>(std::min<size_t>(kMaxBlocksPerSM, (size_t)by_threads), by_shared);
+    const size_t by_shared = kSharedPerSM / (dynamic_shared_bytes + k.static_shared + kSharedReservedPerBlock);
+    const int regs_per_warp = (k.registers * warpSize + kRegisterUnit - 1) / kRegisterUnit * kRegisterUnit;
+    const int by_registers = kRegsPerSM / regs_per_warp / warps;
+    return (int)std::min<size_t>(std::min<size_t>(std::min(kMaxBlocksPerSM, by_threads), by_shared),
+                                 (size_t)by_registers);
+}
+
+cudaError_t function_attributes(cudaFuncAttributes *a, const void *func)
+{
+    if (!a)
+        return finish(cudaErrorInvalidValue);
+    if (!func)
+        return finish(cudaErrorInvalidDeviceFunction);
+    const KernelResources k = kernel_resources(func);
+    *a = cudaFuncAttributes();
+    a->sharedSizeBytes = k.static_shared;
+    a->localSizeBytes = k.stack;
+    a->numRegs = k.registers;
+    const int regs_per_warp = (k.registers * warpSize + kRegisterUnit - 1) / kRegisterUnit * kRegisterUnit;
+    a->maxThreadsPerBlock = std::min(kMaxThreadsPerBlock, kRegsPerBlock / regs_per_warp * warpSize);
+    a->ptxVersion = a->binaryVersion = kComputeMajor * 10 + kComputeMinor;
+    std::lock_guard<std::mutex> lock(device().mutex);
+    auto it = device().max_dynamic_shared.find(func);
+    a->maxDynamicSharedSizeBytes = it != device().max_dynamic_shared.end()
+                                       ? it->second
+                                       : (int)(kSharedPerBlockDefault - std::min(k.static_shared, kSharedPerBlockDefault));
+    return cudaSuccess;
 }
 
 } // namespace emu
@@ -478,11 +660,13 @@ cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int dev)
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+    flush();
     return finish(emu::sticky_error());
 }
 
 cudaError_t cudaDeviceReset(void)
 {
+    discard_queued();
     Device &d = device();
     std::lock_guard<std::mutex> lock(d.mutex);
     for (auto &a : d.allocations)
@@ -559,10 +743,12 @@ static cudaError_t allocate(void **ptr, size_t size, bool pinned_host)
     return cudaSuccess;
 }
 
+/* Waits for the queued work first, as cudaFree does: the work may still use the memory. */
 static cudaError_t release(void *ptr, bool pinned_host)
 {
     if (!ptr)
         return cudaSuccess;
+    flush();
     if (emu::sticky_error() != cudaSuccess)
         return finish(emu::sticky_error());
     Device &d = device();
@@ -593,26 +779,63 @@ cudaError_t cudaFreeHost(void *ptr)
     return release(ptr, true);
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpyKind kind, cudaStream_t stream)
+/* How a copy runs, as the CUDA runtime documents its synchronisation: one between device memory and
+ * pinned host memory, or within the device, is queued; one from pageable memory takes the source at
+ * the call (it is staged) and queues the rest; one into pageable memory, or between two host buffers,
+ * waits for the queued work and copies before returning. cudaMemcpy waits for everything but a copy
+ * within the device. */
+static cudaError_t copy(void *dst, const void *src, size_t count, cudaMemcpyKind kind, cudaStream_t stream,
+                        bool wait_for_host)
 {
     if (emu::sticky_error() != cudaSuccess)
         return finish(emu::sticky_error());
     if (count == 0)
         return cudaSuccess;
     cudaError_t e = check_copy(dst, src, count, kind);
-    if (e == cudaSuccess && capturing_stream(stream))
+    const bool capturing = capturing_stream(stream) != nullptr;
+    if (e == cudaSuccess && capturing)
         e = check_captured_copy(dst, src, count);
     if (e != cudaSuccess)
         return finish(fail_in_capture(stream, e));
-    return finish(emu::submit(stream, [dst, src, count]() {
+    auto copy_now = [dst, src, count]() {
         memcpy(dst, src, count);
         return cudaSuccess;
-    }));
+    };
+    if (capturing)
+        return finish(emu::submit(stream, copy_now, cudaGraphNodeTypeMemcpy));
+    const bool from_device = on_device(src, count), to_device = on_device(dst, count);
+    const bool host_side_pinned = from_device ? tracked(dst, count) : tracked(src, count);
+    if (!to_device && (!from_device || !host_side_pinned || wait_for_host)) {
+        flush(); /* into host memory that the caller may read at once */
+        if (emu::sticky_error() != cudaSuccess)
+            return finish(emu::sticky_error());
+        memcpy(dst, src, count);
+        return cudaSuccess;
+    }
+    if (!from_device && (!host_side_pinned || wait_for_host)) {
+        std::shared_ptr<std::vector<char>> staged(new std::vector<char>((const char *)src, (const char *)src + count));
+        e = emu::submit(
+            stream,
+            [dst, staged]() {
+                memcpy(dst, staged->data(), staged->size());
+                return cudaSuccess;
+            },
+            cudaGraphNodeTypeMemcpy);
+        if (e == cudaSuccess && wait_for_host)
+            flush();
+        return finish(e);
+    }
+    return finish(emu::submit(stream, copy_now, cudaGraphNodeTypeMemcpy));
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpyKind kind, cudaStream_t stream)
+{
+    return copy(dst, src, count, kind, stream, false);
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, cudaMemcpyKind kind)
 {
-    return cudaMemcpyAsync(dst, src, count, kind, 0);
+    return copy(dst, src, count, kind, 0, true);
 }
 
 cudaError_t cudaMemsetAsync(void *dev_ptr, int value, size_t count, cudaStream_t stream)
@@ -623,12 +846,16 @@ cudaError_t cudaMemsetAsync(void *dev_ptr, int value, size_t count, cudaStream_t
         return cudaSuccess;
     if (!on_device(dev_ptr, count))
         return finish(fail_in_capture(stream, cudaErrorInvalidValue));
-    return finish(emu::submit(stream, [dev_ptr, value, count]() {
-        memset(dev_ptr, value, count);
-        return cudaSuccess;
-    }));
+    return finish(emu::submit(
+        stream,
+        [dev_ptr, value, count]() {
+            memset(dev_ptr, value, count);
+            return cudaSuccess;
+        },
+        cudaGraphNodeTypeMemset));
 }
 
+/* Asynchronous with respect to the host, as CUDA documents for device memory. */
 cudaError_t cudaMemset(void *dev_ptr, int value, size_t count)
 {
     return cudaMemsetAsync(dev_ptr, value, count, 0);
@@ -664,6 +891,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
         return finish(e);
     if (st && st->capturing)
         return finish(fail_in_capture(stream, cudaErrorStreamCaptureUnsupported));
+    flush();
     return finish(emu::sticky_error());
 }
 
@@ -705,16 +933,24 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
     if (!live_event(event))
         return finish(cudaErrorInvalidResourceHandle);
-    return finish(emu::submit(stream, [event]() {
-        event->recorded = true;
-        event->when = std::chrono::steady_clock::now();
-        return cudaSuccess;
-    }));
+    return finish(emu::submit(
+        stream,
+        [event]() {
+            if (live_event(event)) { /* it may have been destroyed while the record was queued */
+                event->recorded = true;
+                event->when = std::chrono::steady_clock::now();
+            }
+            return cudaSuccess;
+        },
+        cudaGraphNodeTypeEventRecord));
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    return finish(live_event(event) ? emu::sticky_error() : cudaErrorInvalidResourceHandle);
+    if (!live_event(event))
+        return finish(cudaErrorInvalidResourceHandle);
+    flush();
+    return finish(emu::sticky_error());
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t event)
@@ -766,8 +1002,10 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
     const char *refuse = getenv("CHARRNN_EMU_REFUSE_CAPTURE");
     if (refuse && strcmp(refuse, "1") == 0)
         st->capture_invalidated = true;
-    if (st->capture_invalidated)
+    if (st->capture_invalidated) {
+        st->captured.clear();
         return finish(cudaErrorStreamCaptureInvalidated);
+    }
     std::lock_guard<std::mutex> lock(device().mutex);
     *graph = new CUgraph_st{std::move(st->captured)};
     st->captured.clear();
@@ -795,8 +1033,62 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
     std::lock_guard<std::mutex> lock(device().mutex);
     if (!device().graphs.count(graph))
         return finish(cudaErrorInvalidResourceHandle);
-    *exec = new CUgraphExec_st{graph->ops};
+    *exec = new CUgraphExec_st{};
+    for (const auto &node : graph->nodes)
+        (*exec)->ops.push_back(node->op);
     device().execs.insert(*exec);
+    return cudaSuccess;
+}
+
+/* The graph that holds `node`, or null. Caller holds the mutex. */
+static const CUgraph_st *graph_of(cudaGraphNode_t node)
+{
+    for (const CUgraph_st *g : device().graphs)
+        for (const auto &n : g->nodes)
+            if (n.get() == node)
+                return g;
+    return nullptr;
+}
+
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *count)
+{
+    if (!count)
+        return finish(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(device().mutex);
+    if (!device().graphs.count(graph))
+        return finish(cudaErrorInvalidResourceHandle);
+    if (!nodes) {
+        *count = graph->nodes.size();
+        return cudaSuccess;
+    }
+    size_t n = std::min(*count, graph->nodes.size());
+    for (size_t i = 0; i < n; ++i)
+        nodes[i] = graph->nodes[i].get();
+    *count = n;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphNodeGetType(cudaGraphNode_t node, cudaGraphNodeType *type)
+{
+    if (!type)
+        return finish(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(device().mutex);
+    if (!graph_of(node))
+        return finish(cudaErrorInvalidValue);
+    *type = node->type;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphKernelNodeGetAttribute(cudaGraphNode_t node, cudaKernelNodeAttrID attr,
+                                            cudaKernelNodeAttrValue *value)
+{
+    if (!value)
+        return finish(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(device().mutex);
+    if (!graph_of(node) || node->type != cudaGraphNodeTypeKernel || attr != cudaLaunchAttributeCooperative)
+        return finish(cudaErrorInvalidValue);
+    *value = cudaKernelNodeAttrValue();
+    value->cooperative = node->cooperative ? 1 : 0;
     return cudaSuccess;
 }
 
@@ -810,14 +1102,17 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
     if (emu::sticky_error() != cudaSuccess)
         return finish(emu::sticky_error());
     std::vector<std::function<cudaError_t()>> ops = exec->ops;
-    return finish(emu::submit(stream, [ops]() {
-        for (const auto &op : ops) {
-            cudaError_t e = op();
-            if (e != cudaSuccess)
-                return e;
-        }
-        return cudaSuccess;
-    }));
+    return finish(emu::submit(
+        stream,
+        [ops]() {
+            for (const auto &op : ops) {
+                cudaError_t e = op();
+                if (e != cudaSuccess)
+                    return e;
+            }
+            return cudaSuccess;
+        },
+        cudaGraphNodeTypeKernel));
 }
 
 cudaError_t cudaGraphDestroy(cudaGraph_t graph)
@@ -857,6 +1152,11 @@ const char *emu_last_fault(void)
 {
     std::lock_guard<std::mutex> lock(device().mutex);
     return device().fault.c_str();
+}
+
+size_t emu_queued_operations(void)
+{
+    return emu::queued_work();
 }
 
 unsigned long emu_launch_count(void)

@@ -5,8 +5,10 @@
  * The enumerations have int as their fixed underlying type, as they have in C, so that a wrong value
  * passed by mistake is one the emulator can reject rather than undefined behaviour.
  *
- * Everything runs synchronously on the calling host thread: a kernel launch or an async copy has
- * finished when the call returns, streams and events only keep CUDA's bookkeeping and errors. */
+ * Work submitted to a stream (kernels, asynchronous copies and memsets, cuBLAS products, graph
+ * launches) is queued and runs on the device's worker thread, in submission order, only once the host
+ * waits for it (see README.md): a host read before the wait sees the old data, and a host buffer
+ * changed before the wait changes what a queued copy sends. */
 #ifndef CHARRNN_EMU_RUNTIME_H
 #define CHARRNN_EMU_RUNTIME_H
 
@@ -74,6 +76,7 @@ typedef struct CUstream_st *cudaStream_t;
 typedef struct CUevent_st *cudaEvent_t;
 typedef struct CUgraph_st *cudaGraph_t;
 typedef struct CUgraphExec_st *cudaGraphExec_t;
+typedef struct CUgraphNode_st *cudaGraphNode_t;
 
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
@@ -115,6 +118,52 @@ enum cudaStreamCaptureStatus : int {
     cudaStreamCaptureStatusNone = 0,
     cudaStreamCaptureStatusActive = 1,
     cudaStreamCaptureStatusInvalidated = 2,
+};
+
+enum cudaGraphNodeType : int {
+    cudaGraphNodeTypeKernel = 0,
+    cudaGraphNodeTypeMemcpy = 1,
+    cudaGraphNodeTypeMemset = 2,
+    cudaGraphNodeTypeEventRecord = 7,
+};
+
+/* Launch attributes (cudaLaunchKernelEx, kernel nodes of a graph): the members charrnn uses. */
+enum cudaLaunchAttributeID : int {
+    cudaLaunchAttributeIgnore = 0,
+    cudaLaunchAttributeCooperative = 2,
+};
+#define cudaKernelNodeAttrID cudaLaunchAttributeID
+#define cudaKernelNodeAttributeCooperative cudaLaunchAttributeCooperative
+union cudaLaunchAttributeValue {
+    char pad[64];
+    int cooperative; /* nonzero: a cooperative kernel, whose blocks may all meet at grid.sync() */
+};
+#define cudaKernelNodeAttrValue cudaLaunchAttributeValue
+struct cudaLaunchAttribute {
+    cudaLaunchAttributeID id;
+    cudaLaunchAttributeValue val;
+};
+struct cudaLaunchConfig_t {
+    dim3 gridDim;
+    dim3 blockDim;
+    size_t dynamicSmemBytes;
+    cudaStream_t stream;
+    cudaLaunchAttribute *attrs;
+    unsigned int numAttrs;
+};
+
+/* What cudaFuncGetAttributes reports of a kernel: on the emulated device, the sm_90 build's figures
+ * (registers, stack, static shared memory) from the table generated from nvcc --resource-usage. */
+struct cudaFuncAttributes {
+    size_t sharedSizeBytes;
+    size_t constSizeBytes;
+    size_t localSizeBytes;
+    int maxThreadsPerBlock;
+    int numRegs;
+    int ptxVersion;
+    int binaryVersion;
+    int cacheModeCA;
+    int maxDynamicSharedSizeBytes;
 };
 
 /* The members of cudaDeviceProp the emulated device fills in (same names as CUDA 13). */
@@ -206,6 +255,14 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mo
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status);
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0);
+/* The nodes of a graph, in capture order: with nodes NULL, *count is set to their number; else up to
+ * *count handles are written and *count is set to how many were. */
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *count);
+cudaError_t cudaGraphNodeGetType(cudaGraphNode_t node, cudaGraphNodeType *type);
+/* A kernel node's attribute (cudaLaunchAttributeCooperative only); cudaErrorInvalidValue for a node
+ * that is not a kernel. */
+cudaError_t cudaGraphKernelNodeGetAttribute(cudaGraphNode_t node, cudaKernelNodeAttrID attr,
+                                            cudaKernelNodeAttrValue *value);
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
@@ -223,23 +280,53 @@ struct LaunchRequest {
     size_t shared_bytes;
     cudaStream_t stream;
     bool cooperative;
+    /* Cooperative through the launch attribute (cudaLaunchKernelEx), which CUDA documents for graph
+     * kernel nodes; a plain cudaLaunchCooperativeKernel captured into a graph becomes an ordinary
+     * node here (README.md). */
+    bool cooperative_attribute;
 };
 cudaError_t launch(const LaunchRequest &request, std::function<void()> body);
+/* cudaLaunchKernelEx's work: the attributes checked, then launch(). emu_kernel.h defines gridDim and
+ * blockDim as macros, so the configuration's members of those names are read here, before it. */
+cudaError_t launch_with_config(const cudaLaunchConfig_t *config, const void *func, const char *name,
+                               std::function<void()> body);
+inline dim3 config_grid(const cudaLaunchConfig_t *config)
+{
+    return config->gridDim;
+}
+inline dim3 config_block(const cudaLaunchConfig_t *config)
+{
+    return config->blockDim;
+}
+inline cudaLaunchConfig_t cooperative_config(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                                             cudaLaunchAttribute *attribute)
+{
+    attribute->id = cudaLaunchAttributeCooperative;
+    attribute->val = cudaLaunchAttributeValue();
+    attribute->val.cooperative = 1;
+    cudaLaunchConfig_t config = {grid, block, shared_bytes, stream, attribute, 1};
+    return config;
+}
 cudaError_t set_function_attribute(const void *func, cudaFuncAttribute attr, int value);
-cudaError_t max_active_blocks(int *num_blocks, int block_size, size_t dynamic_shared_bytes);
+cudaError_t max_active_blocks(int *num_blocks, const void *func, int block_size, size_t dynamic_shared_bytes);
+cudaError_t function_attributes(cudaFuncAttributes *attributes, const void *func);
 } // namespace emu
 
 template <class T> cudaError_t cudaFuncSetAttribute(T *func, cudaFuncAttribute attr, int value)
 {
     return emu::set_function_attribute(reinterpret_cast<const void *>(func), attr, value);
 }
-/* The emulated estimate counts threads, blocks and shared memory per SM; registers are not modelled. */
+/* Counts threads, blocks, shared memory (static and dynamic) and registers per SM, the kernel's
+ * registers and static shared memory taken from the sm_90 build (README.md). */
 template <class T>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *num_blocks, T *func, int block_size,
                                                           size_t dynamic_shared_bytes)
 {
-    (void)func;
-    return emu::max_active_blocks(num_blocks, block_size, dynamic_shared_bytes);
+    return emu::max_active_blocks(num_blocks, reinterpret_cast<const void *>(func), block_size, dynamic_shared_bytes);
+}
+template <class T> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *attributes, T *func)
+{
+    return emu::function_attributes(attributes, reinterpret_cast<const void *>(func));
 }
 
 #endif

@@ -5,10 +5,14 @@
  * non-exited lane of its mask has reached it. When no thread can run and neither can complete, the
  * kernel would hang on a GPU: the block is abandoned and the launch fails with a description.
  *
- * Blocks of an ordinary launch run one after another on the launching host thread. The blocks of a
- * cooperative launch must all be resident at once for grid.sync(), so each gets its own host
- * thread; one runs at a time, handing over at grid syncs, which keeps atomics plain and the run
- * deterministic. Static __shared__ variables are thread_local, hence per block in both cases. */
+ * Blocks of an ordinary launch run one after another on the host thread that runs the launch. The
+ * blocks of a cooperative launch must all be resident at once for grid.sync(), so each gets its own
+ * host thread; one runs at a time, and they take turns interval by interval (each block runs until
+ * its threads next meet at a barrier, then the next block, in block order or reverse), so that the
+ * blocks' work between two grid syncs interleaves as on a GPU and a missing grid sync shows. One at a
+ * time keeps atomics plain and the run deterministic. Static __shared__ variables are thread_local,
+ * hence per block in both cases. With the race detector on, each block records its threads' shared
+ * memory accesses per interval between barriers (emu_racecheck.cpp). */
 
 /* Fibers switch stacks with siglongjmp; glibc's fortified longjmp would take that for a corrupt
  * stack, so fortification is off in this file (it must be undefined before any header). */
@@ -29,6 +33,7 @@
 #include <sys/mman.h>
 #include <thread>
 #include <ucontext.h>
+#include <unistd.h>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -55,15 +60,21 @@ namespace
 /* ---- Types ---- */
 
 constexpr size_t kStackBytes = 128 * 1024; /* per emulated thread: kernels, printf and ASan frames fit */
-constexpr size_t kCanaryBytes = 64;        /* pattern at the low end of a stack, checked at each switch */
+constexpr size_t kCanaryBytes = 64;        /* pattern at the low end of a stack */
 constexpr unsigned char kCanaryByte = 0xC5;
+/* Checked at each switch: the top 16 bytes of the pattern, which a stack growing down into it
+ * overwrites first (all 64 would cost more than the switch). */
+constexpr size_t kCanaryChecked = 16;
+constexpr uint64_t kCanaryWord = 0xC5C5C5C5C5C5C5C5ull;
 constexpr unsigned char kSharedPoison = 0xFF; /* every float a NaN, every int -1: unwritten data shows */
 constexpr size_t kSharedAlign = 16;           /* dynamic shared memory alignment, as nvcc's __align__(16) */
 constexpr unsigned kWarpLanes = 32;
 constexpr unsigned long long kShuffleUndefined = ~0ull; /* a shuffle from a lane that is not taking part */
 
 enum class State { runnable, at_barrier, at_warp, at_grid, exited };
-enum class Outcome { done, parked_at_grid, fault };
+/* How a block's run ended: every thread exited; every live thread waits at grid sync; a barrier
+ * released the block and it gave up its turn (interleaved cooperative blocks); a fault. */
+enum class Outcome { done, parked_at_grid, yielded, fault };
 
 /* A fiber is created once (makecontext, entered with setcontext) and then runs kernel bodies in a
  * loop, one per block it is given; switches save and restore registers with sigsetjmp/siglongjmp,
@@ -100,6 +111,8 @@ struct BlockRun {
     Fiber *current = nullptr;
     std::string fault;
     bool stacks_dirty = false; /* fibers were abandoned on these stacks */
+    bool checking = false;     /* the race detector watches this block */
+    RaceShadow race;
 #ifdef EMU_ASAN
     const void *host_stack_bottom = nullptr;
     size_t host_stack_size = 0;
@@ -112,7 +125,7 @@ struct BlockRun {
 
     void prepare(const LaunchRequest &r, const std::function<void()> &b, void *shared);
     void start_block(uint3 idx);
-    Outcome run();
+    Outcome run(bool one_interval);
     void release_grid();
 
     /* Out of line, so the registers sigsetjmp saves belong to these small frames alone. */
@@ -191,6 +204,9 @@ void BlockRun::start_block(uint3 idx)
     const dim3 bd = request->block;
     if (dynamic_shared)
         std::memset(dynamic_shared, kSharedPoison, request->shared_bytes);
+    checking = racecheck_on();
+    if (checking)
+        race.start_block(dynamic_shared, request->shared_bytes);
     for (size_t i = 0; i < fibers.size(); ++i) {
         Fiber &f = fibers[i];
         if (f.state != State::exited || f.needs_start)
@@ -211,6 +227,8 @@ void BlockRun::resume(Fiber &f)
     void *host_fake = nullptr;
     __sanitizer_start_switch_fiber(&host_fake, f.stack, kStackBytes);
 #endif
+    if (checking)
+        race.enter(f.linear);
     if (sigsetjmp(host_env, 0) == 0) {
         if (f.needs_start) {
             f.needs_start = false;
@@ -221,9 +239,12 @@ void BlockRun::resume(Fiber &f)
 #ifdef EMU_ASAN
     __sanitizer_finish_switch_fiber(host_fake, nullptr, nullptr);
 #endif
+    RaceShadow::leave();
     current = nullptr;
-    for (size_t i = 0; i < kCanaryBytes; ++i)
-        if ((unsigned char)f.stack[i] != kCanaryByte) {
+    uint64_t top[kCanaryChecked / sizeof(uint64_t)];
+    std::memcpy(top, f.stack + kCanaryBytes - kCanaryChecked, kCanaryChecked);
+    for (uint64_t word : top)
+        if (word != kCanaryWord) {
             set_fault("thread %s overflowed its %zu KiB stack", where(f).c_str(), kStackBytes / 1024);
             break;
         }
@@ -294,8 +315,9 @@ std::string BlockRun::where(const Fiber &f) const
 
 /* ---- Scheduling ---- */
 
-/* Runs the block until every thread exited, every live thread waits at a grid sync, or a fault. */
-Outcome BlockRun::run()
+/* Runs the block until every thread exited, every live thread waits at a grid sync, or a fault; with
+ * one_interval, also until a barrier or warp intrinsic completes (the block yields its turn). */
+Outcome BlockRun::run(bool one_interval)
 {
     current_run = this;
     current_block_idx = block_idx;
@@ -311,8 +333,13 @@ Outcome BlockRun::run()
         }
         if (!fault.empty())
             break;
-        if (complete_warp_ops())
+        if (complete_warp_ops()) {
+            if (one_interval) {
+                current_run = nullptr;
+                return Outcome::yielded;
+            }
             continue;
+        }
         if (!fault.empty())
             break;
 
@@ -339,7 +366,8 @@ Outcome BlockRun::run()
                 break;
             }
             for (const Fiber &f : fibers)
-                if (f.line != first_waiting->line || std::strcmp(f.file, first_waiting->file) != 0) {
+                if (f.line != first_waiting->line ||
+                    (f.file != first_waiting->file && std::strcmp(f.file, first_waiting->file) != 0)) {
                     set_fault("threads wait at different %s calls: %s at %s:%d, %s at %s:%d", what,
                               where(*first_waiting).c_str(), first_waiting->file, first_waiting->line, where(f).c_str(),
                               f.file, f.line);
@@ -353,6 +381,12 @@ Outcome BlockRun::run()
             }
             for (Fiber &f : fibers)
                 f.state = State::runnable;
+            if (checking)
+                race.new_interval(first_waiting->file, first_waiting->line);
+            if (one_interval) {
+                current_run = nullptr;
+                return Outcome::yielded;
+            }
             continue;
         }
         describe_deadlock();
@@ -365,9 +399,14 @@ Outcome BlockRun::run()
 
 void BlockRun::release_grid()
 {
+    const Fiber *site = nullptr;
     for (Fiber &f : fibers)
-        if (f.state == State::at_grid)
+        if (f.state == State::at_grid) {
             f.state = State::runnable;
+            site = site ? site : &f;
+        }
+    if (checking && site)
+        race.new_interval(site->file, site->line);
 }
 
 /* No thread can run and no barrier or warp operation can complete: say who waits where. */
@@ -522,7 +561,7 @@ cudaError_t run_ordinary(const LaunchRequest &request, const std::function<void(
     const size_t blocks = (size_t)request.grid.x * request.grid.y * request.grid.z;
     for (size_t b = 0; b < blocks; ++b) {
         run.start_block(block_index(request.grid, b));
-        if (run.run() != Outcome::done) {
+        if (run.run(false) != Outcome::done) {
             *fault = run.fault;
             return cudaErrorLaunchFailure;
         }
@@ -530,89 +569,111 @@ cudaError_t run_ordinary(const LaunchRequest &request, const std::function<void(
     return cudaSuccess;
 }
 
-/* The blocks of a cooperative launch, each on its own host thread; `turn` says which may run. Each
- * block thread sleeps on its own condition variable, so handing over wakes one thread, not all. */
-struct Cooperative {
-    static constexpr size_t kNobody = ~(size_t)0;
-    std::mutex mutex;
-    std::condition_variable handed_back; /* the launching thread waits on it */
-    std::vector<std::unique_ptr<std::condition_variable>> wake;
-    size_t turn = kNobody;
-    bool stop = false;
-    std::vector<std::unique_ptr<BlockRun>> runs;
-    std::vector<Outcome> outcomes;
-    std::vector<std::unique_ptr<SharedBuffer>> shared;
-
-    void block_thread(size_t b)
+/* The blocks of a cooperative launch, each on its own host thread; `turn` says which may run (one
+ * interval between barriers at a time). Each block thread sleeps on its own condition variable, so
+ * handing over wakes one thread, not all. The threads, with their fibers and stacks, are kept from
+ * launch to launch (a persistent kernel is launched twice per layer and step): one is added whenever a
+ * launch has more blocks than ever before, none is stopped (the process exits with them waiting). */
+class Cooperative
+{
+  public:
+    static Cooperative &instance()
     {
-        for (;;) {
-            {
-                std::unique_lock<std::mutex> lock(mutex);
-                wake[b]->wait(lock, [&] { return stop || turn == b; });
-                if (stop)
-                    return;
-            }
-            Outcome o = runs[b]->run();
-            std::lock_guard<std::mutex> lock(mutex);
-            outcomes[b] = o;
-            turn = kNobody;
-            handed_back.notify_one();
-            if (o != Outcome::parked_at_grid)
-                return;
-        }
+        static Cooperative *c = new Cooperative(); /* never destroyed: its threads outlive static destructors */
+        return *c;
     }
+    /* The BlockRun of block b, for a launch of `blocks` blocks. */
+    BlockRun &prepare(size_t blocks, size_t b)
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (pid_ != getpid()) { /* a child of fork() has none of its parent's threads */
+            runs_.clear(), wake_.clear(), outcomes_.clear();
+            pid_ = getpid();
+        }
+        while (runs_.size() < blocks) {
+            const size_t n = runs_.size();
+            runs_.emplace_back(new BlockRun());
+            wake_.emplace_back(new std::condition_variable());
+            outcomes_.push_back(Outcome::done);
+            std::thread([this, n] { block_thread(n); }).detach();
+        }
+        return *runs_[b];
+    }
+    /* Runs block b for one interval on its thread and returns how it ended. */
     Outcome give_turn(size_t b)
     {
-        std::unique_lock<std::mutex> lock(mutex);
-        turn = b;
-        wake[b]->notify_one();
-        handed_back.wait(lock, [&] { return turn == kNobody; });
-        return outcomes[b];
+        std::unique_lock<std::mutex> lock(mutex_);
+        turn_ = b;
+        wake_[b]->notify_one();
+        handed_back_.wait(lock, [&] { return turn_ == kNobody; });
+        return outcomes_[b];
     }
-    void stop_all()
+
+  private:
+    static constexpr size_t kNobody = ~(size_t)0;
+    void block_thread(size_t b)
     {
-        std::lock_guard<std::mutex> lock(mutex);
-        stop = true;
-        for (auto &w : wake)
-            w->notify_one();
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            std::condition_variable *wake = wake_[b].get();
+            BlockRun *run = runs_[b].get();
+            wake->wait(lock, [&] { return turn_ == b; });
+            lock.unlock();
+            const Outcome o = run->run(true);
+            lock.lock();
+            outcomes_[b] = o;
+            turn_ = kNobody;
+            handed_back_.notify_one();
+        }
     }
+    std::mutex mutex_;
+    std::condition_variable handed_back_; /* the launching thread waits on it */
+    std::vector<std::unique_ptr<std::condition_variable>> wake_;
+    std::vector<std::unique_ptr<BlockRun>> runs_;
+    std::vector<Outcome> outcomes_;
+    size_t turn_ = kNobody;
+    pid_t pid_ = getpid();
 };
 
 cudaError_t run_cooperative(const LaunchRequest &request, const std::function<void()> &body, std::string *fault)
 {
     const size_t blocks = (size_t)request.grid.x * request.grid.y * request.grid.z;
-    Cooperative c;
-    c.outcomes.assign(blocks, Outcome::parked_at_grid);
+    Cooperative &c = Cooperative::instance();
+    std::vector<std::unique_ptr<SharedBuffer>> shared;
     for (size_t b = 0; b < blocks; ++b) {
-        c.shared.emplace_back(new SharedBuffer(request.shared_bytes));
-        c.runs.emplace_back(new BlockRun());
-        c.wake.emplace_back(new std::condition_variable());
-        c.runs[b]->prepare(request, body, c.shared[b]->p);
-        if (c.runs[b]->fibers.empty() || (request.shared_bytes && !c.shared[b]->p))
+        shared.emplace_back(new SharedBuffer(request.shared_bytes));
+        BlockRun &run = c.prepare(blocks, b);
+        run.prepare(request, body, shared[b]->p);
+        if (run.fibers.empty() || (request.shared_bytes && !shared[b]->p))
             return cudaErrorMemoryAllocation;
-        c.runs[b]->start_block(block_index(request.grid, b));
+        run.start_block(block_index(request.grid, b));
     }
-    std::vector<std::thread> threads;
-    for (size_t b = 0; b < blocks; ++b)
-        threads.emplace_back([&c, b] { c.block_thread(b); });
-
+    /* Rounds: every block still running gets one interval, in block order (or reverse); when all wait
+     * at the grid sync (or have exited), the grid is released. */
     cudaError_t result = cudaSuccess;
+    std::vector<Outcome> state(blocks, Outcome::yielded);
     for (;;) {
-        size_t parked = 0, done = 0, first_done = 0, first_parked = 0;
-        for (size_t b = 0; b < blocks; ++b) {
-            Outcome o = c.outcomes[b] == Outcome::done ? Outcome::done : c.give_turn(b);
-            if (o == Outcome::fault) {
-                *fault = c.runs[b]->fault;
+        const bool reverse = reverse_order.load(std::memory_order_relaxed);
+        size_t running = 0, parked = 0, done = 0, first_done = 0, first_parked = 0;
+        for (size_t k = 0; k < blocks; ++k) {
+            const size_t b = reverse ? blocks - 1 - k : k;
+            if (state[b] == Outcome::yielded)
+                state[b] = c.give_turn(b);
+            if (state[b] == Outcome::fault) {
+                *fault = c.prepare(blocks, b).fault;
                 result = cudaErrorLaunchFailure;
                 break;
             }
-            if (o == Outcome::done && done++ == 0)
+            running += state[b] == Outcome::yielded;
+            if (state[b] == Outcome::done && done++ == 0)
                 first_done = b;
-            if (o == Outcome::parked_at_grid && parked++ == 0)
+            if (state[b] == Outcome::parked_at_grid && parked++ == 0)
                 first_parked = b;
         }
-        if (result != cudaSuccess || parked == 0)
+        if (result != cudaSuccess || (running == 0 && parked == 0))
             break;
+        if (running)
+            continue;
         if (done) {
             char text[256];
             uint3 d = block_index(request.grid, first_done), p = block_index(request.grid, first_parked);
@@ -622,12 +683,11 @@ cudaError_t run_cooperative(const LaunchRequest &request, const std::function<vo
             result = cudaErrorLaunchFailure;
             break;
         }
-        for (auto &run : c.runs)
-            run->release_grid();
+        for (size_t b = 0; b < blocks; ++b) {
+            c.prepare(blocks, b).release_grid();
+            state[b] = Outcome::yielded;
+        }
     }
-    c.stop_all();
-    for (std::thread &t : threads)
-        t.join();
     return result;
 }
 
@@ -725,6 +785,29 @@ unsigned long long warp_exchange(WarpOpKind kind, unsigned mask, unsigned long l
     f->value = value;
     current_run->yield(*f);
     return f->result;
+}
+
+std::string thread_name(unsigned linear)
+{
+    if (!current_run)
+        return "?";
+    const dim3 bd = current_run->request->block;
+    char s[64];
+    snprintf(s, sizeof s, "(%u,%u,%u)", linear % bd.x, linear / bd.x % bd.y, linear / (bd.x * bd.y));
+    return s;
+}
+
+void fail_running_thread(const char *fmt, ...)
+{
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    Fiber *f = calling_fiber("the race detector");
+    if (f)
+        current_run->fail(*f, "%s", text);
+    std::abort();
 }
 
 void trap(const char *file, int line)

@@ -241,6 +241,34 @@ __global__ void grid_tile_sum_kernel(const float *x, float *partials, float *out
     }
 }
 
+/* Each block's threads pass values around through `scratch`, a global buffer that every block uses as
+ * if it were its own (the bug: it should be shared memory, or offset by block). */
+__global__ void global_scratch_kernel(float *scratch, float *out)
+{
+    const unsigned t = threadIdx.x;
+    scratch[t] = (float)(blockIdx.x * 1000 + t);
+    __syncthreads();
+    out[blockIdx.x * blockDim.x + t] = scratch[(t + 1) % blockDim.x];
+}
+
+/* Enough independent accumulators that the sm_90 build needs more than 64 registers per thread. */
+__global__ void register_heavy_kernel(const float *x, float *out, int n)
+{
+    float acc[kHeavyAccumulators];
+#pragma unroll
+    for (int a = 0; a < kHeavyAccumulators; ++a)
+        acc[a] = x[(threadIdx.x + a) % n];
+    for (int i = 0; i < n; ++i)
+#pragma unroll
+        for (int a = 0; a < kHeavyAccumulators; ++a)
+            acc[a] = acc[a] * x[i] + acc[(a + 1) % kHeavyAccumulators];
+    float total = 0.0f;
+#pragma unroll
+    for (int a = 0; a < kHeavyAccumulators; ++a)
+        total += acc[a];
+    out[blockIdx.x * blockDim.x + threadIdx.x] = total;
+}
+
 /* ---- Wrappers ---- */
 
 cudaError_t run_vector_add(const float *a, const float *b, float *c, int n, unsigned blocks, unsigned threads)
@@ -509,4 +537,95 @@ cudaError_t run_grid_tile_sum_graph(const float *x, unsigned blocks, int rounds,
         [&](int round) {
             return cudaMemcpy(out + round * blocks, dout.p, blocks * sizeof(float), cudaMemcpyDeviceToHost);
         });
+}
+
+cudaError_t run_global_scratch_cooperative(float *out, unsigned blocks, unsigned threads)
+{
+    DeviceArray<float> scratch(threads), dout(blocks * threads);
+    TRY(scratch.error);
+    TRY(dout.error);
+    TRY(LAUNCH_COOPERATIVE(global_scratch_kernel, blocks, threads, 0, 0)(scratch.p, dout.p));
+    TRY(cudaDeviceSynchronize());
+    return cudaMemcpy(out, dout.p, blocks * threads * sizeof(float), cudaMemcpyDeviceToHost);
+}
+
+const void *register_heavy_kernel_address(void)
+{
+    return reinterpret_cast<const void *>(register_heavy_kernel);
+}
+
+cudaError_t register_heavy_occupancy(int threads, int *blocks_per_sm, cudaFuncAttributes *attributes)
+{
+    TRY(cudaFuncGetAttributes(attributes, register_heavy_kernel));
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, register_heavy_kernel, threads, 0);
+}
+
+cudaError_t run_register_heavy(unsigned blocks, unsigned threads, bool cooperative)
+{
+    const int n = 8;
+    DeviceArray<float> dx(n), dout(blocks * threads);
+    TRY(dx.error);
+    TRY(dout.error);
+    TRY(cudaMemset(dx.p, 0, n * sizeof(float)));
+    if (cooperative)
+        TRY(LAUNCH_COOPERATIVE(register_heavy_kernel, blocks, threads, 0, 0)(dx.p, dout.p, n));
+    else
+        LAUNCH(register_heavy_kernel, blocks, threads, 0, 0)(dx.p, dout.p, n);
+    return launched();
+}
+
+/* Captures one launch of grid_sum_kernel over `blocks` blocks, by LAUNCH_COOPERATIVE (cudaLaunchKernelEx
+ * with the cooperative attribute) or by a plain cudaLaunchCooperativeKernel, and reports the kernel
+ * node's cooperative attribute; then replays the graph and returns the replay's error. */
+cudaError_t run_captured_grid_sum(const float *x, int n, unsigned blocks, bool through_attribute, int *cooperative,
+                                  float *out)
+{
+    DeviceArray<float> dx(n), dpartials(blocks), dout(blocks);
+    TRY(dx.error);
+    TRY(dpartials.error);
+    TRY(dout.error);
+    TRY(cudaMemcpy(dx.p, x, n * sizeof(float), cudaMemcpyHostToDevice));
+    cudaStream_t stream;
+    TRY(cudaStreamCreate(&stream));
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    cudaError_t e;
+    if (through_attribute) {
+        e = LAUNCH_COOPERATIVE(grid_sum_kernel, blocks, kBlockSumThreads, 0, stream)(dx.p, n, dpartials.p, dout.p);
+    } else {
+        const float *x_arg = dx.p;
+        float *partials_arg = dpartials.p, *out_arg = dout.p;
+        void *args[] = {&x_arg, &n, &partials_arg, &out_arg};
+        e = cudaLaunchCooperativeKernel(grid_sum_kernel, blocks, kBlockSumThreads, args, 0, stream);
+    }
+    cudaError_t ended = cudaStreamEndCapture(stream, &graph);
+    TRY(e);
+    TRY(ended);
+    cudaGraphNode_t node;
+    size_t count = 1;
+    cudaGraphNodeType type;
+    cudaKernelNodeAttrValue value;
+    e = cudaGraphGetNodes(graph, &node, &count);
+    if (e == cudaSuccess)
+        e = cudaGraphNodeGetType(node, &type);
+    if (e == cudaSuccess && (count != 1 || type != cudaGraphNodeTypeKernel))
+        e = cudaErrorInvalidValue;
+    if (e == cudaSuccess)
+        e = cudaGraphKernelNodeGetAttribute(node, cudaKernelNodeAttributeCooperative, &value);
+    if (e == cudaSuccess) {
+        *cooperative = value.cooperative;
+        e = cudaGraphInstantiate(&exec, graph, 0);
+    }
+    if (e == cudaSuccess)
+        e = cudaGraphLaunch(exec, stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpy(out, dout.p, blocks * sizeof(float), cudaMemcpyDeviceToHost);
+    if (exec)
+        cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(stream);
+    return e;
 }

@@ -72,4 +72,24 @@ enum { kGridTile = 16384, kGridTileBytes = kGridTile * sizeof(float) };
  * result to out + r * blocks. Returns the captured launch's error if it had one. */
 cudaError_t run_grid_tile_sum_graph(const float *x, unsigned blocks, int rounds, bool opt_in, float *out);
 
+/* A cooperative launch whose blocks all use one global buffer of `threads` floats as if it were their
+ * own shared memory: out[b * threads + t] should be b * 1000 + (t + 1) % threads, and is only when the
+ * blocks run one after another. */
+cudaError_t run_global_scratch_cooperative(float *out, unsigned blocks, unsigned threads);
+
+/* A kernel whose sm_90 build uses more than 64 registers per thread: its address, its attributes and
+ * occupancy at `threads` threads per block, and a launch of it (cooperative or not); returns the
+ * launch's error. */
+enum { kHeavyAccumulators = 72 };
+const void *register_heavy_kernel_address(void);
+cudaError_t register_heavy_occupancy(int threads, int *blocks_per_sm, cudaFuncAttributes *attributes);
+cudaError_t run_register_heavy(unsigned blocks, unsigned threads, bool cooperative);
+
+/* Captures a cooperative launch of the grid_sum kernel (run_grid_sum) into a graph, through the launch
+ * attribute (LAUNCH_COOPERATIVE) or through a plain cudaLaunchCooperativeKernel; *cooperative is the
+ * captured kernel node's cudaLaunchAttributeCooperative. Returns the graph replay's error (out holds
+ * run_grid_sum's result when it is cudaSuccess). */
+cudaError_t run_captured_grid_sum(const float *x, int n, unsigned blocks, bool through_attribute, int *cooperative,
+                                  float *out);
+
 #endif

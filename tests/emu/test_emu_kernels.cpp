@@ -1,7 +1,10 @@
 /* The kernel language of the emulated device: launches over many blocks, barriers with real
- * semantics (a missing one gives a wrong answer, a divergent one is reported instead of hanging),
- * warp intrinsics, atomics, shared memory, cooperative launches, graphs (cooperative launches
- * and opted-in shared memory captured and replayed) and the launch counters. */
+ * semantics (a missing one gives a wrong answer, a divergent one is reported instead of hanging, and
+ * the race detector reports the two threads), warp intrinsics, atomics, shared memory, cooperative
+ * launches (blocks interleaved between grid syncs, co-residency counting registers), graphs
+ * (cooperative launches and opted-in shared memory captured and replayed, the cooperative node
+ * attribute) and the launch counters. The suite runs with the race detector on (CTest sets
+ * CHARRNN_EMU_RACECHECK=1); the tests of what thread order alone exposes turn it off. */
 #include "emu_report.h"
 #include "kernels.h"
 
@@ -66,6 +69,7 @@ Test(emu_kernels, reduction_missing_a_barrier_gives_wrong_sums)
     std::vector<float> x(n), sums(blocks);
     for (int i = 0; i < n; ++i)
         x[i] = (float)(i + 1);               /* every partial sum differs from every other */
+    emu_set_racecheck(0);                    /* what thread order alone shows */
     emu_set_thread_order(EMU_ORDER_FORWARD); /* thread t runs before its partner t + stride stores */
     cr_assert_eq(run_block_sum(x.data(), n, sums.data(), false), cudaSuccess);
     for (int b = 0; b < blocks; ++b)
@@ -76,6 +80,7 @@ Test(emu_kernels, reduction_missing_a_barrier_reads_poisoned_dynamic_shared_memo
 {
     const int n = 3 * kBlockSumThreads, blocks = 3;
     std::vector<float> x = exact_values(n, 5), sums(blocks);
+    emu_set_racecheck(0);
     emu_set_thread_order(EMU_ORDER_FORWARD);
     cr_assert_eq(run_block_sum_dynamic(x.data(), n, sums.data(), false), cudaSuccess);
     for (int b = 0; b < blocks; ++b)
@@ -95,6 +100,7 @@ Test(emu_kernels, missing_barrier_hidden_in_forward_order_shows_in_reverse_order
 {
     const unsigned threads = 64;
     std::vector<float> in = exact_values(threads, 6), out(threads);
+    emu_set_racecheck(0);
     emu_set_thread_order(EMU_ORDER_FORWARD);
     cr_assert_eq(run_neighbour_without_barrier(in.data(), out.data(), threads), cudaSuccess);
     for (unsigned t = 1; t < threads; ++t)
@@ -104,6 +110,40 @@ Test(emu_kernels, missing_barrier_hidden_in_forward_order_shows_in_reverse_order
     emu_set_thread_order(EMU_ORDER_FORWARD);
     for (unsigned t = 1; t < threads; ++t)
         cr_assert(std::isnan(out[t]), "reverse order: thread %u reads before thread %u stores", t, t - 1);
+}
+
+/* The race detector reports what thread order hides: the neighbour exchange gives the right answer
+ * in forward order, and the detector still names the two threads (dynamic shared memory). */
+Test(emu_kernels, race_detector_reports_a_missing_barrier_that_forward_order_hides)
+{
+    if (!emu_racecheck_available())
+        cr_skip_test("the race detector is not built into this build (AddressSanitizer)");
+    const unsigned threads = 64;
+    std::vector<float> in = exact_values(threads, 6), out(threads);
+    emu_set_thread_order(EMU_ORDER_FORWARD);
+    emu_set_racecheck(0);
+    cr_assert_eq(run_neighbour_without_barrier(in.data(), out.data(), threads), cudaSuccess);
+    cr_assert_eq(out[1], in[0], "forward order alone gives the right answer");
+    emu_set_racecheck(1);
+    cr_assert_eq(run_neighbour_without_barrier(in.data(), out.data(), threads), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "shared-memory race") &&
+                  std::strstr(emu_last_fault(), "thread (1,0,0)") && std::strstr(emu_last_fault(), "thread (0,0,0)") &&
+                  std::strstr(emu_last_fault(), "dynamic shared memory"),
+              "%s", emu_last_fault());
+}
+
+/* The same for a static __shared__ array: the tree reduction without its first barrier. */
+Test(emu_kernels, race_detector_reports_a_race_on_static_shared_memory)
+{
+    if (!emu_racecheck_available())
+        cr_skip_test("the race detector is not built into this build (AddressSanitizer)");
+    const int n = 2 * kBlockSumThreads;
+    std::vector<float> x = exact_values(n, 4), sums(2);
+    emu_set_racecheck(1);
+    cr_assert_eq(run_block_sum(x.data(), n, sums.data(), true), cudaSuccess, "with the barrier: no race");
+    cr_assert_eq(run_block_sum(x.data(), n, sums.data(), false), cudaErrorLaunchFailure);
+    cr_assert(std::strstr(emu_last_fault(), "shared-memory race") && std::strstr(emu_last_fault(), "static shared memory"),
+              "%s", emu_last_fault());
 }
 
 Test(emu_kernels, warp_shuffles_and_ballot_exchange_between_the_32_lanes)
@@ -231,12 +271,98 @@ Test(emu_kernels, cooperative_launch_synchronises_the_grid_and_keeps_shared_memo
         cr_assert_eq(out[b], total + reference_block_sum(x, (int)b), "block %u", b);
 }
 
+/* Blocks that share one global buffer as if it were their own: run one after another (as the emulator
+ * once ran cooperative blocks) they give the right answer in any order; interleaved between barriers, as
+ * on a GPU, they overwrite each other's values. Reverse order interleaves the other way. */
+Test(emu_kernels, cooperative_blocks_interleave_so_a_cross_block_race_shows)
+{
+    const unsigned blocks = 3, threads = 32;
+    std::vector<float> out(blocks * threads);
+    for (int order = 0; order < 2; ++order) {
+        emu_set_thread_order(order ? EMU_ORDER_REVERSE : EMU_ORDER_FORWARD);
+        cr_assert_eq(run_global_scratch_cooperative(out.data(), blocks, threads), cudaSuccess);
+        unsigned wrong = 0;
+        for (unsigned b = 0; b < blocks; ++b)
+            for (unsigned t = 0; t < threads; ++t)
+                wrong += out[b * threads + t] != (float)(b * 1000 + (t + 1) % threads);
+        cr_assert_geq(wrong, (blocks - 1) * threads, "%s order: every block but the last to write reads another's",
+                      order ? "reverse" : "forward");
+    }
+    emu_set_thread_order(EMU_ORDER_FORWARD);
+}
+
 Test(emu_kernels, cooperative_launch_larger_than_the_device_holds_is_refused)
 {
     const int n = kBlockSumThreads;
     std::vector<float> x(n, 1.0f), out(2000);
     cr_assert_eq(run_grid_sum(x.data(), n, 2000, out.data()), cudaErrorCooperativeLaunchTooLarge,
                  "132 SMs x 8 blocks of 256 threads is the most an sm_90 device holds at once");
+}
+
+/* Co-residency counts registers as an sm_90 device does, from the kernel's sm_90 build: at 256 threads
+ * per block the register-heavy kernel fits fewer blocks per SM than threads and shared memory allow, and
+ * a cooperative grid one block larger than that is refused before it runs; at 1024 threads a block
+ * needs more registers than an SM has. */
+Test(emu_kernels, occupancy_and_cooperative_residency_count_registers_per_thread)
+{
+    int in_table = 0;
+    const int registers = emu_kernel_registers(register_heavy_kernel_address(), &in_table);
+    cr_assert(in_table, "the kernel is in the sm_90 resource table");
+    cr_assert_gt(registers, 64);
+    const int threads = 256, warps = threads / 32;
+    const int per_warp = (registers * 32 + 255) / 256 * 256;
+    const int by_registers = 65536 / per_warp / warps, by_threads = 2048 / threads;
+    cr_assert_lt(by_registers, by_threads, "registers, not threads, limit this kernel");
+    int per_sm = 0;
+    cudaFuncAttributes attributes;
+    cr_assert_eq(register_heavy_occupancy(threads, &per_sm, &attributes), cudaSuccess);
+    cr_assert_eq(per_sm, by_registers);
+    cr_assert_eq(attributes.numRegs, registers);
+    const unsigned long before = emu_cooperative_launch_count();
+    cr_assert_eq(run_register_heavy(132 * by_registers + 1, threads, true), cudaErrorCooperativeLaunchTooLarge);
+    cr_assert_eq(emu_cooperative_launch_count(), before, "refused before it ran");
+    cr_assert_eq(run_register_heavy(1, 1024, false), cudaErrorLaunchOutOfResources,
+                 "%d registers x 1024 threads exceed the 64 K registers of an SM", registers);
+    cr_assert_eq(run_register_heavy(2, threads, false), cudaSuccess);
+}
+
+/* The table holds the CUDA backend's kernels, and none of them spills registers or keeps a stack frame
+ * (an array indexed at run time, or a parameter whose address is taken) in the sm_90 build. */
+Test(emu_kernels, backend_kernels_are_in_the_resource_table_and_do_not_spill)
+{
+    size_t backend = 0;
+    for (size_t i = 0; i < emu_resource_table_size(); ++i) {
+        int registers;
+        size_t stack, stores, loads, shared;
+        const char *name = emu_resource_table_entry(i, &registers, &stack, &stores, &loads, &shared);
+        if (std::strncmp(name, "_ZN7kernels", 11) != 0)
+            continue;
+        backend++;
+        cr_expect(stores == 0 && loads == 0 && stack == 0, "%s: %zu bytes of stack, spills %zu/%zu bytes", name, stack,
+                  stores, loads);
+        cr_expect(registers <= 255, "%s uses %d registers", name, registers);
+    }
+    cr_assert_gt(backend, 10, "the table holds the backend's kernels");
+}
+
+/* A captured LAUNCH_COOPERATIVE (cudaLaunchKernelEx with the cooperative attribute) is a cooperative
+ * kernel node and replays; a captured plain cudaLaunchCooperativeKernel is an ordinary node here, whose
+ * grid sync faults at replay, as it would on a GPU that captured it so. */
+Test(emu_kernels, captured_cooperative_launch_keeps_its_attribute_only_through_cudaLaunchKernelEx)
+{
+    const unsigned blocks = 4;
+    const int n = blocks * kBlockSumThreads;
+    std::vector<float> x = exact_values(n, 13), out(blocks);
+    float total = 0.0f;
+    for (float v : x)
+        total += v;
+    int cooperative = -1;
+    cr_assert_eq(run_captured_grid_sum(x.data(), n, blocks, true, &cooperative, out.data()), cudaSuccess);
+    cr_assert_eq(cooperative, 1);
+    cr_assert_eq(out[0], total + reference_block_sum(x, 0));
+    cr_assert_eq(run_captured_grid_sum(x.data(), n, blocks, false, &cooperative, out.data()), cudaErrorLaunchFailure);
+    cr_assert_eq(cooperative, 0);
+    cr_assert(std::strstr(emu_last_fault(), "grid sync"), "%s", emu_last_fault());
 }
 
 Test(emu_kernels, grid_sync_in_an_ordinary_launch_is_reported)

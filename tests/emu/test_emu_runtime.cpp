@@ -1,6 +1,7 @@
 /* The runtime API of the emulated device: sm_90 properties, launch-configuration errors as the
  * CUDA runtime reports them, tracked allocations (bad frees, leaks), copy checks, error strings,
- * streams and events, and which copies stream capture accepts. */
+ * streams and events, work that runs only when the host waits for it, and which copies stream capture
+ * accepts. */
 #include "emu_report.h"
 #include "kernels.h"
 
@@ -273,4 +274,62 @@ Test(emu_runtime, device_reset_clears_a_sticky_fault_and_frees_everything)
     cr_assert_eq(std::string(emu_last_fault()), "");
     cr_assert_eq(cudaMalloc(&p, 16), cudaSuccess);
     cr_assert_eq(cudaFree(p), cudaSuccess);
+}
+
+/* Work on a stream runs when the host waits for it, not when it is queued: a host read of a pinned
+ * buffer before the wait sees what was there before the copy. */
+Test(emu_runtime, host_read_before_the_stream_is_synchronised_sees_the_old_data)
+{
+    const int n = 16;
+    float *pinned = nullptr, *d = nullptr, host[n];
+    cudaStream_t s;
+    cr_assert_eq(cudaStreamCreate(&s), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&pinned, n * sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, n * sizeof(float)), cudaSuccess);
+    for (int i = 0; i < n; ++i)
+        host[i] = (float)i, pinned[i] = -1.0f;
+    cr_assert_eq(cudaMemcpyAsync(d, host, sizeof host, cudaMemcpyHostToDevice, s), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(pinned, d, sizeof host, cudaMemcpyDeviceToHost, s), cudaSuccess);
+    cr_assert_eq(emu_queued_operations(), 2u);
+    cr_assert_eq(pinned[5], -1.0f, "read before cudaStreamSynchronize: the copy has not run");
+    cr_assert_eq(cudaStreamSynchronize(s), cudaSuccess);
+    cr_assert_eq(emu_queued_operations(), 0u);
+    cr_assert_eq(pinned[5], 5.0f);
+    cudaFree(d);
+    cudaFreeHost(pinned);
+    cudaStreamDestroy(s);
+}
+
+/* A pinned source is read when the copy runs: changing it before the wait changes what arrives. A
+ * pageable source is staged at the call, as CUDA stages it, so changing it afterwards does not. */
+Test(emu_runtime, pinned_buffer_changed_while_its_copy_is_queued_changes_what_arrives)
+{
+    float *pinned = nullptr, *d = nullptr, pageable = 1.0f, back[2];
+    cudaStream_t s;
+    cr_assert_eq(cudaStreamCreate(&s), cudaSuccess);
+    cr_assert_eq(cudaMallocHost(&pinned, sizeof(float)), cudaSuccess);
+    cr_assert_eq(cudaMalloc(&d, 2 * sizeof(float)), cudaSuccess);
+    *pinned = 1.0f;
+    cr_assert_eq(cudaMemcpyAsync(d, pinned, sizeof(float), cudaMemcpyHostToDevice, s), cudaSuccess);
+    cr_assert_eq(cudaMemcpyAsync(d + 1, &pageable, sizeof(float), cudaMemcpyHostToDevice, s), cudaSuccess);
+    *pinned = 2.0f; /* the bug: the staging buffer is reused before the stream is synchronised */
+    pageable = 2.0f;
+    cr_assert_eq(cudaMemcpy(back, d, sizeof back, cudaMemcpyDeviceToHost), cudaSuccess, "waits for the queue");
+    cr_assert_eq(back[0], 2.0f, "the pinned copy ran late and sent the new value");
+    cr_assert_eq(back[1], 1.0f, "the pageable copy was staged at the call");
+    cudaFree(d);
+    cudaFreeHost(pinned);
+    cudaStreamDestroy(s);
+}
+
+/* A kernel runs on the worker thread once the host waits; its fault is reported by the wait. */
+Test(emu_runtime, kernels_run_when_the_host_waits_and_their_faults_are_reported_there)
+{
+    std::vector<float> a(64, 1.0f), c(64, 0.0f);
+    const unsigned long before = emu_launch_count();
+    cr_assert_eq(run_vector_add(a.data(), a.data(), c.data(), 64, 1, 64), cudaSuccess);
+    cr_assert_eq(emu_launch_count(), before + 1);
+    cr_assert_eq(c[63], 2.0f);
+    cr_assert_eq(run_barrier_after_early_exit(32), cudaErrorLaunchFailure, "the launch returns, the wait reports");
+    cr_assert_eq(cudaStreamSynchronize(0), cudaErrorLaunchFailure, "and the fault is sticky");
 }
