@@ -358,6 +358,9 @@ Test(dist, bad_combinations_are_refused_up_front, .init = setup, .fini = teardow
     rc = run(MPIRUN2, NULL, (char *[]){"sample", NULL});
     cr_expect_eq(rc, 2, "status %d: %s", rc, err);
     cr_expect(strstr(err, "charrnn: sample runs in a single process"), "%s", err);
+    rc = run(MPIRUN2, NULL, (char *[]){"selftest", NULL});
+    cr_expect_eq(rc, 2, "status %d: %s", rc, err);
+    cr_expect(strstr(err, "charrnn: selftest runs in a single process"), "%s", err);
 }
 
 /* A long run, its first progress line awaited. */
