@@ -41,7 +41,7 @@ run() {
   local threads=$1 E=$2 H=$3 L=$4 T=$5 B=$6
   shift 6
   "$@" "$bin" --device cpu train --threads "$threads" --data "$data" --embed "$E" --hidden "$H" --layers "$L" \
-    --seq-len "$T" --batch "$B" --steps $((steps + 3)) --eval-every 0 --save-every 0 --out "$work/m.ckpt" \
+    --seq-len "$T" --batch "$B" --steps $((steps + 3)) --eval-every 0 --save-every 0 --out "$work/m.ckpt" --overwrite \
     --log "$work/log.csv" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   tail -n +5 "$work/log.csv" | cut -d, -f3 | median
   rm -f "$work/log.csv"
