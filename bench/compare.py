@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""charrnn against the PyTorch peer (bench/peer_torch.py), side by side on the same machine, data,
-configurations and device, alternating runs so that both see the same machine state. Prints one table
-of figures and ratios (ours / peer; above 1 is faster).
+"""charrnn against its peers, side by side on the same machine, data, configurations and device,
+alternating runs so that all see the same machine state: PyTorch (bench/peer_torch.py) and, on the
+CPU, a plain batched numpy RNN (bench/peer_numpy.py). Prints one table of figures and ratios (ours /
+peer; above 1 is faster).
 
-    bench/compare.py [--threads 1,2] [--steps 30] [--rounds 3] [--configs small,medium,deep]
+    bench/compare.py [--threads 1,2] [--steps 30] [--rounds 3] [--configs small,medium,deep,default]
     bench/compare.py --device cuda [--tf32] [--cuda-variants | --variants NAME,...] [--steps 30] [--rounds 3]
     bench/compare.py --quality [--quality-steps 2000] [--device cpu|cuda] [--tf32]
 
@@ -13,9 +14,16 @@ difference of generating 20000 and 4000 characters, so that start-up cancels out
 deep configuration for the same number of steps (Adam 2e-3, constant rate, clip 5, the same batch
 shape) in both and compares validation loss.
 
---device cpu (the default): one row per configuration and thread count; the peer runs with torch
+--device cpu (the default): one row per configuration and thread count (each round runs charrnn and
+the peers at every thread count in turn, and a line per configuration says whether charrnn trained
+faster with more threads); PyTorch runs with torch
 threads x OpenBLAS threads equal to the thread count (both splits tried above one thread, the faster
-kept). Memory: peak resident set size of the training process.
+kept), numpy with that many OpenBLAS threads. The ratio is against the faster peer. Beside it, charrnn's
+GFLOP/s (the multiply-adds it performs per token, times 2, times tokens/s; layer 0's input side counted
+through the vocabulary as charrnn computes it) and their fraction of the machine's matrix product peak,
+measured by build/sgemm-peak (an n^3 product, the best of OpenBLAS and the built-in loops, for each
+thread count) before the first configuration and after each, the best measure kept. When charrnn fixes OpenBLAS's choice of kernels (cpu/blas_check.c), the peers get the
+same OPENBLAS_CORETYPE. Memory: peak resident set size of the training process.
 
 --device cuda: ours runs `charrnn --device cuda`, the peer `peer_torch.py --device cuda` (cuDNN RNN, the
 model and the text on the GPU). Both run in full float32: the peer turns TF32 off for cuBLAS and for
@@ -32,8 +40,9 @@ use (nvidia-smi, polled every 20 ms) at its peak during the training process abo
 before it started, CUDA context included, for both; and the peer's torch.cuda.max_memory_allocated
 (its tensors alone).
 
-The peer runs on the first Python that imports torch among --python, this interpreter, python3 on the
-PATH and /usr/bin/python3 (Debian's python3-torch lives there).
+The peers run on the first Python that imports torch among --python, this interpreter, python3 on the
+PATH and /usr/bin/python3 (Debian's python3-torch and python3-numpy live there; scripts/deps.sh --bench
+installs them).
 """
 import argparse
 import contextlib
@@ -48,7 +57,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CONFIGS = {"small": (128, 128, 1, 64, 32), "medium": (512, 512, 1, 128, 64), "deep": (256, 256, 2, 128, 64)}
+CONFIGS = {"small": (128, 128, 1, 64, 32), "medium": (512, 512, 1, 128, 64), "deep": (256, 256, 2, 128, 64),
+           "default": (64, 256, 2, 128, 64)}
+VOCAB = 65  # tiny shakespeare's characters, for the count of multiply-adds
 VARIANTS = {"default": {}}
 for graphs_name, graphs in (("eager", "0"), ("graphs", "1")):
     for recurrence in ("step", "auto", "persistent"):
@@ -165,16 +176,17 @@ def ours(args, name, threads, env, work):
 
 
 def peer(args, name, threads, work):
-    """(training tokens/s, sampling chars/s, MiB, GPU tensor MiB, header line) of the peer. On the CPU with
-    `threads` threads in all: torch threads x OpenBLAS threads = threads; with more than one, both ways of
-    splitting them are run and the faster training kept (fairest to it)."""
+    """(training tokens/s, sampling chars/s, MiB, GPU tensor MiB, header line) of the PyTorch peer. On the
+    CPU with `threads` threads in all: torch threads x OpenBLAS threads = threads; with more than one, both
+    ways of splitting them are run and the faster training kept (fairest to it)."""
     if args.device == "cuda":
         splits = [(os.cpu_count(), 1)]
     else:
         splits = [(threads, 1)] if threads == 1 else [(threads, 1), (1, threads)]
     best = None
     for torch_threads, blas_threads in splits:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas_threads), OMP_NUM_THREADS=str(torch_threads))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas_threads), OMP_NUM_THREADS=str(torch_threads),
+                   **args.peer_env)
         cmd = [args.python, os.path.join(HERE, "peer_torch.py"), "--configs", name, "--threads", str(torch_threads),
                "--steps", str(args.steps), "--data", args.data, "--device", args.device] + \
             (["--tf32"] if args.tf32 else [])
@@ -187,6 +199,57 @@ def peer(args, name, threads, work):
         if best is None or figures[0] > best[0]:
             best = figures
     return best
+
+
+def numpy_peer(args, name, threads, work):
+    """(training tokens/s, sampling chars/s, MiB, header line) of the numpy peer with `threads` OpenBLAS
+    threads."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS="1", **args.peer_env)
+    cmd = [args.python, os.path.join(HERE, "peer_numpy.py"), "--configs", name, "--steps", str(args.steps),
+           "--data", args.data]
+    lines = run(cmd, env, work, stdout=subprocess.PIPE).stdout.strip().splitlines()
+    fields = lines[-1].split()
+    return float(fields[2]), float(fields[3]), float(fields[4]), lines[0]
+
+
+def flops_per_token(name):
+    """Floating-point operations charrnn performs per training token (2 per multiply-add), as its CPU
+    backend schedules them: per layer the input projection, the recurrence forward (h W_hh) and backward
+    (da W_hh^T), dW_hh and, above layer 0, dW_xh and the gradient for the layer below; the logits, dW_hy
+    and the gradient into the top layer. Layer 0's input side goes through the vocabulary (a [V, E] x
+    [E, H] product and its two gradients once per batch) when the batch has more rows than the vocabulary
+    has characters."""
+    E, H, L, T, B = CONFIGS[name]
+    V = VOCAB
+    recurrence = 3 * H * H  # forward, backward carry, dW_hh
+    per_token = L * recurrence + 3 * H * V + (L - 1) * 3 * H * H
+    per_token += 3 * V * E * H / (T * B) if V <= T * B else 3 * E * H
+    return 2 * per_token
+
+
+def sgemm_peak(args, thread_counts, work):
+    """{threads: GFLOP/s} of the machine's best n^3 product, from build/sgemm-peak, which also checks
+    OpenBLAS's kernels as charrnn does; sets args.peer_env to the fix charrnn applies, if any, and returns
+    a line describing the kernels. (cpu_table measures it again after every configuration and keeps the
+    best: a moment of other work on the machine lowers a measure, nothing raises it.)"""
+    tool = os.path.join(os.path.dirname(args.bin), "sgemm-peak")
+    if not os.access(tool, os.X_OK):
+        raise Failed(f"compare: {tool} is missing (it is built with charrnn)")
+    done = run([tool, "--threads", ",".join(map(str, thread_counts))], os.environ, work, stdout=subprocess.PIPE)
+    note = open(os.path.join(work, "stderr")).read()
+    fix = note.split("OPENBLAS_CORETYPE=")[1].split()[0] if "OPENBLAS_CORETYPE=" in note else None
+    args.peer_env = {"OPENBLAS_CORETYPE": fix} if fix else {}
+    peaks, kernels = {}, []
+    for line in done.stdout.splitlines():
+        f = line.split()
+        if f[0] in ("openblas", "loops"):
+            kernels.append(f"{f[0]} {' '.join(f[1:])}")
+        else:
+            peaks[int(f[0])] = max(v for v in (float(f[2]), float(f[4])) if v == v)
+            kernels.append(f"{f[0]} thread(s): OpenBLAS {f[2]}, loops {f[4]} GFLOP/s")
+    about = "; ".join(kernels) + (f" (OpenBLAS's own choice fixed: OPENBLAS_CORETYPE={fix}, for the peers too)"
+                                  if fix else "")
+    return peaks, about
 
 
 def quality(args, work):
@@ -237,7 +300,8 @@ def main():
                     help=f"cuda: --variants {CUDA_VARIANTS}")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--configs", default="small,medium,deep")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--peers", default="torch,numpy", help="cpu: the peers to run (torch, numpy)")
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--quality-steps", type=int, default=2000)
     ap.add_argument("--python", help="the Python that runs the peer")
@@ -251,6 +315,11 @@ def main():
             ap.error(f"--configs: unknown config '{name}' (configs: {', '.join(CONFIGS)})")
     if args.device == "cpu" and (args.tf32 or variants != ["default"]):
         ap.error("--tf32 and --variants apply to --device cuda only")
+    args.peers = args.peers.split(",") if args.device == "cpu" else ["torch"]
+    for name in args.peers:
+        if name not in ("torch", "numpy"):
+            ap.error(f"--peers: unknown peer '{name}' (peers: torch, numpy)")
+    args.peer_env = {}
     args.bin = os.path.abspath(args.bin)
     if not os.access(args.bin, os.X_OK):
         sys.exit(f"compare: {args.bin} is not an executable (build first, or pass --bin)")
@@ -262,56 +331,117 @@ def main():
         try:
             if args.quality:
                 quality(args, work)
+            elif args.device == "cpu":
+                cpu_table(args, work)
             else:
                 table(args, variants, work)
         except Failed as e:
             sys.exit(str(e))
 
 
-def table(args, variants, work):
-    """Prints the table, one row per (thread count or variant, config) as soon as its rounds are done. A
-    run that fails is reported on stderr and leaves its figures out (nan where none is left); the
-    benchmark goes on and fails at the end."""
-    failures = []
+class Attempts:
+    """Runs measurements; one that fails is reported on stderr and gives None, and the benchmark goes on
+    (and fails at the end)."""
 
-    def attempt(measure, *a):
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, measure, *a):
         try:
             return measure(*a)
         except Failed as e:
             print(e, file=sys.stderr, flush=True)
-            failures.append(e)
+            self.failures.append(e)
             return None
 
-    def med(rows, k):
-        values = [r[k] for r in rows if r is not None and r[k] == r[k]]
-        return statistics.median(values) if values else float("nan")
+    def finish(self):
+        if self.failures:
+            sys.exit(f"compare: {len(self.failures)} run(s) failed (above)")
 
-    cuda = args.device == "cuda"
-    width = max(map(len, variants)) if cuda else 3
-    mem = f"{'GPU MiB: ours':>13} {'peer':>5} (tensors)" if cuda else f"{'MiB: ours':>9} {'peer':>5}"
-    print(f"{'config':<7} {'variant' if cuda else 'thr':>{width}} | {'train tok/s: ours':>17} {'peer':>8} {'ratio':>6} | "
-          f"{'sample char/s: ours':>19} {'peer':>7} {'ratio':>6} | {mem}", flush=True)
+
+def med(rows, k):
+    """The median of field k over the rounds that produced it (nan where none did)."""
+    values = [r[k] for r in rows if r is not None and r[k] == r[k]]
+    return statistics.median(values) if values else float("nan")
+
+
+def cpu_table(args, work):
+    """The CPU table: per config, every round runs charrnn and the peers at every thread count, one after
+    the other (so that the thread counts see the same machine state too); then one row per thread
+    count, and a line saying whether charrnn's training was faster with more threads."""
+    attempt = Attempts()
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    peaks, kernels = sgemm_peak(args, thread_counts, work)
+    print(f"# matrix product peak (build/sgemm-peak): {kernels}", flush=True)
+
+    def update_peaks():
+        again, line = sgemm_peak(args, thread_counts, work)
+        if any(again[k] > peaks[k] for k in thread_counts):
+            print(f"# matrix product peak measured again, higher: {line}", flush=True)
+        for k in thread_counts:
+            peaks[k] = max(peaks[k], again[k])
+
+    print(f"{'config':<7} {'thr':>3} | {'train tok/s: ours':>17} {'torch':>8} {'numpy':>8} {'ratio':>6} "
+          f"{'GFLOP/s (of peak)':>17} | {'sample char/s: ours':>19} {'torch':>7} {'numpy':>7} {'ratio':>6} | "
+          f"{'MiB: ours':>9} {'torch':>5} {'numpy':>5}", flush=True)
+    about, gflops_of = set(), {}
+    for name in args.configs.split(","):
+        o, t, n = ({k: [] for k in thread_counts} for _ in range(3))
+        for _ in range(args.rounds):
+            for threads in thread_counts:
+                o[threads].append(attempt(ours, args, name, threads, dict(os.environ), work))
+                t[threads].append(attempt(peer, args, name, threads, work) if "torch" in args.peers else None)
+                n[threads].append(attempt(numpy_peer, args, name, threads, work) if "numpy" in args.peers else None)
+        update_peaks()
+        for threads in thread_counts:
+            ot, tt, nt = o[threads], t[threads], n[threads]
+            for line in {r[-1] for r in tt + nt if r is not None} - about:
+                print(line, flush=True)
+                about.add(line)
+            train = med(ot, 0)
+            best_peer = max((v for v in (med(tt, 0), med(nt, 0)) if v == v), default=float("nan"))
+            gflops = gflops_of[name, threads] = train * flops_per_token(name) / 1e9
+            print(f"{name:<7} {threads:>3} | {train:>17.0f} {med(tt, 0):>8.0f} {med(nt, 0):>8.0f} "
+                  f"{train / best_peer:>6.2f} {gflops:>8.1f} ({gflops / peaks[threads]:>4.0%}) | "
+                  f"{med(ot, 1):>19.0f} {med(tt, 1):>7.0f} {med(nt, 1):>7.0f} {med(ot, 1) / med(tt, 1):>6.1f} | "
+                  f"{med(ot, 2):>9.0f} {med(tt, 2):>5.0f} {med(nt, 2):>5.0f}", flush=True)
+        rates = [med(o[k], 0) for k in thread_counts]
+        if len(rates) > 1:
+            faster = all(b >= a for a, b in zip(rates, rates[1:]))
+            print(f"# {name}: training {' -> '.join(f'{r:.0f}' for r in rates)} tok/s on "
+                  f"{', '.join(map(str, thread_counts))} threads: "
+                  f"{'never slower with more threads' if faster else 'SLOWER with more threads'}", flush=True)
+    print(f"# charrnn's GFLOP/s against the best peak measured in the whole run "
+          f"({', '.join(f'{k} thread(s): {peaks[k]:.1f}' for k in thread_counts)}): " +
+          ", ".join(f"{name} {k}: {g:.1f} ({g / peaks[k]:.0%})" for (name, k), g in gflops_of.items()), flush=True)
+    attempt.finish()
+
+
+def table(args, variants, work):
+    """The CUDA table: one row per (config, variant) as soon as its rounds are done."""
+    attempt = Attempts()
+    width = max(map(len, variants))
+    print(f"{'config':<7} {'variant':>{width}} | {'train tok/s: ours':>17} {'peer':>8} {'ratio':>6} | "
+          f"{'sample char/s: ours':>19} {'peer':>7} {'ratio':>6} | {'GPU MiB: ours':>13} {'peer':>5} (tensors)",
+          flush=True)
     peer_about = None
-    for threads in [None] if cuda else [int(t) for t in args.threads.split(",")]:
-        for name in args.configs.split(","):
-            o, p = {v: [] for v in variants}, []
-            for _ in range(args.rounds):
-                for variant in variants:
-                    o[variant].append(attempt(ours, args, name, threads, dict(os.environ, **VARIANTS[variant]), work))
-                p.append(attempt(peer, args, name, threads, work))
-            if peer_about is None:
-                peer_about = next((r[4] for r in p if r is not None), None)
-                if peer_about:
-                    print(peer_about, flush=True)
+    for name in args.configs.split(","):
+        o, p = {v: [] for v in variants}, []
+        for _ in range(args.rounds):
             for variant in variants:
-                label = variant if cuda else str(threads)
-                train, sample = med(o[variant], 0), med(o[variant], 1)
-                peer_mem = f"{med(p, 2):>5.0f} ({med(p, 3):.0f})" if cuda else f"{med(p, 2):>5.0f}"
-                print(f"{name:<7} {label:>{width}} | {train:>17.0f} {med(p, 0):>8.0f} {train / med(p, 0):>6.2f} | "
-                      f"{sample:>19.0f} {med(p, 1):>7.0f} {sample / med(p, 1):>6.1f} | "
-                      f"{med(o[variant], 2):>{13 if cuda else 9}.0f} {peer_mem}", flush=True)
-    if failures:
-        sys.exit(f"compare: {len(failures)} run(s) failed (above)")
+                o[variant].append(attempt(ours, args, name, None, dict(os.environ, **VARIANTS[variant]), work))
+            p.append(attempt(peer, args, name, None, work))
+        if peer_about is None:
+            peer_about = next((r[4] for r in p if r is not None), None)
+            if peer_about:
+                print(peer_about, flush=True)
+        for variant in variants:
+            train, sample = med(o[variant], 0), med(o[variant], 1)
+            print(f"{name:<7} {variant:>{width}} | {train:>17.0f} {med(p, 0):>8.0f} {train / med(p, 0):>6.2f} | "
+                  f"{sample:>19.0f} {med(p, 1):>7.0f} {sample / med(p, 1):>6.1f} | "
+                  f"{med(o[variant], 2):>13.0f} {med(p, 2):>5.0f} ({med(p, 3):.0f})", flush=True)
+    attempt.finish()
+
 
 if __name__ == "__main__":
     main()

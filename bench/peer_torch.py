@@ -2,7 +2,7 @@
 """The peer: the same model in PyTorch (nn.Embedding -> nn.RNN(tanh) -> nn.Linear, Adam, clip 5), trained
 on the same data and configurations as bench/speed.sh, printing the same figures.
 
-    bench/peer_torch.py [--threads N] [--steps N] [--device cpu|cuda] [--tf32] [--configs small,medium,deep]
+    bench/peer_torch.py [--threads N] [--steps N] [--device cpu|cuda] [--tf32] [--configs small,medium,deep,default]
     bench/peer_torch.py --quality [--steps 2000] [--device cpu|cuda] [--tf32]   (deep config: validation loss)
 
 Training: median tokens/s of the timed steps after 3 warm-up steps, each step timed from making its
@@ -29,6 +29,7 @@ CONFIGS = {  # name: embed, hidden, layers, seq_len, batch
     "small": (128, 128, 1, 64, 32),
     "medium": (512, 512, 1, 128, 64),
     "deep": (256, 256, 2, 128, 64),
+    "default": (64, 256, 2, 128, 64),
 }
 
 
@@ -145,7 +146,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", action="store_true", help="cuda: TF32 tensor cores for cuBLAS and cuDNN (off by default)")
-    ap.add_argument("--configs", default="small,medium,deep")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--sample-length", type=int, default=2000)
     ap.add_argument("--quality", action="store_true", help="train the deep config and report validation loss")
     ap.add_argument("--seed", type=int, default=1337)

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Training tokens/s and sampling chars/s of charrnn on one device, at the benchmark configurations.
-#   bench/speed.sh [--bin PATH] [--steps N] [--threads N] [--configs small,medium,deep|tiny]
-#                  [--sample-lengths LONG,SHORT] DEVICE...      (DEVICE: cpu, cuda)
+#   bench/speed.sh [--bin PATH] [--steps N] [--threads N] [--configs small,medium,deep,default|tiny]
+#                  [--sample-lengths LONG,SHORT] [--data FILE] DEVICE...      (DEVICE: cpu, cuda)
 # Training: the median tokens/s of N timed steps after 3 warm-up steps, from train --log.
 # Sampling: chars/s of the difference between generating LONG and SHORT characters (20000 and 4000), so
-# that program start-up and device initialisation cancel out.
+# that program start-up and device initialisation cancel out. --data: the text (tiny shakespeare).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=./build/charrnn
 steps=30
 threads=1
-only=small,medium,deep
+only=small,medium,deep,default
 lengths=20000,4000
+data=data/tinyshakespeare/input.txt
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) bin=$2; shift 2 ;;
@@ -19,20 +20,21 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --configs) only=$2; shift 2 ;;
     --sample-lengths) lengths=$2; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --data) data=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
 long=${lengths%,*}
 short=${lengths#*,}
 [ $# -gt 0 ] || { echo "speed: name at least one device (cpu, cuda)" >&2; exit 2; }
-data=data/tinyshakespeare/input.txt
 [ -f "$data" ] || { echo "speed: $data is missing; run data/get_tinyshakespeare.sh" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # name embed hidden layers seq-len batch (tiny: only when asked, for the emulated device's checks)
-configs=("small 128 128 1 64 32" "medium 512 512 1 128 64" "deep 256 256 2 128 64" "tiny 16 40 2 16 8")
+configs=("small 128 128 1 64 32" "medium 512 512 1 128 64" "deep 256 256 2 128 64" "default 64 256 2 128 64"
+  "tiny 16 40 2 16 8")
 
 # Wall-clock seconds of a command (its output discarded); a failing command stops the benchmark.
 seconds() {

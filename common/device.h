@@ -13,6 +13,10 @@ extern const char *const DEVICE_NAMES[]; /* "auto", "cpu", "cuda", NULL */
  * gets a one-line error. */
 int device_select(DeviceChoice choice, const BackendOps **ops, const char **note, Err *e);
 void device_announce(const char *note);
+/* Before a command that computes: unless the choice is cuda, lets the CPU backend check that its matrix
+ * library runs the kernels this processor has; a fix runs the program again (argv), with a note on
+ * stderr. */
+void device_prepare(DeviceChoice choice, char **argv);
 /* `sample --device auto`: when auto chose cuda but this model generates faster on the CPU by
  * sample_seconds_cpu/gpu (sampler.h), switches *ops to the CPU and *note to say why. */
 void device_prefer_for_sampling(DeviceChoice choice, const ModelConfig *cfg, const BackendOps **ops,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../cpu/cpu.h"
+#include "../cpu/matmul.h"
 #include "device.h"
 #include "sampler.h"
 #ifdef CHARRNN_WITH_CUDA
@@ -123,6 +124,12 @@ void device_announce(const char *note)
 {
     if (note)
         fprintf(stderr, "charrnn: %s\n", note);
+}
+
+void device_prepare(DeviceChoice choice, char **argv)
+{
+    if (choice != DEVICE_CUDA)
+        matmul_check_blas(argv);
 }
 
 void device_prefer_for_sampling(DeviceChoice choice, const ModelConfig *cfg, const BackendOps **ops,

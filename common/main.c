@@ -73,6 +73,9 @@ static int run(int argc, char **argv)
     const char *command = argv[i];
     int rest = argc - i - 1;
     char **args = argv + i + 1;
+    if (strcmp(command, "train") == 0 || strcmp(command, "sample") == 0 || strcmp(command, "eval") == 0 ||
+        strcmp(command, "selftest") == 0)
+        device_prepare(g.device, argv);
     if (strcmp(command, "help") == 0) {
         if (rest == 0) {
             usage(stdout);

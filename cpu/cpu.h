@@ -14,12 +14,16 @@ void embedding_forward(float *out, const token_t *x, const float *embedding, int
 /* dembedding[x[i]] += dout[i], in row order (deterministic) */
 void embedding_backward(float *dembedding, const token_t *x, const float *dout, int rows, int E);
 
-/* One Elman layer over T steps. h: [T+1, B, H] time-major, h[0] = h_0 on entry; u: [T, B, I].
+/* One Elman layer over T steps. h: [T+1, B, H] time-major, h[0] = h_0 on entry; u: [T, B, I]; packed:
+ * recurrence_packed_floats(H, H) floats of scratch for W_hh in the micro-kernel's layout.
  * rnn_forward = the input projections of all steps (one product) + rnn_recurrence_forward. */
-void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, int T, int B, int I,
-                 int H);
+void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, float *packed, int T,
+                 int B, int I, int H);
 /* The recurrence alone: h_t = tanh(h_t + h_{t-1} W_hh) for t = 1..T, where h_t holds the projected input. */
-void rnn_recurrence_forward(float *h, const float *w_hh, int T, int B, int H);
+void rnn_recurrence_forward(float *h, const float *w_hh, float *packed, int T, int B, int H);
+/* The same one timestep at a time, a product and a tanh per step: the plain reference the tests hold
+ * rnn_recurrence_forward to. */
+void rnn_recurrence_forward_steps(float *h, const float *w_hh, int T, int B, int H);
 /* Layer 0 with the embedding folded into its input projection (fewer multiply-adds whenever the
  * vocabulary has fewer entries than the batch has rows): ew [V, H] = Emb W_xh + b_h, then p[i] = ew[x[i]]
  * for the rows of p [rows, H]. */
@@ -29,13 +33,16 @@ void embedding_projection_forward(float *p, float *ew, const token_t *x, const f
 /* Full BPTT through the layer: dh [T, B, H] is the loss gradient arriving at h_1..h_T from above.
  * Writes da [T, B, H] (gradient at the pre-activations) and du [T, B, I] (for the layer below; skipped
  * when du is NULL; du may be dh itself, which is read before du is written), adds into dw_xh, dw_hh,
- * db_h. carry is [B, H] scratch.
+ * db_h. packed is scratch as for rnn_forward.
  * rnn_backward = rnn_recurrence_backward + dW_xh and du. */
-void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *carry, const float *dh,
+void rnn_backward(float *du, float *dw_xh, float *dw_hh, float *db_h, float *da, float *packed, const float *dh,
                   const float *h, const float *u, const float *w_xh, const float *w_hh, int T, int B, int I, int H);
 /* Backward through time to da, and dW_hh, db_h. */
-void rnn_recurrence_backward(float *da, float *dw_hh, float *db_h, float *carry, const float *dh, const float *h,
+void rnn_recurrence_backward(float *da, float *dw_hh, float *db_h, float *packed, const float *dh, const float *h,
                              const float *w_hh, int T, int B, int H);
+/* da alone, one timestep at a time (carry: [B, H] scratch): the reference for rnn_recurrence_backward. */
+void rnn_recurrence_backward_steps(float *da, float *carry, const float *dh, const float *h, const float *w_hh, int T,
+                                   int B, int H);
 /* The folded layer 0's input side: adds dW_xh and dEmbedding from da [rows, H]; g is [V, H] scratch. */
 void embedding_projection_backward(float *dembedding, float *dw_xh, float *g, const token_t *x, const float *da,
                                    const float *embedding, const float *w_xh, int rows, int V, int E, int H);
@@ -49,6 +56,11 @@ void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits,
 /* Returns the summed cross-entropy (nats) of rows of logits against targets y; when scale != 0 it also
  * overwrites the logits with dlogits = (softmax - onehot(y)) * scale. */
 double softmax_xent(float *logits, const token_t *y, int rows, int V, float scale);
+
+/* x[0..n) = 0, split over threads when large. */
+void zero_floats(float *x, size_t n);
+/* The sum of x[i]^2 in double, the same for any thread count. */
+double sum_of_squares(const float *x, size_t n);
 
 /* Adam with bias correction and decoupled weight decay (AdamW; weight_decay 0 gives Adam). */
 void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps,

@@ -1,12 +1,14 @@
 /* The CPU backend's context: a handful of buffers sized once at create, and the backend calls that
  * run one training step through the functions of rnn.c. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
-#include "fastmath.h"
+#include "kernels.h"
 #include "matmul.h"
+#include "recurrence.h"
 
 typedef struct {
     ModelConfig cfg;
@@ -26,18 +28,35 @@ typedef struct {
     float *dh;                  /* [T, B, H]: gradient arriving at a layer's outputs */
     float *da;                  /* [T, B, H]: gradient at a layer's pre-activations */
     float *du;                  /* [T, B, max(E, H)]: gradient for the layer below */
-    float *scratch;             /* [B, H]: the backward carry */
+    float *packed;              /* W_hh of the layer at hand in the micro-kernel's layout */
     float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh + b_h, then its gradient per token */
     float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
-    float *acts;
+    float *acts_block;          /* the activations above start at its first cache line */
 
     /* Generation state for one sequence. */
-    float *sample_h; /* [L, H] */
-    float *sample_x; /* [max(E, H)] */
+    float *sample_h;   /* [L, H] */
+    float *sample_x;   /* [max(E, H)] */
+    float *sample_pre; /* [H] */
 } CpuModel;
 
+/* Every activation buffer starts on a 64-byte cache line, so that a row of a multiple of 16 floats is
+ * whole lines and the kernels' vector loads do not straddle two. */
+#define LINE_FLOATS 16
+static size_t lines(size_t floats)
+{
+    return (floats + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
+}
+
+static float *take(float **a, size_t floats)
+{
+    float *buffer = *a;
+    *a += lines(floats);
+    return buffer;
+}
+
 /* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
- * one place that sizes them, for cpu_create and for the memory estimate alike. */
+ * one place that sizes them, for cpu_create and for the memory estimate alike. Each is taken in whole
+ * cache lines (lines()). */
 enum { CPU_BUFFERS = 10 };
 static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
 {
@@ -45,28 +64,34 @@ static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_
     const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
     const size_t W = E > H ? E : H;
     const size_t s[CPU_BUFFERS] = {
-        T * B * E,              /* emb_out */
-        L * (T + 1) * B * H,    /* h */
-        T * B * V,              /* logits */
-        T * B * H,              /* dh */
-        T * B * H,              /* da */
-        T * B * W,              /* du */
-        B * H,                  /* scratch */
-        V <= T * B ? V * H : 0, /* vocab_rows: only where some batch can fold the embedding */
-        L * B * H,              /* carry */
-        L * H + W,              /* sample_h, sample_x */
+        T * B * E,                                /* emb_out */
+        L * lines((T + 1) * B * H),               /* h */
+        T * B * V,                                /* logits */
+        T * B * H,                                /* dh */
+        T * B * H,                                /* da */
+        T * B * W,                                /* du */
+        recurrence_packed_floats((int)H, (int)H), /* packed */
+        V <= T * B ? V * H : 0,                   /* vocab_rows: only where some batch can fold the embedding */
+        L * B * H,                                /* carry */
+        lines(L * H) + lines(W) + lines(H),       /* sample_h, sample_x, sample_pre */
     };
     memcpy(sizes, s, sizeof s);
+}
+
+/* The floats of the activations' one allocation: every buffer in whole lines, and a line to align it. */
+static size_t cpu_activation_floats(const ModelConfig *cfg, int max_T, int max_B)
+{
+    size_t sizes[CPU_BUFFERS], total = LINE_FLOATS;
+    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    for (size_t i = 0; i < CPU_BUFFERS; i++)
+        total += lines(sizes[i]);
+    return total;
 }
 
 /* Parameters, gradients and both moments, and the activations: all in host memory. */
 static MemoryNeed cpu_memory(const ModelConfig *cfg, int max_T, int max_B)
 {
-    size_t sizes[CPU_BUFFERS];
-    uint64_t floats = 4 * (uint64_t)model_num_params(cfg);
-    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
-    for (size_t i = 0; i < CPU_BUFFERS; i++)
-        floats += sizes[i];
+    const uint64_t floats = 4 * (uint64_t)model_num_params(cfg) + cpu_activation_floats(cfg, max_T, max_B);
     return (MemoryNeed){.host = floats * sizeof(float), .device = 0};
 }
 
@@ -79,7 +104,7 @@ static void cpu_destroy(void *ctx)
     free(c->grads);
     free(c->m);
     free(c->v);
-    free(c->acts);
+    free(c->acts_block);
     free(c);
 }
 
@@ -104,17 +129,19 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->dist = opts->dist;
 
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, H = (size_t)cfg->hidden;
-    size_t sizes[CPU_BUFFERS], total = 0;
+    const size_t W = cfg->embed > cfg->hidden ? (size_t)cfg->embed : H;
+    size_t sizes[CPU_BUFFERS];
     cpu_buffer_sizes(cfg, max_T, max_B, sizes);
-    for (size_t i = 0; i < CPU_BUFFERS; i++)
-        total += sizes[i];
+    const size_t total = cpu_activation_floats(cfg, max_T, max_B);
 
     c->params = calloc(c->n_params, sizeof(float));
     c->grads = calloc(c->n_params, sizeof(float));
     c->m = calloc(c->n_params, sizeof(float));
     c->v = calloc(c->n_params, sizeof(float));
-    c->acts = calloc(total, sizeof(float));
-    if (!c->params || !c->grads || !c->m || !c->v || !c->acts) {
+    /* calloc: the pages of buffers a model never uses (du when the embedding is folded) are never
+     * touched, so they take no memory */
+    c->acts_block = calloc(total, sizeof(float));
+    if (!c->params || !c->grads || !c->m || !c->v || !c->acts_block) {
         err_set(e,
                 "out of memory: the model needs %.1f MiB on the CPU (%zu parameters, %zu activations); "
                 "try a smaller --hidden, --batch or --seq-len",
@@ -125,19 +152,21 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->p = model_views(cfg, c->params);
     c->g = model_views(cfg, c->grads);
 
-    float *a = c->acts;
-    c->emb_out = a, a += sizes[0];
+    float *a = (float *)(((uintptr_t)c->acts_block + LINE_FLOATS * sizeof(float) - 1) &
+                         ~(uintptr_t)(LINE_FLOATS * sizeof(float) - 1));
+    c->emb_out = take(&a, sizes[0]);
     for (size_t l = 0; l < L; l++)
-        c->h[l] = a, a += (T + 1) * B * H;
-    c->logits = a, a += sizes[2];
-    c->dh = a, a += sizes[3];
-    c->da = a, a += sizes[4];
-    c->du = a, a += sizes[5];
-    c->scratch = a, a += sizes[6];
-    c->vocab_rows = a, a += sizes[7];
-    c->carry = a, a += sizes[8];
-    c->sample_h = a, a += L * H;
-    c->sample_x = a;
+        c->h[l] = take(&a, (T + 1) * B * H);
+    c->logits = take(&a, sizes[2]);
+    c->dh = take(&a, sizes[3]);
+    c->da = take(&a, sizes[4]);
+    c->du = take(&a, sizes[5]);
+    c->packed = take(&a, sizes[6]);
+    c->vocab_rows = take(&a, sizes[7]);
+    c->carry = take(&a, sizes[8]);
+    c->sample_h = take(&a, L * H);
+    c->sample_x = take(&a, W);
+    c->sample_pre = take(&a, H);
     return c;
 }
 
@@ -229,9 +258,10 @@ static int forward_to_logits(CpuModel *c, const Batch *b)
         if (l == 0 && fold) {
             embedding_projection_forward(c->h[0] + state, c->vocab_rows, b->x, c->p.embedding, c->p.w_xh[0],
                                          c->p.b_h[0], T * B, V, E, H);
-            rnn_recurrence_forward(c->h[0], c->p.w_hh[0], T, B, H);
+            rnn_recurrence_forward(c->h[0], c->p.w_hh[0], c->packed, T, B, H);
         } else {
-            rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], T, B, layer_inputs(&c->cfg, l), H);
+            rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], c->packed, T, B, layer_inputs(&c->cfg, l),
+                        H);
         }
         if (b->carry_out)
             memcpy(c->carry + (size_t)l * c->max_B * H, c->h[l] + (size_t)T * state, sizeof(float) * state);
@@ -266,17 +296,16 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     const token_t *y = b->y + (size_t)b->loss_from_t * B;
     *loss = (float)(softmax_xent(c->logits, y, rows, V, 1.0f / (float)rows) / rows);
 
-    memset(c->grads, 0, sizeof(float) * c->n_params);
+    zero_floats(c->grads, c->n_params);
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
     const size_t uncounted = (size_t)b->loss_from_t * state;
-    memset(c->dh, 0, sizeof(float) * uncounted);
+    zero_floats(c->dh, uncounted);
     const float *top = c->h[L - 1] + (size_t)(b->loss_from_t + 1) * state;
     output_backward(c->dh + uncounted, c->g.w_hy, c->g.b_y, c->logits, top, c->p.w_hy, rows, H, V);
 
     for (int l = L - 1; l >= 0; l--) {
         if (l == 0 && fold_embedding(c, b)) {
-            rnn_recurrence_backward(c->da, c->g.w_hh[0], c->g.b_h[0], c->scratch, c->dh, c->h[0], c->p.w_hh[0], T, B,
-                                    H);
+            rnn_recurrence_backward(c->da, c->g.w_hh[0], c->g.b_h[0], c->packed, c->dh, c->h[0], c->p.w_hh[0], T, B, H);
             embedding_projection_backward(c->g.embedding, c->g.w_xh[0], c->vocab_rows, b->x, c->da, c->p.embedding,
                                           c->p.w_xh[0], T * B, V, c->cfg.embed, H);
             break;
@@ -285,7 +314,7 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
         const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
         /* The gradient for the layer below goes straight into dh (read above before it is written), or
          * into du for the embedding. */
-        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->scratch, c->dh, c->h[l],
+        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->packed, c->dh, c->h[l],
                      u, c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
         if (l == 0)
             embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
@@ -297,10 +326,7 @@ static int cpu_grad_norm(void *ctx, float *norm, Err *e)
 {
     (void)e;
     CpuModel *c = ctx;
-    double sum = 0.0;
-    for (size_t i = 0; i < c->n_params; i++)
-        sum += (double)c->grads[i] * c->grads[i];
-    *norm = (float)sqrt(sum);
+    *norm = (float)sqrt(sum_of_squares(c->grads, c->n_params));
     return 0;
 }
 
@@ -354,12 +380,12 @@ static int cpu_sample_step(void *ctx, int token, float *logits, Err *e)
     for (int l = 0; l < c->cfg.layers; l++) {
         float *h = c->sample_h + (size_t)l * H;
         /* h = tanh(b + u W_xh + h W_hh); the old h is read whole before it is overwritten */
-        float *pre = c->scratch;
+        float *pre = c->sample_pre;
         memcpy(pre, c->p.b_h[l], sizeof(float) * (size_t)H);
         matmul_nn(pre, u, c->p.w_xh[l], 1, H, layer_inputs(&c->cfg, l), 1);
         matmul_nn(pre, h, c->p.w_hh[l], 1, H, H, 1);
-        for (int j = 0; j < H; j++)
-            h[j] = fast_tanhf(pre[j]);
+        kernels()->tanh(pre, (size_t)H);
+        memcpy(h, pre, sizeof(float) * (size_t)H);
         u = h;
     }
     output_forward(logits, u, c->p.w_hy, c->p.b_y, 1, H, c->cfg.vocab);

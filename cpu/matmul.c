@@ -1,333 +1,169 @@
-/* The products, on OpenBLAS when the build found it, else on the loops below: AVX2/FMA kernels when the
- * processor has them (checked once at run time), otherwise portable C loops ordered so that the
- * innermost loop runs along contiguous rows. */
+/* The products, on OpenBLAS when the build found it and the product is large, else on the built-in
+ * loops: the micro-kernel of kernels.h over tiles of C, with B copied block by block into the
+ * micro-kernel's panels. Threads split C by rows; every element is summed by one thread in the same
+ * order, so the built-in loops give the same result for any thread count. */
 #include "matmul.h"
 
 #include <stdlib.h>
 #include <string.h>
 #ifdef CHARRNN_WITH_OPENBLAS
 #include <cblas.h>
+#include <pthread.h>
 #endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-/* Threads split a product by rows of C (each element is summed by one thread, in the same order: the
- * result does not depend on the thread count), when it has the rows and the work to pay for them. */
+#include "kernels.h"
+
 #define PARALLEL_WORK (1L << 16) /* multiply-adds below which starting threads costs more than it gains */
-static int worth_threads(int M, int N, int K)
+/* The sum over k is cut into blocks this long: a block of one panel of B (KC x nr floats, at most
+ * 32 KiB) is packed on the stack and stays in the first-level cache while a block of row tiles passes
+ * over it; a block of about MC rows of A (MC x KC floats, about 100 KiB) stays in the second-level
+ * cache while the panels pass over it. */
+#define KC 256
+#define MC 96
+
+/* Threads for a product with M rows: one where there is little work, else as many as have at least
+ * two tiles of rows each. */
+static int threads_for(int M, int N, int K, int rows_per_tile)
 {
-    return M >= 8 && (long)M * N * K >= PARALLEL_WORK;
+#ifdef _OPENMP
+    if ((long)M * N * K < PARALLEL_WORK)
+        return 1;
+    int threads = M / (2 * rows_per_tile);
+    threads = threads < omp_get_max_threads() ? threads : omp_get_max_threads();
+    return threads > 1 ? threads : 1;
+#else
+    (void)M, (void)N, (void)K, (void)rows_per_tile;
+    return 1;
+#endif
 }
 
-/* ---- portable loops ---- */
+/* The operands of C (+)= A' B', read through strides: A'[i][k] = A[i * a_row + k * a_col] and
+ * B'[k][j] = B[k * b_row + j * b_col], which covers A and B as stored or transposed. */
+typedef struct {
+    float *C;
+    const float *A, *B;
+    size_t a_row, a_col, b_row, b_col;
+    int M, N, K, accumulate;
+    int transposed_a, transposed_b; /* what the strides say, for OpenBLAS */
+    int blas;                       /* on OpenBLAS (one call per thread) rather than the built-in loops */
+} Product;
 
-#define ROWS 4 /* rows of C computed together: each B row loaded once serves four of them */
+static void blas_rows(const Product *p, int i0, int i1);
 
-/* Rows i..i+ROWS-1 of C += A' B, where A'[i][k] = A[i * rs + k * cs] (rs = K, cs = 1 reads A [M, K] as
- * stored; rs = 1, cs = M reads A [K, M] transposed): each row of C is a sum of rows of B, so the inner
- * loop is contiguous. */
-static void row_block_portable(float *C, const float *A, size_t rs, size_t cs, const float *B, int N, int K, int i)
+/* Rows i0..i1-1 of the product. The rows are cut into as few tiles as the kernel allows, of sizes as
+ * even as possible (13 rows with tiles of 6: 4, 4, 5, not 6, 6, 1). */
+static void product_rows(const Kernels *kn, const Product *p, int i0, int i1)
 {
-    float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-    for (int k = 0; k < K; k++) {
-        const float *a = A + (size_t)i * rs + (size_t)k * cs;
-        const float *b = B + (size_t)k * N;
-        const float x0 = a[0], x1 = a[rs], x2 = a[2 * rs], x3 = a[3 * rs];
-        for (int j = 0; j < N; j++) {
-            c0[j] += x0 * b[j];
-            c1[j] += x1 * b[j];
-            c2[j] += x2 * b[j];
-            c3[j] += x3 * b[j];
-        }
-    }
-}
-
-/* C += A' B: rs = K, cs = 1 reads A [M, K] as stored, rs = 1, cs = M reads A [K, M] transposed. */
-static void add_row_products_portable(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N,
-                                      int K)
-{
-    const int blocks = M / ROWS;
-    if (worth_threads(M, N, K)) {
-#pragma omp parallel for schedule(static)
-        for (int blk = 0; blk < blocks; blk++)
-            row_block_portable(C, A, rs, cs, B, N, K, ROWS * blk);
-    } else {
-        for (int blk = 0; blk < blocks; blk++)
-            row_block_portable(C, A, rs, cs, B, N, K, ROWS * blk);
-    }
-    for (int i = ROWS * blocks; i < M; i++) {
-        float *c = C + (size_t)i * N;
-        for (int k = 0; k < K; k++) {
-            const float x = A[(size_t)i * rs + (size_t)k * cs];
-            const float *b = B + (size_t)k * N;
-            for (int j = 0; j < N; j++)
-                c[j] += x * b[j];
-        }
-    }
-}
-
-/* Row i of C = A B^T: dot products with eight partial sums (independent chains the compiler can keep in
- * vector lanes). */
-static void nt_row_portable(float *C, const float *A, const float *B, int N, int K, int accumulate, int i)
-{
-    const float *a = A + (size_t)i * K;
-    float *c = C + (size_t)i * N;
-    for (int j = 0; j < N; j++) {
-        const float *b = B + (size_t)j * K;
-        float s[8] = {0};
-        int k = 0;
-        for (; k + 8 <= K; k += 8)
-            for (int u = 0; u < 8; u++)
-                s[u] += a[k + u] * b[k + u];
-        float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-        for (; k < K; k++)
-            sum += a[k] * b[k];
-        c[j] = accumulate ? c[j] + sum : sum;
-    }
-}
-
-static void matmul_nt_portable(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
-{
-    if (worth_threads(M, N, K)) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < M; i++)
-            nt_row_portable(C, A, B, N, K, accumulate, i);
-    } else {
-        for (int i = 0; i < M; i++)
-            nt_row_portable(C, A, B, N, K, accumulate, i);
-    }
-}
-
-/* ---- AVX2 and FMA: blocks of C summed in vector registers across all of k ---- */
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define HAVE_AVX2_KERNELS 1
-#define AVX2 __attribute__((target("avx2,fma")))
-#define WIDE_ROW 256 /* columns beyond which row_product streams B instead of blocking C in registers */
-
-/* C[i0..i0+4, j0..j0+16) += A' B: 8 accumulators, per k one broadcast of A per row and two loads of B. */
-AVX2 static void block_4x16(float *C, const float *A, size_t rs, size_t cs, const float *B, int N, int K, int i0,
-                            int j0)
-{
-    float *c = C + (size_t)i0 * N + j0;
-    __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
-    __m256 c10 = _mm256_loadu_ps(c + N), c11 = _mm256_loadu_ps(c + N + 8);
-    __m256 c20 = _mm256_loadu_ps(c + 2 * N), c21 = _mm256_loadu_ps(c + 2 * N + 8);
-    __m256 c30 = _mm256_loadu_ps(c + 3 * N), c31 = _mm256_loadu_ps(c + 3 * N + 8);
-    const float *a = A + (size_t)i0 * rs;
-    for (int k = 0; k < K; k++, a += cs) {
-        const float *b = B + (size_t)k * N + j0;
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 x = _mm256_broadcast_ss(a);
-        c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + rs);
-        c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2 * rs);
-        c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3 * rs);
-        c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
-    }
-    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
-    _mm256_storeu_ps(c + N, c10), _mm256_storeu_ps(c + N + 8, c11);
-    _mm256_storeu_ps(c + 2 * N, c20), _mm256_storeu_ps(c + 2 * N + 8, c21);
-    _mm256_storeu_ps(c + 3 * N, c30), _mm256_storeu_ps(c + 3 * N + 8, c31);
-}
-
-/* One row of C from column j0 on: 32 columns at a time (four independent accumulators keep both FMA
- * units busy, which matters for the vector-matrix products of generation), then 8, then one. */
-AVX2 static void row_product(float *c, const float *a, size_t cs, const float *B, int N, int K, int j0)
-{
-    if (N - j0 > WIDE_ROW) {
-        /* A wide B does not stay in cache: read it once, row after row, adding into C's row in L1. */
-        const int n8 = j0 + (N - j0) / 8 * 8;
-        for (int k = 0; k < K; k++) {
-            const float *b = B + (size_t)k * N;
-            const __m256 x = _mm256_broadcast_ss(a + (size_t)k * cs);
-            int j = j0;
-            for (; j < n8; j += 8)
-                _mm256_storeu_ps(c + j, _mm256_fmadd_ps(x, _mm256_loadu_ps(b + j), _mm256_loadu_ps(c + j)));
-            for (; j < N; j++)
-                c[j] += a[(size_t)k * cs] * b[j];
-        }
+    const int N = p->N, K = p->K;
+    if (p->blas) {
+        blas_rows(p, i0, i1);
         return;
     }
-    int j = j0;
-    for (; j + 32 <= N; j += 32) {
-        __m256 s0 = _mm256_loadu_ps(c + j), s1 = _mm256_loadu_ps(c + j + 8);
-        __m256 s2 = _mm256_loadu_ps(c + j + 16), s3 = _mm256_loadu_ps(c + j + 24);
-        for (int k = 0; k < K; k++) {
-            const float *b = B + (size_t)k * N + j;
-            const __m256 x = _mm256_broadcast_ss(a + (size_t)k * cs);
-            s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), s0);
-            s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 8), s1);
-            s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 16), s2);
-            s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 24), s3);
-        }
-        _mm256_storeu_ps(c + j, s0), _mm256_storeu_ps(c + j + 8, s1);
-        _mm256_storeu_ps(c + j + 16, s2), _mm256_storeu_ps(c + j + 24, s3);
-    }
-    for (; j + 8 <= N; j += 8) {
-        __m256 s0 = _mm256_loadu_ps(c + j);
-        for (int k = 0; k < K; k++)
-            s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (size_t)k * cs), _mm256_loadu_ps(B + (size_t)k * N + j), s0);
-        _mm256_storeu_ps(c + j, s0);
-    }
-    for (; j < N; j++) {
-        float s = c[j];
-        for (int k = 0; k < K; k++)
-            s += a[(size_t)k * cs] * B[(size_t)k * N + j];
-        c[j] = s;
-    }
-}
-
-/* Rows i..i+3 of C. */
-AVX2 static void four_rows(float *C, const float *A, size_t rs, size_t cs, const float *B, int N, int K, int i)
-{
-    int j = 0;
-    for (; j + 16 <= N; j += 16)
-        block_4x16(C, A, rs, cs, B, N, K, i, j);
-    for (int r = i; r < i + 4 && j < N; r++)
-        row_product(C + (size_t)r * N, A + (size_t)r * rs, cs, B, N, K, j);
-}
-
-AVX2 static void add_row_products_avx2(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N,
-                                       int K)
-{
-    const int blocks = M / 4;
-    if (worth_threads(M, N, K)) { /* tested outside the pragma: an idle parallel region still costs a call */
-#pragma omp parallel for schedule(static)
-        for (int blk = 0; blk < blocks; blk++)
-            four_rows(C, A, rs, cs, B, N, K, 4 * blk);
-    } else {
-        for (int blk = 0; blk < blocks; blk++)
-            four_rows(C, A, rs, cs, B, N, K, 4 * blk);
-    }
-    for (int i = 4 * blocks; i < M; i++)
-        row_product(C + (size_t)i * N, A + (size_t)i * rs, cs, B, N, K, 0);
-}
-
-AVX2 static float horizontal_sum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Row i of C = A B^T: dot products, four rows of B against row i of A at a time. */
-AVX2 static void nt_row_avx2(float *C, const float *A, const float *B, int N, int K, int accumulate, int i)
-{
-    const int k8 = K - K % 8;
-    const float *a = A + (size_t)i * K;
-    float *c = C + (size_t)i * N;
-    int j = 0;
-    for (; j + 4 <= N; j += 4) {
-        const float *b0 = B + (size_t)j * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-        for (int k = 0; k < k8; k += 8) {
-            const __m256 x = _mm256_loadu_ps(a + k);
-            s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + k), s0);
-            s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + k), s1);
-            s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + k), s2);
-            s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + k), s3);
-        }
-        float d[4] = {horizontal_sum(s0), horizontal_sum(s1), horizontal_sum(s2), horizontal_sum(s3)};
-        for (int k = k8; k < K; k++) {
-            d[0] += a[k] * b0[k], d[1] += a[k] * b1[k];
-            d[2] += a[k] * b2[k], d[3] += a[k] * b3[k];
-        }
-        for (int q = 0; q < 4; q++)
-            c[j + q] = accumulate ? c[j + q] + d[q] : d[q];
-    }
-    for (; j < N; j++) {
-        const float *b = B + (size_t)j * K;
-        __m256 s0 = _mm256_setzero_ps();
-        for (int k = 0; k < k8; k += 8)
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-        float d = horizontal_sum(s0);
-        for (int k = k8; k < K; k++)
-            d += a[k] * b[k];
-        c[j] = accumulate ? c[j] + d : d;
-    }
-}
-
-AVX2 static void matmul_nt_avx2(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
-{
-    if (worth_threads(M, N, K)) {
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < M; i++)
-            nt_row_avx2(C, A, B, N, K, accumulate, i);
-    } else {
-        for (int i = 0; i < M; i++)
-            nt_row_avx2(C, A, B, N, K, accumulate, i);
-    }
-}
-
-/* The AVX2 kernels when the processor has AVX2 and FMA, unless CHARRNN_PORTABLE_LOOPS is set (which the
- * tests use to check the portable loops on any machine). */
-static int use_avx2(void)
-{
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        const char *portable = getenv("CHARRNN_PORTABLE_LOOPS");
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 !(portable && *portable && strcmp(portable, "0") != 0);
-    }
-    return cached;
-}
-#endif
-
-/* ---- the loops' entry points ---- */
-
-const char *matmul_loops(void)
-{
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2())
-        return "AVX2/FMA";
-#endif
-    return "portable";
-}
-
-static void add_row_products(float *C, const float *A, size_t rs, size_t cs, const float *B, int M, int N, int K)
-{
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        add_row_products_avx2(C, A, rs, cs, B, M, N, K);
+    if (i1 - i0 == 1 && p->b_col == 1) { /* a vector times a matrix: a kernel of its own keeps more sums in flight */
+        kn->row(p->C + (size_t)i0 * N, p->A + (size_t)i0 * p->a_row, p->a_col, p->B, p->b_row, K, N, p->accumulate);
         return;
     }
-#endif
-    add_row_products_portable(C, A, rs, cs, B, M, N, K);
+    float panel[KC * KERNELS_MAX_NR] __attribute__((aligned(64)));
+    const int tiles = (i1 - i0 + kn->mr - 1) / kn->mr, per_block = MC / kn->mr;
+    for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+        Tile t = {.a_row = p->a_row,
+                  .a_col = p->a_col,
+                  .b = panel,
+                  .ldb = (size_t)kn->nr,
+                  .k = K - k0 < KC ? K - k0 : KC,
+                  .ld_in = (size_t)N,
+                  .ldc = (size_t)N,
+                  .epilogue = TILE_ADD};
+        for (int first = 0; first < tiles; first += per_block) {
+            const int last = first + per_block < tiles ? first + per_block : tiles;
+            for (int j0 = 0; j0 < N; j0 += kn->nr) {
+                kernels_pack_panel(panel, p->B, p->b_row, p->b_col, k0, t.k, j0, N, kn->nr);
+                t.n = N - j0 < kn->nr ? N - j0 : kn->nr;
+                for (int tile = first; tile < last; tile++) {
+                    const int i = i0 + (i1 - i0) * tile / tiles;
+                    t.m = i0 + (i1 - i0) * (tile + 1) / tiles - i;
+                    t.a = p->A + (size_t)i * p->a_row + (size_t)k0 * p->a_col;
+                    t.c = p->C + (size_t)i * N + j0;
+                    t.in = k0 > 0 || p->accumulate ? t.c : NULL;
+                    kn->tile(&t);
+                }
+            }
+        }
+    }
+}
+
+static void product(const Product *p)
+{
+    const Kernels *kn = kernels();
+    const int threads = threads_for(p->M, p->N, p->K, kn->mr);
+    if (threads == 1) {
+        product_rows(kn, p, 0, p->M);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        const int id = omp_get_thread_num(), n = omp_get_num_threads();
+        product_rows(kn, p, p->M * id / n, p->M * (id + 1) / n);
+    }
+}
+
+static int use_openblas(int M, int N, int K);
+
+/* C = A B, A^T B or A B^T on the library or the loops */
+static void nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate, int blas)
+{
+    product(&(Product){C, A, B, (size_t)K, 1, (size_t)N, 1, M, N, K, accumulate, 0, 0, blas});
+}
+
+static void tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate, int blas)
+{
+    product(&(Product){C, A, B, 1, (size_t)M, (size_t)N, 1, M, N, K, accumulate, 1, 0, blas});
+}
+
+static void nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate, int blas)
+{
+    product(&(Product){C, A, B, (size_t)K, 1, 1, (size_t)K, M, N, K, accumulate, 0, 1, blas});
 }
 
 void own_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
-    if (!accumulate)
-        memset(C, 0, sizeof(float) * (size_t)M * (size_t)N);
-    add_row_products(C, A, (size_t)K, 1, B, M, N, K);
+    nn(C, A, B, M, N, K, accumulate, 0);
 }
 
 void own_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
-    if (!accumulate)
-        memset(C, 0, sizeof(float) * (size_t)M * (size_t)N);
-    add_row_products(C, A, 1, (size_t)M, B, M, N, K);
+    tn(C, A, B, M, N, K, accumulate, 0);
 }
 
 void own_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
 {
-#ifdef HAVE_AVX2_KERNELS
-    if (use_avx2()) {
-        matmul_nt_avx2(C, A, B, M, N, K, accumulate);
-        return;
-    }
-#endif
-    matmul_nt_portable(C, A, B, M, N, K, accumulate);
+    nt(C, A, B, M, N, K, accumulate, 0);
 }
 
-/* ---- what matmul_* run on ---- */
+void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    nn(C, A, B, M, N, K, accumulate, use_openblas(M, N, K));
+}
+
+void matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    tn(C, A, B, M, N, K, accumulate, use_openblas(M, N, K));
+}
+
+void matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+{
+    nt(C, A, B, M, N, K, accumulate, use_openblas(M, N, K));
+}
+
+const char *matmul_loops(void)
+{
+    return kernels()->name;
+}
+
+/* ---- OpenBLAS ---- */
 
 #ifdef CHARRNN_WITH_OPENBLAS
 /* Below this many multiply-adds a library call costs more than it saves (the generation step's
@@ -335,66 +171,70 @@ void own_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K
 #ifndef SMALL_PRODUCT
 #define SMALL_PRODUCT (1L << 19)
 #endif
-static int small(int M, int N, int K)
+
+void openblas_set_num_threads(int threads); /* OpenBLAS's own, not in every cblas.h */
+/* OpenBLAS's own (pthreads builds): stops its thread pool, which it restarts when a call asks for more
+ * than one thread. Weak: a build without it leaves the pool alone. */
+int blas_thread_shutdown_(void) __attribute__((weak));
+
+static int blas_off;
+
+/* Once, before the first product: CHARRNN_BLAS=0 routes every product to the built-in loops (the tests
+ * use it to run both paths in one build). Every OpenBLAS call runs on the thread that makes it (the
+ * loops' threads split the product); its own pool, started when the library loaded, would otherwise
+ * spin for a while after every call and at start-up, taking time from the threads that do the work
+ * (on a core shared by two hyperthreads, about half of it). */
+static void blas_setup(void)
 {
-    return (long)M * N * K < SMALL_PRODUCT;
+    const char *env = getenv("CHARRNN_BLAS");
+    blas_off = env && strcmp(env, "0") == 0;
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
 }
 
-void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+/* OpenBLAS for the large products. */
+static int use_openblas(int M, int N, int K)
 {
-    if (small(M, N, K)) {
-        own_matmul_nn(C, A, B, M, N, K, accumulate);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, accumulate ? 1.0f : 0.0f, C, N);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_setup);
+    return !blas_off && (long)M * N * K >= SMALL_PRODUCT;
 }
 
-void matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+/* Rows i0..i1-1 of the product in one single-threaded OpenBLAS call: the threads are the loops' own,
+ * so that one pool of threads does all the work (two pools on the same cores would take turns
+ * spinning while the other works). */
+static void blas_rows(const Product *p, int i0, int i1)
 {
-    if (small(M, N, K)) {
-        own_matmul_tn(C, A, B, M, N, K, accumulate);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, M, B, N, accumulate ? 1.0f : 0.0f, C, N);
-}
-
-void matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
-{
-    if (small(M, N, K)) {
-        own_matmul_nt(C, A, B, M, N, K, accumulate);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, accumulate ? 1.0f : 0.0f, C, N);
+    cblas_sgemm(CblasRowMajor, p->transposed_a ? CblasTrans : CblasNoTrans, p->transposed_b ? CblasTrans : CblasNoTrans,
+                i1 - i0, p->N, p->K, 1.0f, p->A + (size_t)i0 * p->a_row, p->transposed_a ? p->M : p->K, p->B,
+                p->transposed_b ? p->K : p->N, p->accumulate ? 1.0f : 0.0f, p->C + (size_t)i0 * p->N, p->N);
 }
 
 const char *matmul_backend(void)
 {
-    return "OpenBLAS";
+    return use_openblas(1 << 10, 1 << 10, 1 << 10) ? "OpenBLAS" : "built-in loops";
 }
-
-void openblas_set_num_threads(int threads); /* OpenBLAS's own, not in every cblas.h */
 
 void matmul_set_threads(int threads)
 {
-    openblas_set_num_threads(threads); /* the large products */
+    use_openblas(0, 0, 0); /* its pool stopped now, not at the first product */
 #ifdef _OPENMP
-    omp_set_num_threads(threads); /* the built-in loops, for the small ones and the elementwise work */
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
 #endif
 }
 #else
-void matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+static int use_openblas(int M, int N, int K)
 {
-    own_matmul_nn(C, A, B, M, N, K, accumulate);
+    (void)M, (void)N, (void)K;
+    return 0;
 }
 
-void matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
+static void blas_rows(const Product *p, int i0, int i1)
 {
-    own_matmul_tn(C, A, B, M, N, K, accumulate);
-}
-
-void matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int accumulate)
-{
-    own_matmul_nt(C, A, B, M, N, K, accumulate);
+    (void)p, (void)i0, (void)i1;
 }
 
 const char *matmul_backend(void)

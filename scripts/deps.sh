@@ -5,8 +5,8 @@
 #                            and sanitizers), valgrind, rsvg-convert and xmllint (to check the plots),
 #                            Open MPI (data-parallel training under mpirun)
 #   scripts/deps.sh --mpi    build tools and Open MPI, for mpirun -np N charrnn train
-#   scripts/deps.sh --bench  build tools and the PyTorch peer of bench/compare.py (python3-torch on
-#                            the pthread OpenBLAS, as PyTorch's BLAS)
+#   scripts/deps.sh --bench  build tools and the peers of bench/compare.py: PyTorch (python3-torch on
+#                            the pthread OpenBLAS, as PyTorch's BLAS) and numpy
 # While another package manager holds the dpkg or apt lock (a fresh machine often runs unattended upgrades
 # for its first minutes), it says so and waits: CHARRNN_DEPS_LOCK_WAIT seconds at most (default 1800),
 # trying again every CHARRNN_DEPS_LOCK_POLL seconds (default 10).
@@ -16,7 +16,7 @@ packages=(gcc make cmake pkg-config libopenblas-dev)
 [ "${1:-}" = "--test" ] && packages+=(libcriterion-dev clang libclang-rt-14-dev valgrind librsvg2-bin libxml2-utils
   openmpi-bin libopenmpi-dev)
 [ "${1:-}" = "--mpi" ] && packages+=(openmpi-bin libopenmpi-dev)
-[ "${1:-}" = "--bench" ] && packages+=(python3-torch libopenblas0-pthread)
+[ "${1:-}" = "--bench" ] && packages+=(python3-torch python3-numpy libopenblas0-pthread)
 
 missing=()
 for p in "${packages[@]}"; do

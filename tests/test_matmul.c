@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../cpu/fastmath.h"
+#include "../cpu/kernels.h"
 #include "../cpu/matmul.h"
 #include <criterion/logging.h>
 #include "util.h"
@@ -77,10 +78,34 @@ Test(fastmath, tanh_is_within_its_stated_error_of_tanh)
     cr_assert_eq(fast_tanhf(-100.0f), -1.0f);
 }
 
-/* Odd sizes for the 4-row and 16-column blocks and their remainders, vector-matrix products, rows wider
- * than the streaming threshold, and products large enough to go to OpenBLAS when it is built in. */
-static const int SIZES[][3] = {{1, 1, 1},     {3, 5, 7},    {13, 11, 9},  {4, 8, 16},    {17, 33, 65},
-                               {65, 13, 129}, {1, 300, 65}, {3, 513, 17}, {70, 130, 129}};
+/* The vectorisable exp against libm's, relatively, over the range softmax uses and beyond. */
+Test(fastmath, exp_is_within_its_stated_error_of_exp)
+{
+    double worst = 0.0;
+    float at = 0.0f;
+    /* every float in [26.6, 26.8], where the error peaks (every float in [-87.3, 88] was checked once:
+     * 8.5e-8 at 26.690403), and a fine grid elsewhere */
+    for (float x = 26.6f; x < 26.8f; x = nextafterf(x, 30.0f)) {
+        double err = fabs((double)fast_expf(x) / exp((double)x) - 1.0);
+        if (err > worst)
+            worst = err, at = x;
+    }
+    for (float x = EXP_LOWEST; x < EXP_HIGHEST; x += 1e-4f) {
+        double err = fabs((double)fast_expf(x) / exp((double)x) - 1.0);
+        if (err > worst)
+            worst = err, at = x;
+    }
+    cr_assert_leq(worst, FAST_EXP_ERROR, "fast_expf is %.3g (relatively) away from exp at %.9g", worst, at);
+    cr_assert_eq(fast_expf(0.0f), 1.0f);
+    cr_assert(isnan(fast_expf(NAN)), "exp(NaN) must stay NaN");
+    cr_assert_gt(fast_expf(-1000.0f), 0.0f, "clamped below: never 0");
+}
+
+/* Odd sizes for the tiles of every kernel set (4 to 8 rows, 8 to 32 columns) and their remainders,
+ * vector-matrix products, sums longer than a block of k (256), products split over threads, and
+ * products large enough to go to OpenBLAS when it is built in. */
+static const int SIZES[][3] = {{1, 1, 1},     {3, 5, 7},    {13, 11, 9},  {4, 8, 16},     {17, 33, 65},
+                               {65, 13, 129}, {1, 300, 65}, {3, 513, 17}, {70, 130, 129}, {29, 45, 600}};
 
 static void check_all(int ta, int tb, const Product products[3])
 {
@@ -106,23 +131,44 @@ Test(matmul, nt_matches_naive_loop)
     check_all(0, 1, DISPATCHED);
 }
 
-/* The built-in loops: the AVX2 kernels where the processor has them... */
-Test(matmul, own_loops_match_naive_loop)
+/* The built-in loops with each kernel set the processor runs, and the AVX-512 set's logic built for
+ * AVX2 (CHARRNN_SIMD is read at the first product; every test runs in a process of its own). */
+static void check_own_loops(const Kernels *set, const char *name)
 {
-    cr_log_info("built-in loops: %s", matmul_loops());
+    if (!set)
+        cr_skip_test("this processor does not run the %s kernels", name);
+    setenv("CHARRNN_SIMD", name, 1);
+    cr_assert_str_eq(matmul_loops(), set->name);
     check_all(0, 0, OWN);
     check_all(1, 0, OWN);
     check_all(0, 1, OWN);
 }
 
-/* ...and the portable ones, which other processors run. */
-Test(matmul, portable_loops_match_naive_loop)
+Test(matmul, own_loops_match_naive_loop_avx512)
 {
-    setenv("CHARRNN_PORTABLE_LOOPS", "1", 1); /* read once, at the first product of this process */
-    cr_assert_str_eq(matmul_loops(), "portable");
-    check_all(0, 0, OWN);
-    check_all(1, 0, OWN);
-    check_all(0, 1, OWN);
+    check_own_loops(kernels_at(SIMD_AVX512), "avx512");
+}
+Test(matmul, own_loops_match_naive_loop_avx2)
+{
+    check_own_loops(kernels_at(SIMD_AVX2), "avx2");
+}
+Test(matmul, own_loops_match_naive_loop_avx512_shape)
+{
+    check_own_loops(kernels_avx512_shape_on_avx2(), "avx512-shape");
+}
+Test(matmul, own_loops_match_naive_loop_baseline)
+{
+    check_own_loops(kernels_at(SIMD_BASELINE), "baseline");
+}
+
+/* CHARRNN_BLAS=0 sends the products of every size to the built-in loops. */
+Test(matmul, blas_off_at_run_time_uses_the_built_in_loops)
+{
+    setenv("CHARRNN_BLAS", "0", 1);
+    cr_assert_str_eq(matmul_backend(), "built-in loops");
+    check_all(0, 0, DISPATCHED);
+    check_all(1, 0, DISPATCHED);
+    check_all(0, 1, DISPATCHED);
 }
 
 /* Both paths agree with each other, not only each with the naive loop. */
