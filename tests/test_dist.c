@@ -193,6 +193,26 @@ Test(dist, two_ranks_train_what_one_process_trains_in_window_mode_with_sgd, .ini
     expect_same_model("one.ckpt", "two.ckpt");
 }
 
+/* OpenBLAS taken to have chosen old kernels (cpu/blas_check.c): every rank runs itself again on the right
+ * ones before MPI starts, the job trains, and the note is said once. */
+Test(dist, every_rank_runs_on_the_fixed_openblas_kernels_and_one_says_so, .init = setup, .fini = teardown)
+{
+    const char *why, *fix = blas_fix_of_prescott(&why);
+    if (!fix)
+        cr_skip_test("%s", why);
+    unsetenv("OPENBLAS_CORETYPE");
+    setenv("CHARRNN_TEST_BLAS_CORENAME", "Prescott", 1);
+    setenv("OPENBLAS_VERBOSE", "2", 1); /* each process names the kernels it loads: "Core: Haswell" */
+    int rc = run(MPIRUN2, NULL, SMALL_RUN("--device", "cpu", "--steps", "2", "--out", "two.ckpt"));
+    unsetenv("CHARRNN_TEST_BLAS_CORENAME");
+    unsetenv("OPENBLAS_VERBOSE");
+    cr_assert_eq(rc, 0, "%s", err);
+    char core[64];
+    snprintf(core, sizeof core, "Core: %s", fix);
+    cr_expect_eq(count_of(err, "OpenBLAS chose its Prescott kernels"), 1, "one note: %s", err);
+    cr_expect_eq(count_of(err, core), 2, "both ranks ran again on the %s kernels: %s", fix, err);
+}
+
 #ifdef CHARRNN_EMU_BIN
 /* Each rank has an emulated device of its own; the gradients go through the emulated NCCL, or MPI on the host. */
 static void two_emulated_gpus_train_as_one(const char *allreduce)

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* nftw, wait4, pipe2 */
 #include "testutil.h"
 
+#include "../cpu/matmul.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -16,6 +18,31 @@
 int have_shakespeare(void)
 {
     return access(CHARRNN_TEST_DATA, R_OK) == 0;
+}
+
+/* OpenBLAS's own, weak: the tests of a build without OpenBLAS link without it. */
+char *openblas_get_config(void) __attribute__((weak));
+
+const char *blas_fix_of_prescott(const char **why)
+{
+    static char config[256];
+    if (strcmp(matmul_backend(), "OpenBLAS") != 0 || !openblas_get_config) {
+        *why = "built without OpenBLAS";
+        return NULL;
+    }
+    if (!strstr(openblas_get_config(), "DYNAMIC_ARCH")) {
+        snprintf(config, sizeof config, "this OpenBLAS has the kernels of one processor only: %s",
+                 openblas_get_config());
+        *why = config;
+        return NULL;
+    }
+    SimdLevel level = SIMD_LEVELS - 1;
+    while (level > SIMD_BASELINE && !kernels_at(level))
+        level--;
+    const char *fix = blas_coretype_for("Prescott", level);
+    if (!fix)
+        *why = "this processor runs no kernels better than Prescott's";
+    return fix;
 }
 
 /* Reads what is available; keeps what fits in buf. Returns 0 at end of file. */

@@ -64,6 +64,10 @@ int finish_charrnn(Child *c);
         cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                                          \
     } while (0)
 
+/* The OPENBLAS_CORETYPE charrnn asks for on this machine when OpenBLAS is taken to have chosen its
+ * Prescott kernels (CHARRNN_TEST_BLAS_CORENAME=Prescott), or NULL and *why where no fix can happen here. */
+const char *blas_fix_of_prescott(const char **why);
+
 /* Writes `text` `times` times over into dir/name (name may hold subdirectories that exist). */
 void write_repeated_file(const char *dir, const char *name, const char *text, int times);
 
