@@ -19,6 +19,7 @@ typedef struct {
 
     float *params, *grads, *m, *v; /* [n_params] each */
     ParamViews p, g;
+    const Dist *dist; /* the ranks of a data-parallel run, or NULL */
 
     /* Activations, all in one allocation (G H = the gates' width: H for the tanh cell): */
     float *emb_out;               /* [T, B, E]: input of layer 0 */
@@ -142,6 +143,7 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->max_B = max_B;
     c->n_tensors = model_tensors(cfg, c->tensors);
     c->n_params = model_num_params(cfg);
+    c->dist = opts->dist;
 
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, H = (size_t)cfg->hidden;
     const size_t W = cfg->embed > cfg->hidden ? (size_t)cfg->embed : H, S = (size_t)model_state_sets(cfg);
@@ -423,6 +425,18 @@ static int cpu_grad_norm(void *ctx, float *norm, Err *e)
     return 0;
 }
 
+static int cpu_allreduce_grads(void *ctx, float weight, float *loss, Err *e)
+{
+    CpuModel *c = ctx;
+    double sum = *loss;
+    if (!c->dist)
+        return err_set(e, "the CPU backend was created for a single process");
+    if (dist_reduce_step(c->dist, c->grads, c->n_params, weight, &sum, e) != 0)
+        return -1;
+    *loss = (float)sum;
+    return 0;
+}
+
 static int cpu_update(void *ctx, const OptimConfig *o, float lr, long step, float grad_scale, Err *e)
 {
     (void)e;
@@ -505,4 +519,5 @@ const BackendOps cpu_backend_ops = {
     .sample_step = cpu_sample_step,
     .memory = cpu_memory,
     .device_memory = NULL, /* the CPU computes in host memory */
+    .allreduce_grads = cpu_allreduce_grads,
 };
