@@ -127,7 +127,8 @@ def read_measured(path):
     return rows
 
 
-def main():
+def parser():
+    """The options and their defaults (bench/allreduce.py takes the step model's from here)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peak-tflops", type=float, default=67.0, help="FP32 (non-tensor) peak, TFLOP/s")
     ap.add_argument("--tf32", action="store_true", help="the products at the TF32 tensor-core rate")
@@ -146,7 +147,11 @@ def main():
     ap.add_argument("--vocab", type=int, default=65)
     ap.add_argument("--configs", default="small,medium,deep")
     ap.add_argument("--measured", metavar="FILE", help="bench/compare.py or bench/speed.sh output")
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = parser().parse_args()
     names = args.configs.split(",")
     for name in names:
         if name not in CONFIGS:

@@ -54,7 +54,7 @@ static double gflops(Run run, const float *A, const float *B, float *C, int n, i
 
 int main(int argc, char **argv)
 {
-    matmul_check_blas(argv);
+    matmul_check_blas(argv, 0);
     int n = 2048;
     const char *threads = "1,2";
     for (int i = 1; i + 1 < argc; i += 2) {

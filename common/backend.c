@@ -25,6 +25,7 @@ int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, i
                    const BackendOptions *opts, Err *e)
 {
     static const BackendOptions defaults = {.threads = 1};
+    static const Dist alone = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
     memset(be, 0, sizeof *be);
     if (backend_shape_check(cfg, max_T, max_B, e) != 0)
         return -1;
@@ -35,6 +36,7 @@ int backend_create(Backend *be, const BackendOps *ops, const ModelConfig *cfg, i
     be->cfg = *cfg;
     be->max_T = max_T;
     be->max_B = max_B;
+    be->dist = opts && opts->dist ? opts->dist : &alone;
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #ifndef CHARRNN_BACKEND_H
 #define CHARRNN_BACKEND_H
 
+#include "dist.h"
 #include "model.h"
 #include "optim.h"
 #include "util.h"
@@ -46,6 +47,7 @@ typedef struct {
      * per timestep, eager launches, drawing characters on the host, ...); NULL: not told. */
     void (*note)(void *arg, const char *text);
     void *note_arg;
+    const Dist *dist; /* data parallel: the ranks this one trains with (NULL: a process of its own) */
 } BackendOptions;
 
 /* One way a backend can run a step: a name ("graphs+wavefront") and the options that select it. */
@@ -109,6 +111,11 @@ typedef struct BackendOps {
     /* The relative L2 error of the backend's own matrix product on an n x n x n product of random
      * numbers from `seed`, against a double-precision reference (TF32 shows as about 1e-4). */
     int (*product_error)(void *ctx, int n, uint64_t seed, double *rel_l2, Err *e);
+
+    /* Data parallel (called only when dist has several ranks): every rank's gradient buffer times weight
+     * (its share of the batch's counted positions), summed over the ranks into every rank's buffer, and
+     * likewise *loss (this rank's mean in, the batch's out): the gradient and loss of the global batch. */
+    int (*allreduce_grads)(void *ctx, float weight, float *loss, Err *e);
 } BackendOps;
 
 typedef struct {
@@ -116,6 +123,7 @@ typedef struct {
     void *ctx;
     ModelConfig cfg;
     int max_T, max_B;
+    const Dist *dist; /* BackendOptions.dist, or a job of one process */
 } Backend;
 
 /* Refuses a batch shape whose activations a backend cannot index (int offsets) for this model. */

@@ -9,6 +9,61 @@
 
 #include "vocab.h"
 
+/* The ranks of the command running (NULL: a single process), and the first failure before they agreed. */
+static const Dist *ranks;
+static int agreed;
+static char held[sizeof(Err)];
+
+static int several_ranks(void)
+{
+    return ranks && ranks->size > 1;
+}
+
+int cli_quiet(void)
+{
+    return several_ranks() && ranks->rank != 0;
+}
+
+void cli_ranks(const Dist *d)
+{
+    ranks = d;
+    agreed = 0;
+    held[0] = 0;
+}
+
+int cli_agree(int status)
+{
+    if (!several_ranks())
+        return status;
+    Err e;
+    int job = dist_agree(ranks, status, held, &e);
+    agreed = 1;
+    if (job != 0 && ranks->rank == 0)
+        fprintf(stderr, "charrnn: %s\n", e.msg);
+    return job;
+}
+
+int cli_fail_alone(int status, const char *msg)
+{
+    if (several_ranks())
+        dist_abort(ranks, status, msg);
+    return cli_fail(status, msg);
+}
+
+int cli_on_ranks(int (*command)(int argc, char **argv, const GlobalOptions *g, const Dist *dist), int argc,
+                 char **argv, const GlobalOptions *g)
+{
+    Dist dist;
+    Err e;
+    if (dist_init(&dist, &e) != 0)
+        return dist_launched_rank() == 0 ? cli_fail(EXIT_USAGE, e.msg) : EXIT_USAGE;
+    cli_ranks(&dist);
+    int status = command(argc, argv, g, &dist);
+    cli_ranks(NULL);
+    dist_finalize(&dist);
+    return status;
+}
+
 int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *command, const char *usage,
               const char *about, const GlobalOptions *g, int *status)
 {
@@ -25,7 +80,8 @@ int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *comma
         return 0;
     }
     if (help) {
-        options_print_help(stdout, usage, about, opts, n_opts);
+        if (!several_ranks() || ranks->rank == 0)
+            options_print_help(stdout, usage, about, opts, n_opts);
         *status = EXIT_OK;
         return 0;
     }
@@ -34,7 +90,13 @@ int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *comma
 
 int cli_fail(int status, const char *msg)
 {
-    fprintf(stderr, "charrnn: %s\n", msg);
+    if (several_ranks() && !agreed) {
+        if (!held[0])
+            snprintf(held, sizeof held, "%s", msg);
+        return status;
+    }
+    if (!several_ranks() || ranks->rank == 0)
+        fprintf(stderr, "charrnn: %s\n", msg);
     return status;
 }
 

@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "device.h"
+#include "dist.h"
 #include "memory.h"
 #include "options.h"
 
@@ -59,6 +60,20 @@ int cli_default_threads(void); /* the online cores, 1..MAX_THREADS */
 int cli_parse(Option *opts, int n_opts, int argc, char **argv, const char *command, const char *usage,
               const char *about, const GlobalOptions *g, int *status);
 int cli_fail(int status, const char *msg);                       /* prints "charrnn: msg", returns status */
+/* A command run by several ranks (mpirun) speaks through rank 0. After cli_ranks, cli_fail keeps the first
+ * message instead of printing it, and help is printed by rank 0 only, until cli_agree: every rank
+ * calls it where its set-up ends, with its status (0: ready); rank 0 prints the message of the first
+ * rank that failed, once, and every rank gets the status the job ends with (0: every rank is ready).
+ * After it, cli_fail prints on rank 0 only (a failure every rank shares), and cli_fail_alone ends the
+ * whole job from a rank that failed by itself. In a single process these are plain cli_fail. */
+void cli_ranks(const Dist *d);
+int cli_agree(int status);
+int cli_fail_alone(int status, const char *msg);
+/* 1 on the ranks other than 0 of a command run by several: they print nothing but their own failures. */
+int cli_quiet(void);
+/* Runs a command that trains or evaluates across ranks: joins them (dist_init) and leaves them around it. */
+int cli_on_ranks(int (*command)(int argc, char **argv, const GlobalOptions *g, const Dist *dist), int argc,
+                 char **argv, const GlobalOptions *g);
 const char *fmt_count(uint64_t n, char *buf, size_t len);        /* 1234567 -> "1,234,567" */
 const char *fmt_duration(double seconds, char *buf, size_t len); /* "1:02:03" or "2:03" */
 void print_codepoint(FILE *f, uint32_t cp);                      /* as UTF-8 */

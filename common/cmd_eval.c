@@ -1,4 +1,5 @@
-/* charrnn eval: a checkpoint's loss on its validation split, or on any text of its vocabulary. */
+/* charrnn eval: a checkpoint's loss on its validation split, or on any text of its vocabulary; under
+ * mpirun every batch's rows are shared among the ranks and rank 0 prints the result. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 #include "options.h"
 #include "train.h"
 
-int cmd_eval(int argc, char **argv, const GlobalOptions *g)
+static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
     long batches = 0;
@@ -27,19 +28,20 @@ int cmd_eval(int argc, char **argv, const GlobalOptions *g)
                    "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
                    "zero state; window: every position with its --seq-len context).",
                    g, &status))
-        return status;
+        return cli_agree(status);
     if (tf32 && dev == DEVICE_CPU)
-        return cli_fail(EXIT_USAGE, TF32_ON_CPU);
+        return cli_agree(cli_fail(EXIT_USAGE, TF32_ON_CPU));
     Err e;
     const BackendOps *ops;
     const char *device_note;
     Checkpoint ck;
     if (cli_open(dev, path, &ops, &device_note, &ck) != 0)
-        return EXIT_USAGE;
+        return cli_agree(EXIT_USAGE);
 
     status = EXIT_USAGE;
     Backend be;
     Dataset d;
+    int agreed = 0;
     token_t *file_tokens = NULL;
     const token_t *tokens;
     size_t n;
@@ -67,12 +69,19 @@ int cmd_eval(int argc, char **argv, const GlobalOptions *g)
         }
     }
     const TrainConfig *c = &ck.cfg;
+    if (c->batch < dist->size) {
+        err_set(&e, "eval: %s was trained with batches of %d, fewer than the %d ranks; start at most %d", path,
+                c->batch, dist->size, c->batch);
+        goto done;
+    }
     if (eval_examples(c->mode, n, c->seq_len) == 0) {
         err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
         goto done;
     }
-    MemoryNeed need = eval_memory(ops, &c->model, c->seq_len, c->batch);
-    if (backend_shape_check(&c->model, c->seq_len, c->batch, &e) != 0 ||
+    /* Each rank holds its share of every batch. */
+    const int rows = dist_share(c->batch, dist->rank, dist->size).count;
+    MemoryNeed need = eval_memory(ops, &c->model, c->seq_len, rows);
+    if (backend_shape_check(&c->model, c->seq_len, rows, &e) != 0 ||
         cli_check_memory(ops, &need, "eval", "evaluating the model", ops->device_memory ? "try --device cpu" : "",
                          &e) != 0) {
         char why[sizeof e.msg];
@@ -81,26 +90,44 @@ int cmd_eval(int argc, char **argv, const GlobalOptions *g)
         goto done;
     }
     status = EXIT_ERROR;
-    device_announce(device_note);
+    if (dist->rank == 0)
+        device_announce(device_note);
     double loss;
-    BackendOptions backend_opts = {
-        .threads = threads, .tf32 = tf32, .note = device_print_note, .note_arg = (void *)ops->name};
-    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0 ||
-        ops->set_params(be.ctx, ck.params, &e) != 0 ||
-        evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
+    /* rank 0 alone tells the slower paths */
+    BackendOptions backend_opts = {.threads = threads,
+                                   .tf32 = tf32,
+                                   .note = dist->rank == 0 ? device_print_note : NULL,
+                                   .note_arg = (void *)ops->name,
+                                   .dist = dist};
+    if (backend_create(&be, ops, &c->model, c->seq_len, rows, &backend_opts, &e) != 0 ||
+        ops->set_params(be.ctx, ck.params, &e) != 0)
+        goto done;
+    agreed = 1;
+    if ((status = cli_agree(EXIT_OK)) != EXIT_OK)
+        goto cleanup;
+    status = EXIT_ERROR;
+    if (evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
         goto done;
     char count[32];
     size_t examples = eval_used(c->mode, n, c->seq_len, c->batch, batches);
     size_t predictions = c->mode == MODE_WINDOW ? examples : examples * (size_t)c->seq_len;
-    printf("%.4f nats/char  %.4f bits/char  (%s predictions on %s%s, step %ld)\n", loss, loss / LN2,
-           fmt_count(predictions, count, sizeof count), file_tokens ? "" : "the validation split of ", data, ck.step);
+    if (dist->rank == 0)
+        printf("%.4f nats/char  %.4f bits/char  (%s predictions on %s%s, step %ld)\n", loss, loss / LN2,
+               fmt_count(predictions, count, sizeof count), file_tokens ? "" : "the validation split of ", data,
+               ck.step);
     status = EXIT_OK;
 done:
     if (status != EXIT_OK)
-        cli_fail(status, e.msg);
+        status = agreed ? cli_fail_alone(status, e.msg) : cli_agree(cli_fail(status, e.msg));
+cleanup:
     backend_destroy(&be);
     dataset_free(&d);
     free(file_tokens);
     checkpoint_free(&ck);
     return status;
+}
+
+int cmd_eval(int argc, char **argv, const GlobalOptions *g)
+{
+    return cli_on_ranks(eval, argc, argv, g);
 }

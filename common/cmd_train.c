@@ -82,6 +82,7 @@ typedef struct {
     double ema_weight; /* the weight in it so far (1 - a^n after n steps): ema / ema_weight is an average */
     float val_loss;
     long val_step; /* the step val_loss was measured at */
+    int quiet;     /* ranks other than 0 print nothing */
 } Progress;
 
 static void progress_add_loss(Progress *p, float loss)
@@ -101,7 +102,7 @@ static void progress_draw(Progress *p, long step, long total, double tokens_per_
 {
     double now = now_seconds();
     double every = p->tty ? TTY_REFRESH_SECONDS : PLAIN_REFRESH_SECONDS;
-    if (!force && now - p->last_draw < every)
+    if (p->quiet || (!force && now - p->last_draw < every))
         return;
     p->last_draw = now;
     double elapsed = now - p->start;
@@ -121,7 +122,7 @@ static void progress_draw(Progress *p, long step, long total, double tokens_per_
 
 static void progress_clear(const Progress *p)
 {
-    if (p->tty)
+    if (p->tty && !p->quiet)
         fprintf(stderr, "\r\033[K");
 }
 
@@ -151,18 +152,35 @@ static char *dup_or_empty(const char *s)
     return d;
 }
 
-static int save(const Trainer *tr, const RunFiles *f, const Progress *p, Err *e)
+/* With several ranks every rank takes the snapshot (the carried states are gathered), rank 0 alone writes
+ * it, and every rank goes on or stops with rank 0's outcome (*shared). */
+static int save(const Trainer *tr, const RunFiles *f, const Progress *p, int *shared, Err *e)
 {
+    const Dist *dist = tr->be->dist;
     Checkpoint ck;
-    if (make_parent_dirs(f->run->out, e) != 0 || trainer_snapshot(tr, recent_train_loss(p), p->val_loss, &ck, e) != 0)
+    *shared = 0;
+    if (trainer_snapshot(tr, recent_train_loss(p), p->val_loss, &ck, e) != 0)
         return -1;
-    ck.val_step = isnan(p->val_loss) ? 0 : p->val_step;
-    ck.has_run = 1;
-    ck.run = f->run->settings;
-    ck.data_path_abs = dup_or_empty(f->data_abs);
-    ck.log_path = dup_or_empty(f->log_abs);
-    int rc = ck.data_path_abs && ck.log_path ? checkpoint_save(f->run->out, &ck, e) : err_set(e, "out of memory");
+    int rc = 0;
+    if (dist->rank == 0) {
+        ck.val_step = isnan(p->val_loss) ? 0 : p->val_step;
+        ck.has_run = 1;
+        ck.run = f->run->settings;
+        ck.data_path_abs = dup_or_empty(f->data_abs);
+        ck.log_path = dup_or_empty(f->log_abs);
+        rc = !ck.data_path_abs || !ck.log_path ? err_set(e, "out of memory")
+             : make_parent_dirs(f->run->out, e) != 0 ? -1
+                                                      : checkpoint_save(f->run->out, &ck, e);
+    }
     checkpoint_free(&ck);
+    if (dist->size > 1) {
+        Err why;
+        if (dist_broadcast(dist, &rc, sizeof rc, 0, &why) != 0 || dist_broadcast(dist, e, sizeof *e, 0, &why) != 0) {
+            *e = why;
+            return -1;
+        }
+        *shared = rc != 0;
+    }
     return rc;
 }
 
@@ -236,6 +254,7 @@ static void apply_stored_settings(const Option *opts, int n_opts, RunOptions *r,
 {
     if (!ck->has_run) /* a version 1 checkpoint: the defaults, as before */
         return;
+    const int say = !cli_quiet(); /* every rank applies them, rank 0 tells */
     const struct {
         const char *name;
         int *value;
@@ -251,15 +270,15 @@ static void apply_stored_settings(const Option *opts, int n_opts, RunOptions *r,
         const int is_on_nan = settings[i].value == on_nan;
         if (!option_find(opts, n_opts, settings[i].name)->given)
             *settings[i].value = settings[i].stored;
-        else if (*settings[i].value != settings[i].stored && is_on_nan)
+        else if (say && *settings[i].value != settings[i].stored && is_on_nan)
             fprintf(stderr, "charrnn: --on-nan %s replaces the run's %s\n", ON_NAN[*on_nan], ON_NAN[settings[i].stored]);
-        else if (*settings[i].value != settings[i].stored)
+        else if (say && *settings[i].value != settings[i].stored)
             fprintf(stderr, "charrnn: %s %d replaces the run's %d\n", settings[i].name, *settings[i].value,
                     settings[i].stored);
     }
     if (!option_find(opts, n_opts, "--log")->given)
         r->log = ck->log_path[0] ? ck->log_path : NULL;
-    else if (ck->log_path[0] && !same_file(r->log, ck->log_path))
+    else if (say && ck->log_path[0] && !same_file(r->log, ck->log_path))
         fprintf(stderr, "charrnn: --log %s replaces the run's log %s\n", r->log, ck->log_path);
 }
 
@@ -604,9 +623,10 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
         return 0;
     }
     progress_clear(p);
-    fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr->step,
-            (double)recent_train_loss(p), (double)p->val_loss, (double)p->val_loss / LN2);
-    if (rs->sample_length > 0) {
+    if (!p->quiet)
+        fprintf(stderr, "step %ld: train %.4f, val %.4f nats/char (%.4f bits/char)\n", tr->step,
+                (double)recent_train_loss(p), (double)p->val_loss, (double)p->val_loss / LN2);
+    if (rs->sample_length > 0 && !p->quiet) {
         SamplerConfig sc = {.temperature = 1.0f};
         Rng rng;
         rng_seed(&rng, c->seed + (uint64_t)tr->step);
@@ -619,17 +639,32 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
     return 0;
 }
 
-/* The loop. Returns 0 when the run is complete, 128 + signal after an interruption (saved), or -1. */
-static int train_loop(Trainer *tr, const Dataset *d, const RunFiles *f, Progress *p, FILE *log, Err *e)
+/* Why the ranks stop besides a signal: rank 0 could not write the log (above every signal's number). */
+#define STOP_LOG_FAILED 1000
+
+/* The loop. Returns 0 when the run is complete, 128 + signal after an interruption (saved), or -1, with
+ * *shared set when every rank failed alike (rank 0 reports it). The ranks agree before each step whether
+ * to stop: a signal one of them saw, or rank 0's log failing, stops every rank after the same step. */
+static int train_loop(Trainer *tr, const Dataset *d, const RunFiles *f, Progress *p, FILE *log, int *shared, Err *e)
 {
     const TrainConfig *c = &tr->cfg;
     const RunOptions *r = f->run;
     const double tokens_per_step = (double)c->seq_len * (double)c->batch;
-    int skipped_in_a_row = 0;
-    while (tr->step < c->steps && !stop_signal) {
+    int skipped_in_a_row = 0, sig, log_failed = 0;
+    char log_error[sizeof e->msg] = "";
+    while (!(sig = dist_max(tr->be->dist, log_failed ? STOP_LOG_FAILED : stop_signal)) && tr->step < c->steps) {
         StepStats s;
         double t0 = now_seconds();
         int rc = trainer_step(tr, &s, e);
+        *shared = rc == TRAIN_STEP_DIVERGED || rc == TRAIN_STEP_REPLICAS_DIFFER;
+        if (rc == TRAIN_STEP_REPLICAS_DIFFER) {
+            char why[sizeof e->msg];
+            memcpy(why, e->msg, sizeof why);
+            return err_set(e,
+                           "train: %s: the ranks no longer hold the same model (a fault on one machine?); training "
+                           "stopped, the last checkpoint written is kept",
+                           why);
+        }
         if (rc == TRAIN_STEP_DIVERGED) {
             progress_clear(p);
             if (r->settings.on_nan == ON_NAN_STOP || ++skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW) {
@@ -645,7 +680,8 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunFiles *f, Progress
                                "(try a lower --lr, or --on-nan skip)",
                                why);
             }
-            fprintf(stderr, "charrnn: %s; batch skipped (--on-nan skip)\n", e->msg);
+            if (!p->quiet)
+                fprintf(stderr, "charrnn: %s; batch skipped (--on-nan skip)\n", e->msg);
             continue;
         }
         if (rc != 0)
@@ -654,27 +690,31 @@ static int train_loop(Trainer *tr, const Dataset *d, const RunFiles *f, Progress
         double seconds = now_seconds() - t0;
         progress_add_loss(p, s.loss);
         rc = after_step(tr, d, r, p, log, &s, tokens_per_step / (seconds > 0 ? seconds : 1e-9), e);
-        if (rc == LOG_FAILED) {
-            progress_clear(p);
-            char why[sizeof e->msg], out[4200];
-            memcpy(why, e->msg, sizeof why);
-            Err save_error;
-            if (save(tr, f, p, &save_error) != 0)
-                return err_set(e, "%s; training stopped, and the checkpoint could not be saved either: %s", why,
-                               save_error.msg);
-            return err_set(e, "%s; training stopped and %s was saved at step %ld (continue with `%s train --resume %s`)",
-                           why, r->out, tr->step, program_name(), shell_quote(r->out, out, sizeof out));
+        if (rc == LOG_FAILED) { /* stop, but save first: with every rank, once they have agreed to */
+            log_failed = 1;
+            memcpy(log_error, e->msg, sizeof log_error);
+            continue;
         }
         if (rc != 0)
             return -1;
         if (r->settings.save_every > 0 && tr->step % r->settings.save_every == 0 && tr->step < c->steps &&
-            save(tr, f, p, e) != 0)
+            save(tr, f, p, shared, e) != 0)
             return -1;
     }
     progress_clear(p);
-    if (save(tr, f, p, e) != 0)
+    if (sig == STOP_LOG_FAILED) {
+        char out[4200];
+        Err save_error;
+        if (save(tr, f, p, shared, &save_error) != 0)
+            return err_set(e, "%s; training stopped, and the checkpoint could not be saved either: %s", log_error,
+                           save_error.msg);
+        *shared = 1; /* the failure is rank 0's log, and rank 0 reports it */
+        return err_set(e, "%s; training stopped and %s was saved at step %ld (continue with `%s train --resume %s`)",
+                       log_error, r->out, tr->step, program_name(), shell_quote(r->out, out, sizeof out));
+    }
+    if (save(tr, f, p, shared, e) != 0)
         return -1;
-    return stop_signal && tr->step < c->steps ? 128 + stop_signal : 0; /* a finished run is just finished */
+    return sig && tr->step < c->steps ? 128 + sig : 0; /* a finished run is just finished */
 }
 
 /* Opens the log for appending: a special file that appeared since it was checked is refused without
@@ -692,12 +732,34 @@ static FILE *open_log(const char *path, Err *e)
     return f;
 }
 
-int cmd_train(int argc, char **argv, const GlobalOptions *g)
+/* What every rank of a run must agree on: the run, its data, the step it starts from, the device, and how
+ * often it evaluates and saves (both are collective). */
+static uint32_t run_fingerprint(const TrainConfig *c, const RunSettings *rs, const Dataset *d, long step,
+                                const char *device)
+{
+    const OptimConfig *o = &c->optim;
+    const double values[] = {c->model.vocab,  c->model.embed,   c->model.hidden,
+                             c->model.layers, c->mode,          c->stateful,
+                             c->seq_len,      c->batch,         o->kind,
+                             o->lr,           o->beta1,         o->beta2,
+                             o->eps,          o->weight_decay,  o->momentum,
+                             o->clip,         o->schedule,      o->warmup,
+                             o->min_lr,       (double)c->steps, c->val_fraction,
+                             (double)step,    rs->eval_every,   rs->eval_batches,
+                             rs->save_every,  rs->on_nan,       (double)d->file_bytes,
+                             c->model.cell,   c->dropout};
+    uint32_t crc = crc32_update(0, values, sizeof values);
+    crc = crc32_update(crc, &c->seed, sizeof c->seed);
+    crc = crc32_update(crc, &d->file_crc, sizeof d->file_crc);
+    return crc32_update(crc, device, strlen(device));
+}
+
+static int train(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
 {
     TrainSetup s;
     int status;
     if (!parse_train_options(argc, argv, g, &s, &status))
-        return status;
+        return cli_agree(status);
     const TrainConfig *c = &s.cfg;
     const RunOptions *r = &s.run;
     const int resuming = r->resume != NULL;
@@ -707,41 +769,58 @@ int cmd_train(int argc, char **argv, const GlobalOptions *g)
     Trainer tr;
     OutputLock lock;
     FILE *log = NULL;
-    Progress p = {.tty = isatty(STDERR_FILENO)};
+    Progress p = {.tty = isatty(STDERR_FILENO), .quiet = dist->rank != 0};
     const BackendOps *ops;
     char *data_abs = NULL, *log_abs = NULL;
+    int agreed = 0, shared = 0;
     memset(&be, 0, sizeof be);
     memset(&tr, 0, sizeof tr);
     memset(&d, 0, sizeof d);
     lock.fd = -1;
     status = EXIT_USAGE;
+    /* Rank 0 alone writes the checkpoints and the log; each rank computes its share of every batch. */
+    const int writes = dist->rank == 0;
+    if (!writes)
+        s.run.log = NULL;
+    const Share share = dist_share(c->batch, dist->rank, dist->size);
+    TrainConfig mine = *c; /* this rank's part of the run, for the memory it needs */
+    mine.batch = share.count;
 
     /* Everything that can be checked before the first step is checked here, so that a mistake never
      * costs a training run: the device, the outputs (one writer each, nothing replaced that is not the
      * run's own), the data, the shape against it and against the memory there is. */
     const char *device_note;
-    if (device_select(s.device, &ops, &device_note, &e) != 0 || refuse_special_outputs(r, &e) != 0 ||
-        make_parent_dirs(r->out, &e) != 0 || (r->log && make_parent_dirs(r->log, &e) != 0))
+    if (c->batch < dist->size) {
+        err_set(&e,
+                "train: --batch %d is smaller than the %d ranks: each rank computes at least one sequence of "
+                "every batch (use --batch %d or more, or fewer ranks)",
+                c->batch, dist->size, dist->size);
         goto done;
-    if (output_lock(r->out, &lock, &e) != 0) {
+    }
+    if (device_select(s.device, &ops, &device_note, &e) != 0 ||
+        (writes && (refuse_special_outputs(r, &e) != 0 || make_parent_dirs(r->out, &e) != 0 ||
+                    (r->log && make_parent_dirs(r->log, &e) != 0))))
+        goto done;
+    if (writes && output_lock(r->out, &lock, &e) != 0) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
         err_set(&e, "train: --out %s", why);
         goto done;
     }
-    if (check_existing_checkpoint(r, &e) != 0 || load_data(&d, r->data, c->val_fraction, &e) != 0)
+    if ((writes && check_existing_checkpoint(r, &e) != 0) || load_data(&d, r->data, c->val_fraction, &e) != 0)
         goto done;
     s.cfg.model.vocab = d.vocab.size;
+    mine.model.vocab = d.vocab.size;
     if (resuming && check_resume_data(&d, &s.resume, r->data, r->resume, &e) != 0)
         goto done;
     if (batcher_check(c->mode, c->stateful, c->seq_len, c->batch, d.n_train, &e) != 0 ||
-        backend_shape_check(&c->model, c->seq_len, c->batch, &e) != 0) {
+        backend_shape_check(&c->model, c->seq_len, share.count, &e) != 0) {
         char why[sizeof e.msg];
         memcpy(why, e.msg, sizeof why);
         err_set(&e, "train: %s (data %s)", why, r->data);
         goto done;
     }
-    if (check_memory(ops, c, &e) != 0)
+    if (check_memory(ops, &mine, &e) != 0)
         goto done;
     data_abs = absolute_path(r->data);
     log_abs = r->log ? absolute_path(r->log) : NULL;
@@ -759,31 +838,66 @@ int cmd_train(int argc, char **argv, const GlobalOptions *g)
     }
 
     status = EXIT_ERROR;
-    device_announce(device_note);
-    BackendOptions backend_opts = {
-        .threads = r->threads, .tf32 = r->tf32, .note = device_print_note, .note_arg = (void *)ops->name};
-    if (backend_create(&be, ops, &c->model, c->seq_len, c->batch, &backend_opts, &e) != 0)
+    if (writes)
+        device_announce(device_note);
+    BackendOptions backend_opts = {.threads = r->threads,
+                                   .tf32 = r->tf32,
+                                   .note = writes ? device_print_note : NULL,
+                                   .note_arg = (void *)ops->name,
+                                   .dist = dist};
+    if (backend_create(&be, ops, &c->model, c->seq_len, share.count, &backend_opts, &e) != 0)
         goto done;
     if ((resuming ? trainer_resume(&tr, &s.resume, &d, r->data_as_given, &be, &e)
                   : trainer_start(&tr, c, &d, r->data_as_given, &be, &e)) != 0)
         goto done;
     checkpoint_drop_arrays(&s.resume); /* on the device now; the memory is the saves' */
     tr.cfg.steps = c->steps;
+    int others = cli_agree(EXIT_OK); /* every rank is ready, or every rank stops here */
+    agreed = 1;
+    if (others != EXIT_OK) {
+        status = others;
+        goto cleanup;
+    }
+    /* The ranks compare what they were started with, and the model itself (a --resume file that differs
+     * between machines). */
+    const uint32_t fingerprint = run_fingerprint(c, &r->settings, &d, tr.step, ops->name);
+    const char *what = "the options, data or checkpoint it was started with";
+    const int differs = dist_same(dist, &fingerprint, sizeof fingerprint, what, &e) != 0 ? 1
+                        : dist->size > 1 ? trainer_check_replicas(&tr, &e)
+                                         : 0;
+    if (differs < 0) /* this rank alone could not read its parameters */
+        goto done;
+    if (differs) {
+        char why[sizeof e.msg];
+        memcpy(why, e.msg, sizeof why);
+        err_set(&e, "train: %s; start every rank with the same options on the same files", why);
+        status = EXIT_USAGE;
+        shared = 1;
+        goto done;
+    }
 
     char n1[32], n2[32], n3[32], host[32], device[32];
-    const MemoryNeed need = train_memory(ops, c);
-    fprintf(stderr,
+    const MemoryNeed need = train_memory(ops, &mine);
+    if (dist->size > 1 && !p.quiet) {
+        const int fewest = dist_share(c->batch, dist->size - 1, dist->size).count;
+        fprintf(stderr, "charrnn: data parallel over %d ranks (%s, %s): %d%s sequences of each batch per rank\n",
+                dist->size, dist_library(), ops->name, fewest, c->batch % dist->size ? " or one more" : "");
+    }
+    if (!p.quiet)
+        fprintf(stderr,
             "charrnn: %s on %s: %s parameters (%s cell, vocab %d, embed %d, hidden %d, layers %d, dropout %g), "
             "%s mode%s, seq-len %d, batch %d; an estimated %s of memory%s%s%s\n",
             resuming ? "resuming training" : "training", ops->name,
             fmt_count(model_num_params(&c->model), n1, sizeof n1), cell_name(c->model.cell), c->model.vocab,
-            c->model.embed, c->model.hidden, c->model.layers, (double)c->dropout, MODES[c->mode], c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
+            c->model.embed, c->model.hidden, c->model.layers, (double)c->dropout, MODES[c->mode],
+            c->stateful ? " (stateful)" : "", c->seq_len, c->batch,
             fmt_bytes(need.host, host, sizeof host), need.device ? " and " : "",
             need.device ? fmt_bytes(need.device, device, sizeof device) : "", need.device ? " on the device" : "");
-    fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s%s%s\n",
-            r->data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1,
-            c->steps, r->out, log ? "; log " : "", log ? r->log : "");
-    if (r->settings.eval_every > 0 && c->val_fraction > 0.0f &&
+    if (!p.quiet)
+        fprintf(stderr, "charrnn: data %s: %s train / %s validation characters; steps %ld to %ld; checkpoint %s%s%s\n",
+                r->data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1,
+                c->steps, r->out, log ? "; log " : "", log ? r->log : "");
+    if (!p.quiet && r->settings.eval_every > 0 && c->val_fraction > 0.0f &&
         eval_examples(c->mode, d.n - d.n_train, c->seq_len) == 0)
         fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
 
@@ -797,7 +911,7 @@ int cmd_train(int argc, char **argv, const GlobalOptions *g)
     }
     RunFiles files = {.run = r, .data_abs = data_abs, .log_abs = log_abs};
     catch_stop_signals();
-    int stopped = train_loop(&tr, &d, &files, &p, log, &e);
+    int stopped = train_loop(&tr, &d, &files, &p, log, &shared, &e);
     if (stopped < 0)
         goto done;
     if (log && fclose(log) != 0) {
@@ -806,23 +920,34 @@ int cmd_train(int argc, char **argv, const GlobalOptions *g)
         goto done;
     }
     log = NULL;
-    char el[32];
-    fprintf(stderr, "charrnn: trained to step %ld in %s; train loss %.4f", tr.step,
-            fmt_duration(now_seconds() - p.start, el, sizeof el), (double)recent_train_loss(&p));
-    if (!isnan(p.val_loss))
-        fprintf(stderr, ", val loss %.4f", (double)p.val_loss);
-    fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
-    if (stopped) {
+    char el[32], launch[32] = "";
+    if (dist->size > 1)
+        snprintf(launch, sizeof launch, "mpirun -np %d ", dist->size);
+    if (!p.quiet) {
+        fprintf(stderr, "charrnn: trained to step %ld in %s; train loss %.4f", tr.step,
+                fmt_duration(now_seconds() - p.start, el, sizeof el), (double)recent_train_loss(&p));
+        if (!isnan(p.val_loss))
+            fprintf(stderr, ", val loss %.4f", (double)p.val_loss);
+        fprintf(stderr, " nats/char\ncharrnn: saved checkpoint %s\n", r->out);
+    }
+    if (stopped && !p.quiet) {
         char out[4200];
-        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: %s train --resume %s\n",
-                signal_name(stopped - 128), tr.step, c->steps, program_name(), shell_quote(r->out, out, sizeof out));
+        fprintf(stderr, "charrnn: interrupted (%s) at step %ld of %ld; continue with: %s%s train --resume %s\n",
+                signal_name(stopped - 128), tr.step, c->steps, launch, program_name(),
+                shell_quote(r->out, out, sizeof out));
     }
     status = stopped ? stopped : EXIT_OK;
 done:
     if (status == EXIT_USAGE || status == EXIT_ERROR) {
         progress_clear(&p);
-        cli_fail(status, e.msg);
+        if (!agreed) /* set-up: the ranks agree, and rank 0 reports the first failure */
+            status = cli_agree(cli_fail(status, e.msg));
+        else if (shared)
+            cli_fail(status, e.msg);
+        else
+            cli_fail_alone(status, e.msg);
     }
+cleanup:
     if (log)
         fclose(log);
     trainer_free(&tr);
@@ -834,4 +959,9 @@ done:
     if (lock.fd >= 0)
         output_unlock(&lock);
     return status;
+}
+
+int cmd_train(int argc, char **argv, const GlobalOptions *g)
+{
+    return cli_on_ranks(train, argc, argv, g);
 }

@@ -15,7 +15,8 @@ int device_select(DeviceChoice choice, const BackendOps **ops, const char **note
 void device_announce(const char *note);
 /* Before a command that computes: unless the choice is cuda, lets the CPU backend check that its matrix
  * library runs the kernels this processor has; a fix runs the program again (argv), with a note on
- * stderr. */
+ * stderr. Called before MPI starts: under mpirun every rank runs itself again the same way, and the
+ * first alone says so. */
 void device_prepare(DeviceChoice choice, char **argv);
 /* `sample --device auto`: when auto chose cuda but this model generates faster on the CPU by
  * sample_seconds_cpu/gpu (sampler.h), switches *ops to the CPU and *note to say why. */

@@ -10,6 +10,7 @@
 #include "../cpu/cpu.h"
 #include "../cpu/matmul.h"
 #include "device.h"
+#include "dist.h"
 #include "sampler.h"
 #ifdef CHARRNN_WITH_CUDA
 #include "../cuda/cuda.h"
@@ -129,7 +130,7 @@ void device_announce(const char *note)
 void device_prepare(DeviceChoice choice, char **argv)
 {
     if (choice != DEVICE_CUDA)
-        matmul_check_blas(argv);
+        matmul_check_blas(argv, dist_launched_rank() != 0);
 }
 
 void device_prefer_for_sampling(DeviceChoice choice, const ModelConfig *cfg, const BackendOps **ops,

@@ -87,6 +87,19 @@ static int run(int argc, char **argv)
         args = help_args;
         rest = 1;
     }
+    /* Under mpirun, train and eval share every batch among the ranks; the other commands run alone. */
+    static const char *const alone[] = {"sample", "info", "plot", "device", "selftest", NULL};
+    int runs_alone = 0;
+    for (int k = 0; alone[k]; k++)
+        runs_alone |= strcmp(command, alone[k]) == 0;
+    if (runs_alone && dist_launched_size() > 1) {
+        if (dist_launched_rank() == 0)
+            fprintf(stderr,
+                    "charrnn: %s runs in a single process; start it without mpirun (train and eval run on "
+                    "several ranks)\n",
+                    command);
+        return EXIT_USAGE;
+    }
     if (strcmp(command, "train") == 0)
         return cmd_train(rest, args, &g);
     if (strcmp(command, "sample") == 0)

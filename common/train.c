@@ -1,11 +1,19 @@
 #include "train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The batches' RNG is seeded apart from the parameters' so that changing one never shifts the other. */
 #define BATCH_SEED_SALT 0x62617463686573ull /* "batches" */
+
+/* The carried state is carry_slices(m) slices of [B, H], one row per stream in each ([S, L, B, H]: the
+ * LSTM's h and c, model_state_sets): ranks share it out and gather it back by rows of those slices. */
+static int carry_slices(const ModelConfig *m)
+{
+    return model_state_sets(m) * m->layers;
+}
 
 static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const char *data_path, Backend *be,
                          Err *e)
@@ -15,9 +23,13 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     tr->data = d;
     tr->data_path = data_path;
     tr->be = be;
-    if (be->max_T != cfg->seq_len || be->max_B != cfg->batch)
+    const Dist *dist = be->dist;
+    if (cfg->batch < dist->size)
+        return err_set(e, "a batch of %d sequences cannot be shared among %d ranks", cfg->batch, dist->size);
+    tr->share = dist_share(cfg->batch, dist->rank, dist->size);
+    if (be->max_T != cfg->seq_len || be->max_B != tr->share.count)
         return err_set(e, "the backend was created for %d x %d batches, the run uses %d x %d", be->max_T, be->max_B,
-                       cfg->seq_len, cfg->batch);
+                       cfg->seq_len, tr->share.count);
     if (cfg->model.vocab != d->vocab.size)
         return err_set(e, "the model's vocabulary has %d characters, the data's %d", cfg->model.vocab, d->vocab.size);
     if (batcher_init(&tr->batcher, cfg->mode, cfg->stateful, cfg->seq_len, cfg->batch, d->tokens, d->n_train,
@@ -26,11 +38,19 @@ static int trainer_setup(Trainer *tr, const TrainConfig *cfg, const Dataset *d, 
     size_t n = (size_t)cfg->seq_len * (size_t)cfg->batch;
     tr->x = malloc(sizeof(token_t) * n);
     tr->y = malloc(sizeof(token_t) * n);
+    tr->xs = tr->x, tr->ys = tr->y;
+    int ok = tr->x && tr->y;
+    if (dist->size > 1) {
+        const size_t mine = (size_t)cfg->seq_len * (size_t)tr->share.count;
+        tr->xs = malloc(sizeof(token_t) * mine);
+        tr->ys = malloc(sizeof(token_t) * mine);
+        tr->replica = malloc(sizeof(float) * model_num_params(&cfg->model));
+        ok = ok && tr->xs && tr->ys && tr->replica;
+    }
     /* set_carry takes the backend's whole carry, [S, L, max_B, H] */
-    tr->zero_carry = calloc((size_t)model_state_sets(&cfg->model) * (size_t)cfg->model.layers * (size_t)be->max_B *
-                                (size_t)cfg->model.hidden,
-                            sizeof(float));
-    if (!tr->x || !tr->y || !tr->zero_carry) {
+    tr->zero_carry =
+        calloc((size_t)carry_slices(&cfg->model) * (size_t)be->max_B * (size_t)cfg->model.hidden, sizeof(float));
+    if (!ok || !tr->zero_carry) {
         trainer_free(tr);
         return err_set(e, "out of memory for the batch buffers");
     }
@@ -62,6 +82,18 @@ int trainer_start(Trainer *tr, const TrainConfig *cfg, const Dataset *d, const c
     return rc;
 }
 
+/* The carried state of this rank's streams, from the whole run's [S, L, B, H] (zero_carry is the scratch). */
+static int set_carry_share(Trainer *tr, const float *all, Err *e)
+{
+    const size_t H = (size_t)tr->cfg.model.hidden, B = (size_t)tr->cfg.batch, mine = (size_t)tr->share.count;
+    const size_t slices = (size_t)carry_slices(&tr->cfg.model);
+    for (size_t l = 0; l < slices; l++)
+        memcpy(tr->zero_carry + l * mine * H, all + (l * B + (size_t)tr->share.first) * H, sizeof(float) * mine * H);
+    int rc = tr->be->ops->set_carry(tr->be->ctx, tr->zero_carry, e);
+    memset(tr->zero_carry, 0, sizeof(float) * slices * mine * H);
+    return rc;
+}
+
 int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const char *data_path, Backend *be, Err *e)
 {
     if (!ck->has_resume || !ck->m)
@@ -82,10 +114,33 @@ int trainer_resume(Trainer *tr, const Checkpoint *ck, const Dataset *d, const ch
     if (rc == 0)
         rc = be->ops->set_moments(be->ctx, ck->m, ck->v, e);
     if (rc == 0 && ck->carry)
-        rc = be->ops->set_carry(be->ctx, ck->carry, e);
+        rc = set_carry_share(tr, ck->carry, e);
     if (rc != 0)
         trainer_free(tr);
     return rc;
+}
+
+/* This rank's rows of the global batch, [T, share.count] out of [T, B]. */
+static void take_share(Trainer *tr)
+{
+    const int T = tr->cfg.seq_len, B = tr->cfg.batch, first = tr->share.first, count = tr->share.count;
+    if (tr->xs == tr->x)
+        return;
+    for (int t = 0; t < T; t++) {
+        memcpy(tr->xs + (size_t)t * count, tr->x + (size_t)t * B + first, sizeof(token_t) * (size_t)count);
+        memcpy(tr->ys + (size_t)t * count, tr->y + (size_t)t * B + first, sizeof(token_t) * (size_t)count);
+    }
+}
+
+int trainer_check_replicas(Trainer *tr, Err *e)
+{
+    char what[64];
+    if (tr->be->ops->get_params(tr->be->ctx, tr->replica, e) != 0)
+        return -1;
+    snprintf(what, sizeof what, "the parameters after step %ld", tr->step);
+    if (dist_same(tr->be->dist, tr->replica, sizeof(float) * model_num_params(&tr->cfg.model), what, e) != 0)
+        return TRAIN_STEP_REPLICAS_DIFFER;
+    return 0;
 }
 
 int trainer_step(Trainer *tr, StepStats *s, Err *e)
@@ -94,19 +149,28 @@ int trainer_step(Trainer *tr, StepStats *s, Err *e)
     const BackendOps *ops = tr->be->ops;
     void *ctx = tr->be->ctx;
     int carry = batcher_next(&tr->batcher, tr->x, tr->y);
+    take_share(tr);
     Batch b = {
-        .x = tr->x,
-        .y = tr->y,
+        .x = tr->xs,
+        .y = tr->ys,
         .T = c->seq_len,
-        .B = c->batch,
+        .B = tr->share.count,
         .loss_from_t = c->mode == MODE_WINDOW ? c->seq_len - 1 : 0,
         .carry_in = c->stateful && carry,
         .carry_out = c->stateful,
         .dropout = c->dropout,
         .dropout_seed = c->seed,
         .dropout_step = tr->step + 1,
+        .dropout_row0 = tr->share.first, /* the masks are the global batch's, whichever rank computes a row */
     };
-    if (ops->forward_backward(ctx, &b, &s->loss, e) != 0 || ops->grad_norm(ctx, &s->grad_norm, e) != 0)
+    if (ops->forward_backward(ctx, &b, &s->loss, e) != 0)
+        return -1;
+    /* Every rank counts the same positions per row, so its share of the loss's positions is its share
+     * of the rows. */
+    const int ranks = tr->be->dist->size;
+    if (ranks > 1 && ops->allreduce_grads(ctx, (float)tr->share.count / (float)c->batch, &s->loss, e) != 0)
+        return -1;
+    if (ops->grad_norm(ctx, &s->grad_norm, e) != 0)
         return -1;
     /* A non-finite loss or gradient would poison every parameter: no update; the hidden state it left is
      * not carried into the next batch either (nor saved): the streams go on from a zero state. */
@@ -122,6 +186,8 @@ int trainer_step(Trainer *tr, StepStats *s, Err *e)
     if (ops->update(ctx, &c->optim, s->lr, tr->step + 1, scale, e) != 0)
         return -1;
     tr->step++;
+    if (ranks > 1 && tr->step % REPLICA_CHECK_EVERY == 0)
+        return trainer_check_replicas(tr, e);
     return 0;
 }
 
@@ -170,14 +236,25 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
         }
     }
     if (tr->cfg.stateful) {
-        const size_t nc = (size_t)model_state_sets(&tr->cfg.model) * (size_t)tr->cfg.model.layers *
-                          (size_t)tr->cfg.batch * (size_t)tr->cfg.model.hidden;
-        ck->carry = malloc(sizeof(float) * nc);
+        const int L = carry_slices(&tr->cfg.model), H = tr->cfg.model.hidden;
+        const size_t nc = (size_t)L * tr->cfg.batch * H;
+        ck->carry = calloc(nc, sizeof(float));
         if (!ck->carry)
             goto oom;
-        if (ops->get_carry(ctx, ck->carry, e) != 0)
+        /* Several ranks: each rank's streams, gathered into rank 0's [S, L, B, H]. */
+        const int gather = tr->xs != tr->x;
+        float *mine = gather ? malloc(sizeof(float) * (size_t)L * tr->share.count * H) : ck->carry;
+        if (!mine)
+            goto oom;
+        int rc = ops->get_carry(ctx, mine, e);
+        if (gather) {
+            if (rc == 0)
+                rc = dist_gather_rows(tr->be->dist, mine, ck->carry, L, tr->cfg.batch, (size_t)H, e);
+            free(mine);
+        }
+        if (rc != 0)
             goto fail;
-        for (size_t i = 0; i < nc; i++)
+        for (size_t i = 0; i < nc && tr->be->dist->rank == 0; i++) /* the other ranks hold no whole state */
             if (!isfinite(ck->carry[i])) {
                 err_set(e, "the carried hidden state is not finite; refusing to save it");
                 goto fail;
@@ -193,11 +270,16 @@ fail:
 
 void trainer_free(Trainer *tr)
 {
+    if (tr->xs != tr->x) {
+        free(tr->xs);
+        free(tr->ys);
+    }
     free(tr->x);
     free(tr->y);
     free(tr->zero_carry);
-    tr->x = tr->y = NULL;
-    tr->zero_carry = NULL;
+    free(tr->replica);
+    tr->x = tr->y = tr->xs = tr->ys = NULL;
+    tr->zero_carry = tr->replica = NULL;
 }
 
 int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches, double *loss,
@@ -214,25 +296,28 @@ int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T
         free(y);
         return err_set(e, "out of memory");
     }
-    double sum = 0.0;
-    size_t counted = 0;
+    const Dist *dist = be->dist;
+    double sums[2] = {0.0, 0.0}; /* the loss summed over the counted positions, and their number */
     int rc = 0;
     for (size_t first = 0; first < used && rc == 0; first += (size_t)B) {
         int count = used - first < (size_t)B ? (int)(used - first) : B;
-        eval_batch(mode, tokens, T, total, used, first, count, x, y);
-        Batch b = {.x = x, .y = y, .T = T, .B = count, .loss_from_t = mode == MODE_WINDOW ? T - 1 : 0};
+        Share s = dist_share(count, dist->rank, dist->size);
+        if (s.count == 0) /* a last batch smaller than the number of ranks */
+            continue;
+        eval_batch(mode, tokens, T, total, used, first + (size_t)s.first, s.count, x, y);
+        Batch b = {.x = x, .y = y, .T = T, .B = s.count, .loss_from_t = mode == MODE_WINDOW ? T - 1 : 0};
         float batch_loss;
         if ((rc = be->ops->forward(be->ctx, &b, &batch_loss, e)) != 0)
             break;
-        size_t rows = (size_t)(T - b.loss_from_t) * (size_t)count;
-        sum += (double)batch_loss * (double)rows;
-        counted += rows;
+        size_t rows = (size_t)(T - b.loss_from_t) * (size_t)s.count;
+        sums[0] += (double)batch_loss * (double)rows;
+        sums[1] += (double)rows;
     }
     free(x);
     free(y);
-    if (rc != 0)
+    if (rc != 0 || dist_sum_doubles(dist, sums, 2, e) != 0)
         return -1;
-    *loss = sum / (double)counted;
+    *loss = sums[0] / sums[1];
     /* The loss of finite logits is finite (softmax_xent is stable); only logits that overflowed are not. */
     if (!isfinite(*loss))
         return err_set(e,

@@ -72,7 +72,7 @@ static SimdLevel processor_level(void)
     return level;
 }
 
-void matmul_check_blas(char **argv)
+void matmul_check_blas(char **argv, int quiet)
 {
     const char *set = getenv("OPENBLAS_CORETYPE");
     if (set && *set)
@@ -87,10 +87,11 @@ void matmul_check_blas(char **argv)
     if (!coretype)
         return;
     static const char *const FEATURES[SIMD_LEVELS] = {"SSE2", "AVX2", "AVX-512"};
-    fprintf(stderr,
-            "charrnn: OpenBLAS chose its %s kernels for this processor, which has %s; running with "
-            "OPENBLAS_CORETYPE=%s (set OPENBLAS_CORETYPE to choose otherwise)\n",
-            corename, FEATURES[level], coretype);
+    if (!quiet)
+        fprintf(stderr,
+                "charrnn: OpenBLAS chose its %s kernels for this processor, which has %s; running with "
+                "OPENBLAS_CORETYPE=%s (set OPENBLAS_CORETYPE to choose otherwise)\n",
+                corename, FEATURES[level], coretype);
     setenv("OPENBLAS_CORETYPE", coretype, 1);
     execv("/proc/self/exe", argv);
     fprintf(stderr, "charrnn: could not run again with OPENBLAS_CORETYPE=%s (%s); going on with the %s kernels\n",
@@ -98,8 +99,9 @@ void matmul_check_blas(char **argv)
     unsetenv("OPENBLAS_CORETYPE");
 }
 #else
-void matmul_check_blas(char **argv)
+void matmul_check_blas(char **argv, int quiet)
 {
     (void)argv;
+    (void)quiet;
 }
 #endif

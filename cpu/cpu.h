@@ -62,7 +62,8 @@ void gru_recurrence_forward(float *h, float *act, float *hn, const float *w_hh, 
 /* Backward through time from dh [T, B, H] (the loss gradient arriving at h_1..h_T from above; nothing flows
  * in past h_T): writes da [T, B, G H], the gradient at the input projections, and adds dW_hh, db_h (and the
  * GRU's db_hn). The GRU's gradient at its recurrent product differs from da in the n block (scaled by r):
- * it goes to drec [T, B, 3H]. carry: [B, H] scratch (the LSTM's dc, the GRU's direct path z * dh). */
+ * it goes to drec [T, B, 3H]. carry: scratch, [B, H] (the GRU's direct path z * dh) or [B, 2H] (the
+ * LSTM's dc and tanh(c_t)). */
 void lstm_recurrence_backward(float *da, float *dw_hh, float *db_h, float *packed, float *step_g, float *carry,
                               const float *dh, const float *h, const float *c, const float *act, const float *w_hh,
                               int T, int B, int H);

@@ -19,6 +19,7 @@ typedef struct {
 
     float *params, *grads, *m, *v; /* [n_params] each */
     ParamViews p, g;
+    const Dist *dist; /* the ranks of a data-parallel run, or NULL */
 
     /* Activations, all in one allocation (G H = the gates' width: H for the tanh cell): */
     float *emb_out;               /* [T, B, E]: input of layer 0 */
@@ -35,7 +36,7 @@ typedef struct {
                      * holds the embedding's gradient, needed only where no dropped output is */
     float *packed;                /* W_hh of the layer at hand in the micro-kernel's layout */
     float *step_g;                /* gated cells: [B, G H], one step's recurrent product */
-    float *step_carry;            /* gated cells: [B, H], what the backward pass carries between steps */
+    float *step_carry;            /* gated cells: [B, H] (LSTM [B, 2H]), what the backward pass carries */
     float *vocab_rows;            /* [V, G H]: layer 0's Emb W_xh + b_h, then its gradient per token */
     float *carry;                 /* [S, L, max_B, H]: state carried between stateful batches (LSTM: h, c) */
     float *acts_block;            /* the activations above start at its first cache line */
@@ -86,7 +87,7 @@ static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_
         T * B * W,                                                  /* du, also the dropped outputs */
         forward_pack > backward_pack ? forward_pack : backward_pack, /* packed */
         gated ? B * GH : 0,                                         /* step_g */
-        gated ? B * H : 0,                                          /* step_carry */
+        gated ? (lstm ? 2 : 1) * B * H : 0,                         /* step_carry */
         V <= T * B ? V * GH : 0, /* vocab_rows: only where some batch can fold the embedding */
         S * L * B * H,           /* carry */
         lines(S * L * H) + lines(W) + lines(gated ? 3 * GH + H : H), /* sample_h, sample_x, sample_pre */
@@ -142,6 +143,7 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->max_B = max_B;
     c->n_tensors = model_tensors(cfg, c->tensors);
     c->n_params = model_num_params(cfg);
+    c->dist = opts->dist;
 
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, H = (size_t)cfg->hidden;
     const size_t W = cfg->embed > cfg->hidden ? (size_t)cfg->embed : H, S = (size_t)model_state_sets(cfg);
@@ -182,11 +184,11 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->logits = take(&a, sizes[5]);
     c->dh = take(&a, sizes[6]);
     c->da = take(&a, sizes[7]);
-    c->drec = take(&a, sizes[8]);
+    c->drec = sizes[8] ? take(&a, sizes[8]) : NULL; /* NULL: what a cell does not use */
     c->du = c->dropped = take(&a, sizes[9]);
     c->packed = take(&a, sizes[10]);
-    c->step_g = take(&a, sizes[11]);
-    c->step_carry = take(&a, sizes[12]);
+    c->step_g = sizes[11] ? take(&a, sizes[11]) : NULL;
+    c->step_carry = sizes[12] ? take(&a, sizes[12]) : NULL;
     c->vocab_rows = take(&a, sizes[13]);
     c->carry = take(&a, sizes[14]);
     c->sample_h = take(&a, S * L * H);
@@ -423,6 +425,18 @@ static int cpu_grad_norm(void *ctx, float *norm, Err *e)
     return 0;
 }
 
+static int cpu_allreduce_grads(void *ctx, float weight, float *loss, Err *e)
+{
+    CpuModel *c = ctx;
+    double sum = *loss;
+    if (!c->dist)
+        return err_set(e, "the CPU backend was created for a single process");
+    if (dist_reduce_step(c->dist, c->grads, c->n_params, weight, &sum, e) != 0)
+        return -1;
+    *loss = (float)sum;
+    return 0;
+}
+
 static int cpu_update(void *ctx, const OptimConfig *o, float lr, long step, float grad_scale, Err *e)
 {
     (void)e;
@@ -505,4 +519,5 @@ const BackendOps cpu_backend_ops = {
     .sample_step = cpu_sample_step,
     .memory = cpu_memory,
     .device_memory = NULL, /* the CPU computes in host memory */
+    .allreduce_grads = cpu_allreduce_grads,
 };

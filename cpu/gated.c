@@ -10,76 +10,107 @@
 #include <stddef.h>
 
 #include "cpu.h"
-#include "fastmath.h"
+#include "kernels.h"
 #include "matmul.h"
 #include "recurrence.h"
 
-/* sigmoid(x) = (1 + tanh(x / 2)) / 2: the same vectorisable tanh as the tanh cell's. */
-static inline float sigmoidf(float x)
-{
-    return 0.5f + 0.5f * fast_tanhf(0.5f * x);
-}
+/* sigmoid(x) = (1 + tanh(x / 2)) / 2: every activation is one call of the kernel set's vectorised tanh
+ * (kernels.h) over a block of the row, in place; the loops around it are plain arithmetic the compiler
+ * vectorises. */
 
 /* ---- one row of one step ---- */
 
-/* act [4H]: in, a (the input side); out, the gates i, f, g, o. gh [4H] = h_{t-1} W_hh. */
-static void lstm_cell_forward(float *act, const float *gh, const float *c_prev, float *c, float *h, int H)
+/* act [4H]: in, a (the input side); out, the gates i, f, g, o. gh [4H] = h_{t-1} W_hh. c may be c_prev
+ * (generation): each element is read before it is written. */
+static void lstm_cell_forward(float *restrict act, const float *restrict gh, const float *c_prev, float *c,
+                              float *restrict h, int H)
 {
+    const Kernels *kn = kernels();
     float *ai = act, *af = act + H, *ag = act + 2 * H, *ao = act + 3 * H;
     const float *ri = gh, *rf = gh + H, *rg = gh + 2 * H, *ro = gh + 3 * H;
     for (int j = 0; j < H; j++) {
-        const float i = sigmoidf(ai[j] + ri[j]), f = sigmoidf(af[j] + rf[j]);
-        const float g = fast_tanhf(ag[j] + rg[j]), o = sigmoidf(ao[j] + ro[j]);
-        c[j] = f * c_prev[j] + i * g;
-        h[j] = o * fast_tanhf(c[j]);
-        ai[j] = i, af[j] = f, ag[j] = g, ao[j] = o;
+        ai[j] = 0.5f * (ai[j] + ri[j]);
+        af[j] = 0.5f * (af[j] + rf[j]);
+        ag[j] = ag[j] + rg[j];
+        ao[j] = 0.5f * (ao[j] + ro[j]);
     }
+    kn->tanh(act, (size_t)4 * H);
+    for (int j = 0; j < H; j++) {
+        ai[j] = 0.5f + 0.5f * ai[j];
+        af[j] = 0.5f + 0.5f * af[j];
+        ao[j] = 0.5f + 0.5f * ao[j];
+        c[j] = af[j] * c_prev[j] + ai[j] * ag[j];
+        h[j] = c[j];
+    }
+    kn->tanh(h, (size_t)H);
+    for (int j = 0; j < H; j++)
+        h[j] *= ao[j];
 }
 
-/* act [3H]: in, a; out, the gates r, z, n. gh [3H] = h_{t-1} W_hh; hn [H] gets g_n + b_hn. */
-static void gru_cell_forward(float *act, const float *gh, const float *b_hn, const float *h_prev, float *hn, float *h,
-                             int H)
+/* act [3H]: in, a; out, the gates r, z, n. gh [3H] = h_{t-1} W_hh; hn [H] gets g_n + b_hn. h may be h_prev
+ * (generation). */
+static void gru_cell_forward(float *restrict act, const float *restrict gh, const float *restrict b_hn,
+                             const float *h_prev, float *restrict hn, float *h, int H)
 {
+    const Kernels *kn = kernels();
     float *ar = act, *az = act + H, *an = act + 2 * H;
     const float *rr = gh, *rz = gh + H, *rn = gh + 2 * H;
     for (int j = 0; j < H; j++) {
-        const float r = sigmoidf(ar[j] + rr[j]), z = sigmoidf(az[j] + rz[j]);
+        ar[j] = 0.5f * (ar[j] + rr[j]);
+        az[j] = 0.5f * (az[j] + rz[j]);
         hn[j] = rn[j] + b_hn[j];
-        const float n = fast_tanhf(an[j] + r * hn[j]);
-        h[j] = (1.0f - z) * n + z * h_prev[j];
-        ar[j] = r, az[j] = z, an[j] = n;
     }
+    kn->tanh(act, (size_t)2 * H);
+    for (int j = 0; j < H; j++) {
+        ar[j] = 0.5f + 0.5f * ar[j];
+        az[j] = 0.5f + 0.5f * az[j];
+        an[j] = an[j] + ar[j] * hn[j];
+    }
+    kn->tanh(an, (size_t)H);
+    for (int j = 0; j < H; j++)
+        h[j] = (1.0f - az[j]) * an[j] + az[j] * h_prev[j];
 }
 
 /* dh [H]: the gradient at h_t from above; dh_next [H]: from step t + 1 through W_hh. dc [H]: in, the
  * gradient at c_t from step t + 1 (not read when first, at t = T: nothing flows in); out, c_{t-1}'s.
- * da [4H]: the gradient at the gates' pre-activations, i, f, g, o. */
-static void lstm_cell_backward(float *da, float *dc, int first, const float *dh, const float *dh_next,
-                               const float *act, const float *c_prev, const float *c, int H)
+ * tc [H]: scratch. da [4H]: the gradient at the gates' pre-activations, i, f, g, o. */
+static void lstm_cell_backward(float *restrict da, float *restrict dc, float *restrict tc, int first,
+                               const float *restrict dh, const float *restrict dh_next, const float *restrict act,
+                               const float *restrict c_prev, const float *restrict c, int H)
 {
     const float *ai = act, *af = act + H, *ag = act + 2 * H, *ao = act + 3 * H;
+    if (first)
+        for (int j = 0; j < H; j++)
+            dc[j] = 0.0f;
+    for (int j = 0; j < H; j++)
+        tc[j] = c[j];
+    kernels()->tanh(tc, (size_t)H); /* tanh(c_t), as the forward pass computed it */
     for (int j = 0; j < H; j++) {
-        const float i = ai[j], f = af[j], g = ag[j], o = ao[j], tc = fast_tanhf(c[j]);
+        const float i = ai[j], f = af[j], g = ag[j], o = ao[j];
         const float dht = dh[j] + dh_next[j];
-        const float dct = dht * o * (1.0f - tc * tc) + (first ? 0.0f : dc[j]);
+        const float dct = dht * o * (1.0f - tc[j] * tc[j]) + dc[j];
         da[j] = dct * g * i * (1.0f - i);
         da[H + j] = dct * c_prev[j] * f * (1.0f - f);
         da[2 * H + j] = dct * i * (1.0f - g * g);
-        da[3 * H + j] = dht * tc * o * (1.0f - o);
+        da[3 * H + j] = dht * tc[j] * o * (1.0f - o);
         dc[j] = dct * f;
     }
 }
 
-/* dh, dh_next as for the LSTM; direct [H]: in, z_{t+1} dh_{t+1} (not read when first); out, z_t dh_t, what
+/* dh, dh_next as for the LSTM; direct [H]: in, z_{t+1} dh_{t+1} (zero when first); out, z_t dh_t, what
  * h_{t-1} gets straight from h_t. da [3H]: the gradient at a (r, z, n); drec [3H]: at the recurrent
  * product g (the n block scaled by r). */
-static void gru_cell_backward(float *da, float *drec, float *direct, int first, const float *dh, const float *dh_next,
-                              const float *act, const float *hn, const float *h_prev, int H)
+static void gru_cell_backward(float *restrict da, float *restrict drec, float *restrict direct, int first,
+                              const float *restrict dh, const float *restrict dh_next, const float *restrict act,
+                              const float *restrict hn, const float *restrict h_prev, int H)
 {
     const float *ar = act, *az = act + H, *an = act + 2 * H;
+    if (first)
+        for (int j = 0; j < H; j++)
+            direct[j] = 0.0f;
     for (int j = 0; j < H; j++) {
         const float r = ar[j], z = az[j], n = an[j];
-        const float dht = dh[j] + dh_next[j] + (first ? 0.0f : direct[j]);
+        const float dht = dh[j] + dh_next[j] + direct[j];
         const float dan = dht * (1.0f - z) * (1.0f - n * n);
         const float dar = dan * hn[j] * r * (1.0f - r), daz = dht * (h_prev[j] - n) * z * (1.0f - z);
         da[j] = drec[j] = dar;
@@ -106,12 +137,14 @@ void gru_cell_step(float *h, const float *px, const float *ph, const float *b_hn
 
 /* ---- the recurrence over T steps: what each cell function gets for a thread's rows ---- */
 
+/* A layer's buffers as the functions below see them; c is the LSTM's, hn and b_hn the GRU's. */
 typedef struct {
-    int B, H, G, T;
-    float *h, *c, *act, *hn; /* forward: written (c: LSTM, hn: GRU) */
+    int T, B, H, G;
+    float *h, *c, *act, *hn; /* written going forward, read going backward */
     const float *b_hn;
-    float *da, *carry;                     /* backward: the GRU's input-side gradient, the per-row carry */
-    const float *dh, *ch, *cc, *cact, *chn; /* backward: read */
+    const float *dh;   /* backward: the gradient arriving from above, [T, B, H] */
+    float *da, *carry; /* backward: the GRU's gradient at the input side; [B, H] carried between steps (the
+                        * LSTM: [B, 2H], the second half its rows' scratch) */
 } Cell;
 
 /* Forward step s = t: g holds rows row0.. of h_{t-1} W_hh; h_t is the step's state. */
@@ -145,8 +178,8 @@ static void lstm_backward_rows(void *ctx, int s, int row0, int rows, const float
     const int H = x->H, GH = 4 * H, t = x->T - s;
     for (int i = 0; i < rows; i++) {
         const size_t b = (size_t)(row0 + i), at = (size_t)(t - 1) * x->B + b;
-        lstm_cell_backward(dpre_t + b * GH, x->carry + b * H, s == 0, x->dh + at * H, g + (size_t)i * H,
-                           x->cact + at * GH, x->cc + at * H, x->cc + (at + x->B) * H, H);
+        lstm_cell_backward(dpre_t + b * GH, x->carry + b * H, x->carry + (x->B + b) * H, s == 0, x->dh + at * H,
+                           g + (size_t)i * H, x->act + at * GH, x->c + at * H, x->c + (at + x->B) * H, H);
     }
 }
 
@@ -157,7 +190,7 @@ static void gru_backward_rows(void *ctx, int s, int row0, int rows, const float 
     for (int i = 0; i < rows; i++) {
         const size_t b = (size_t)(row0 + i), at = (size_t)(t - 1) * x->B + b;
         gru_cell_backward(x->da + at * GH, dpre_t + b * GH, x->carry + b * H, s == 0, x->dh + at * H,
-                          g + (size_t)i * H, x->cact + at * GH, x->chn + at * H, x->ch + at * H, H);
+                          g + (size_t)i * H, x->act + at * GH, x->hn + at * H, x->h + at * H, H);
     }
 }
 
@@ -199,20 +232,20 @@ static void gated_backward(Cell *x, float *dpre, float *dw_hh, const float *w_hh
                                  .cell = rows_fn,
                                  .ctx = x,
                                  .g = step_g});
-    matmul_tn(dw_hh, x->ch, dpre, H, GH, T * B, 1);
+    matmul_tn(dw_hh, x->h, dpre, H, GH, T * B, 1);
 }
 
 void lstm_recurrence_forward(float *h, float *c, float *act, const float *w_hh, float *packed, float *step_g, int T,
                              int B, int H)
 {
-    Cell x = {.B = B, .H = H, .G = 4, .T = T, .h = h, .c = c, .act = act};
+    Cell x = {.T = T, .B = B, .H = H, .G = 4, .h = h, .c = c, .act = act};
     gated_forward(&x, w_hh, packed, step_g, lstm_forward_rows);
 }
 
 void gru_recurrence_forward(float *h, float *act, float *hn, const float *w_hh, const float *b_hn, float *packed,
                             float *step_g, int T, int B, int H)
 {
-    Cell x = {.B = B, .H = H, .G = 3, .T = T, .h = h, .act = act, .hn = hn, .b_hn = b_hn};
+    Cell x = {.T = T, .B = B, .H = H, .G = 3, .h = h, .act = act, .hn = hn, .b_hn = b_hn};
     gated_forward(&x, w_hh, packed, step_g, gru_forward_rows);
 }
 
@@ -221,7 +254,9 @@ void lstm_recurrence_backward(float *da, float *dw_hh, float *db_h, float *packe
                               int T, int B, int H)
 {
     /* The LSTM's gates are a + g: the gradients at a and at g are the same, da. */
-    Cell x = {.B = B, .H = H, .G = 4, .T = T, .carry = carry, .dh = dh, .ch = h, .cc = c, .cact = act};
+    /* read only: the buffers are the forward pass's */
+    Cell x = {.T = T, .B = B, .H = H, .G = 4, .h = (float *)h, .c = (float *)c, .act = (float *)act, .dh = dh,
+              .carry = carry};
     gated_backward(&x, da, dw_hh, w_hh, packed, step_g, lstm_backward_rows);
     add_column_sums(db_h, da, T * B, 4 * H, 4 * H);
 }
@@ -230,7 +265,8 @@ void gru_recurrence_backward(float *da, float *drec, float *dw_hh, float *db_h, 
                              float *step_g, float *carry, const float *dh, const float *h, const float *act,
                              const float *hn, const float *w_hh, int T, int B, int H)
 {
-    Cell x = {.B = B, .H = H, .G = 3, .T = T, .da = da, .carry = carry, .dh = dh, .ch = h, .cact = act, .chn = hn};
+    Cell x = {.T = T, .B = B, .H = H, .G = 3, .h = (float *)h, .act = (float *)act, .hn = (float *)hn, .dh = dh,
+              .da = da, .carry = carry};
     gated_backward(&x, drec, dw_hh, w_hh, packed, step_g, gru_backward_rows);
     add_column_sums(db_h, da, T * B, 3 * H, 3 * H);
     add_column_sums(db_hn, drec + 2 * H, T * B, H, 3 * H); /* b_hn sits beside g_n: its gradient is drec's n block */

@@ -30,9 +30,10 @@ void matmul_set_threads(int threads);
 /* For a program about to compute on the CPU, before it does anything: when OpenBLAS chose kernels for
  * less than the processor runs and OPENBLAS_CORETYPE is not set, says so once on stderr and runs the
  * program again (argv) with OPENBLAS_CORETYPE naming the right ones. Returns when there is nothing to
- * do, or when running again failed (said on stderr). The environment variable
- * CHARRNN_TEST_BLAS_CORENAME stands in for OpenBLAS's answer, for the tests. */
-void matmul_check_blas(char **argv);
+ * do, or when running again failed (said on stderr). `quiet` leaves the note unsaid (the ranks of a
+ * data-parallel run other than the first each run again too, and one note is enough). The environment
+ * variable CHARRNN_TEST_BLAS_CORENAME stands in for OpenBLAS's answer, for the tests. */
+void matmul_check_blas(char **argv, int quiet);
 /* The OPENBLAS_CORETYPE for a processor that runs `level` when OpenBLAS chose `corename`, or NULL when
  * that choice is as good (or not known here). */
 const char *blas_coretype_for(const char *corename, SimdLevel level);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allreduce.cuh"
 #include "kernels.cuh"
 
 extern "C" {
@@ -116,6 +117,7 @@ struct CudaModel {
     StepGraph graphs[GRAPH_SLOTS];
     unsigned long clock;
     int norm_ready; /* host_sums[1] holds the current gradients' squared norm */
+    GradAllreduce *allreduce; /* data parallel: the ranks' gradient all-reduce; NULL in a single process */
     long cooperative_enqueued; /* persistent launches queued so far (the capture check counts them) */
     CudaStats stats;
     char graphs_note[NOTE_BYTES];
@@ -177,6 +179,7 @@ static void cuda_destroy(void *ctx)
     if (!c)
         return;
     drop_graphs(c);
+    allreduce_destroy(c->allreduce);
     cudaFree(c->weights);
     cudaFree(c->acts);
     cudaFree(c->tokens);
@@ -443,7 +446,9 @@ static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const Bac
     c->persistent_rows = opts->persistent_rows;
     c->use_graphs = graphs_choice != GRAPHS_OFF;
     c->recurrence = (RecurrenceKind)recurrence;
-    if (cuda_setup(c, e) != 0 || plan_for(c, max_B, e) != 0) {
+    const int ranks = opts->dist && opts->dist->size > 1;
+    if ((ranks && allreduce_pick_device(opts->dist, e) != 0) || cuda_setup(c, e) != 0 || plan_for(c, max_B, e) != 0 ||
+        (ranks && !(c->allreduce = allreduce_create(opts->dist, c->n_params, e)))) {
         cuda_destroy(c);
         return NULL;
     }
@@ -942,6 +947,15 @@ static int cuda_grad_norm(void *ctx, float *norm, Err *e)
     return 0;
 }
 
+static int cuda_allreduce_grads(void *ctx, float weight, float *loss, Err *e)
+{
+    CudaModel *c = (CudaModel *)ctx;
+    if (!c->allreduce)
+        return err_set(e, "the CUDA backend was created for a single process");
+    c->norm_ready = 0; /* the reduced gradients have a norm of their own */
+    return allreduce_step(c->allreduce, c->grads, c->n_params, weight, loss, c->stream, e);
+}
+
 static int cuda_update(void *ctx, const OptimConfig *o, float lr, long step, float grad_scale, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
@@ -1252,4 +1266,5 @@ extern "C" const BackendOps cuda_backend_ops = {
     cuda_check_variant,
     cuda_describe,
     cuda_product_error,
+    cuda_allreduce_grads,
 };

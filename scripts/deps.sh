@@ -2,7 +2,9 @@
 # Installs the Debian packages charrnn needs that are not installed yet (and nothing else).
 #   scripts/deps.sh          build tools and OpenBLAS (the CPU backend's fast matrix products)
 #   scripts/deps.sh --test   build tools, Criterion, and what the full test run uses: clang (libFuzzer
-#                            and sanitizers), valgrind, rsvg-convert and xmllint (to check the plots)
+#                            and sanitizers), valgrind, rsvg-convert and xmllint (to check the plots),
+#                            Open MPI (data-parallel training under mpirun)
+#   scripts/deps.sh --mpi    build tools and Open MPI, for mpirun -np N charrnn train
 #   scripts/deps.sh --bench  build tools and the peers of bench/compare.py: PyTorch (python3-torch on
 #                            the pthread OpenBLAS, as PyTorch's BLAS) and numpy
 # While another package manager holds the dpkg or apt lock (a fresh machine often runs unattended upgrades
@@ -11,7 +13,9 @@
 set -euo pipefail
 
 packages=(gcc make cmake pkg-config libopenblas-dev)
-[ "${1:-}" = "--test" ] && packages+=(libcriterion-dev clang libclang-rt-14-dev valgrind librsvg2-bin libxml2-utils)
+[ "${1:-}" = "--test" ] && packages+=(libcriterion-dev clang libclang-rt-14-dev valgrind librsvg2-bin libxml2-utils
+  openmpi-bin libopenmpi-dev)
+[ "${1:-}" = "--mpi" ] && packages+=(openmpi-bin libopenmpi-dev)
 [ "${1:-}" = "--bench" ] && packages+=(python3-torch python3-numpy libopenblas0-pthread)
 
 missing=()

@@ -27,7 +27,7 @@ ReportHook(POST_TEST)(struct criterion_test_stats *stats)
 
 int main(int argc, char *argv[])
 {
-    matmul_check_blas(argv);
+    matmul_check_blas(argv, 0);
     struct criterion_test_set *tests = criterion_initialize();
     int status = 0;
     if (criterion_handle_args(argc, argv, true))

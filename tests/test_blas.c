@@ -48,17 +48,9 @@ Test(blas, a_choice_as_good_as_the_processor_or_unknown_is_kept)
 /* What the fix should ask for on this machine when OpenBLAS is taken to have answered Prescott. */
 static const char *expected_fix(void)
 {
-    if (strcmp(matmul_backend(), "OpenBLAS") != 0)
-        cr_skip_test("built without OpenBLAS");
-    char *openblas_get_config(void);
-    if (!strstr(openblas_get_config(), "DYNAMIC_ARCH"))
-        cr_skip_test("this OpenBLAS has the kernels of one processor only: %s", openblas_get_config());
-    SimdLevel level = SIMD_LEVELS - 1;
-    while (level > SIMD_BASELINE && !kernels_at(level))
-        level--;
-    const char *fix = blas_coretype_for("Prescott", level);
+    const char *why, *fix = blas_fix_of_prescott(&why);
     if (!fix)
-        cr_skip_test("this processor runs no kernels better than Prescott's");
+        cr_skip_test("%s", why);
     return fix;
 }
 

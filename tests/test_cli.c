@@ -328,11 +328,7 @@ Test(cli, selftest_and_device_run_on_the_cpu, .init = setup, .fini = teardown)
 
 static char *in_dir(const char *name)
 {
-    static char path[2][256];
-    static int which;
-    which ^= 1;
-    snprintf(path[which], sizeof path[which], "%s/%s", dir, name);
-    return path[which];
+    return join_path(dir, name);
 }
 
 /* The file's bytes, to check that a refusal left them alone. */

@@ -1,12 +1,15 @@
 #define _GNU_SOURCE /* nftw, wait4, pipe2 */
 #include "testutil.h"
 
+#include "../cpu/matmul.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/wait.h>
@@ -15,6 +18,31 @@
 int have_shakespeare(void)
 {
     return access(CHARRNN_TEST_DATA, R_OK) == 0;
+}
+
+/* OpenBLAS's own, weak: the tests of a build without OpenBLAS link without it. */
+char *openblas_get_config(void) __attribute__((weak));
+
+const char *blas_fix_of_prescott(const char **why)
+{
+    static char config[256];
+    if (strcmp(matmul_backend(), "OpenBLAS") != 0 || !openblas_get_config) {
+        *why = "built without OpenBLAS";
+        return NULL;
+    }
+    if (!strstr(openblas_get_config(), "DYNAMIC_ARCH")) {
+        snprintf(config, sizeof config, "this OpenBLAS has the kernels of one processor only: %s",
+                 openblas_get_config());
+        *why = config;
+        return NULL;
+    }
+    SimdLevel level = SIMD_LEVELS - 1;
+    while (level > SIMD_BASELINE && !kernels_at(level))
+        level--;
+    const char *fix = blas_coretype_for("Prescott", level);
+    if (!fix)
+        *why = "this processor runs no kernels better than Prescott's";
+    return fix;
 }
 
 /* Reads what is available; keeps what fits in buf. Returns 0 at end of file. */
@@ -32,16 +60,21 @@ static int drain(int fd, char *buf, size_t cap, size_t *used)
     return 1;
 }
 
-/* In a forked child: becomes charrnn with args (without argv[0]). */
-static void exec_charrnn(char *const args[])
+/* In a forked child: becomes the program (NULL: CHARRNN_BIN) with args (without argv[0]), started by the
+ * launcher's command line when there is one. */
+static void exec_charrnn(char *const launch[], const char *program, char *const args[])
 {
-    char *argv[64];
+    char *argv[96];
     int n = 0;
-    argv[n++] = (char *)CHARRNN_BIN;
-    for (int i = 0; args[i] && n < 63; i++)
+    if (launch) /* a test that dies (a timeout) takes the launcher and its processes with it */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    for (int i = 0; launch && launch[i] && n < 31; i++)
+        argv[n++] = launch[i];
+    argv[n++] = (char *)(program ? program : CHARRNN_BIN);
+    for (int i = 0; args[i] && n < 95; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    execv(CHARRNN_BIN, argv);
+    execvp(argv[0], argv);
     _exit(127);
 }
 
@@ -50,8 +83,10 @@ int run_charrnn(const char *cwd, char *const args[], char *out, size_t out_cap, 
     return run_charrnn_stdin(cwd, args, "/dev/null", out, out_cap, err, err_cap);
 }
 
-/* Runs charrnn with stdin from stdin_path, stdout to out_fd and stderr to err_fd (in a forked child). */
-static pid_t spawn_charrnn(const char *cwd, char *const args[], const char *stdin_path, int out_fd, int err_fd)
+/* Runs charrnn (see exec_charrnn) with stdin from stdin_path, stdout to out_fd and stderr to err_fd (in a
+ * forked child). */
+static pid_t spawn_charrnn(char *const launch[], const char *program, const char *cwd, char *const args[],
+                           const char *stdin_path, int out_fd, int err_fd)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -64,7 +99,7 @@ static pid_t spawn_charrnn(const char *cwd, char *const args[], const char *stdi
         dup2(in, 0);
         dup2(out_fd, 1);
         dup2(err_fd, 2); /* the pipes themselves are closed at exec (O_CLOEXEC) */
-        exec_charrnn(args);
+        exec_charrnn(launch, program, args);
     }
     return pid;
 }
@@ -86,7 +121,7 @@ int run_charrnn_stdout(const char *cwd, char *const args[], const char *stdout_p
         return -1;
     if (!stdout_path)
         close(po[0]); /* nobody will ever read what charrnn writes */
-    pid_t pid = spawn_charrnn(cwd, args, "/dev/null", out_fd, pe[1]);
+    pid_t pid = spawn_charrnn(NULL, NULL, cwd, args, "/dev/null", out_fd, pe[1]);
     close(out_fd);
     close(pe[1]);
     size_t ne = 0;
@@ -100,10 +135,16 @@ int run_charrnn_stdout(const char *cwd, char *const args[], const char *stdout_p
 int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_path, char *out, size_t out_cap, char *err,
                       size_t err_cap)
 {
+    return run_launched(NULL, NULL, cwd, args, stdin_path, out, out_cap, err, err_cap);
+}
+
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
+                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap)
+{
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
         return -1;
-    pid_t pid = spawn_charrnn(cwd, args, stdin_path, po[1], pe[1]);
+    pid_t pid = spawn_charrnn(launch, program, cwd, args, stdin_path, po[1], pe[1]);
     close(po[1]);
     close(pe[1]);
     size_t no = 0, ne = 0;
@@ -127,6 +168,15 @@ int run_charrnn_stdin(const char *cwd, char *const args[], const char *stdin_pat
     close(po[0]);
     close(pe[0]);
     return exit_status(pid);
+}
+
+char *join_path(const char *dir, const char *name)
+{
+    static char path[2][512];
+    static int which;
+    which ^= 1;
+    snprintf(path[which], sizeof path[which], "%s/%s", dir, name);
+    return path[which];
 }
 
 void make_temp_dir(char *buf, size_t len)
@@ -208,8 +258,16 @@ int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_
             struct rlimit lim = {.rlim_cur = (rlim_t)file_size_limit, .rlim_max = RLIM_INFINITY};
             setrlimit(RLIMIT_FSIZE, &lim);
         }
-        exec_charrnn(args);
+        exec_charrnn(NULL, NULL, args);
     }
+    return pid > 0 ? 0 : -1;
+}
+
+int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[])
+{
+    pid_t pid = start_child(c, cwd);
+    if (pid == 0)
+        exec_charrnn(launch, program, args);
     return pid > 0 ? 0 : -1;
 }
 

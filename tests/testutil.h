@@ -25,6 +25,11 @@ int run_charrnn_stdout(const char *cwd, char *const args[], const char *stdout_p
  * input without end) fails its test instead of hanging the suite. */
 #define RUN_TIMEOUT_SECONDS 120
 
+/* run_charrnn_stdin, with another build of charrnn (program; NULL: CHARRNN_BIN) started by a launcher:
+ * launch is its command line (NULL-terminated, e.g. mpirun -np 2, found on the PATH; NULL: none). */
+int run_launched(char *const launch[], const char *program, const char *cwd, char *const args[],
+                 const char *stdin_path, char *out, size_t out_cap, char *err, size_t err_cap);
+
 /* A charrnn process running in the background, its stderr read through a pipe. */
 typedef struct {
     int pid;
@@ -36,6 +41,8 @@ typedef struct {
 
 /* Starts charrnn like run_charrnn, stdout to /dev/null; a file-size limit (bytes, 0: none) applies to it. */
 int start_charrnn(Child *c, const char *cwd, char *const args[], long file_size_limit);
+/* The same, started by a launcher (as run_launched). */
+int start_launched(Child *c, char *const launch[], const char *program, const char *cwd, char *const args[]);
 /* Starts `/bin/sh -c command` in cwd the same way (a command line as a user would paste it). Each child
  * leads a process group of its own: kill(-c->pid, sig) signals it as Ctrl-C would, shell and all. */
 int start_shell(Child *c, const char *cwd, const char *command);
@@ -57,9 +64,15 @@ int finish_charrnn(Child *c);
         cr_expect_eq(count_lines(err), 1, "expected one line, got: %s", err);                                          \
     } while (0)
 
+/* The OPENBLAS_CORETYPE charrnn asks for on this machine when OpenBLAS is taken to have chosen its
+ * Prescott kernels (CHARRNN_TEST_BLAS_CORENAME=Prescott), or NULL and *why where no fix can happen here. */
+const char *blas_fix_of_prescott(const char **why);
+
 /* Writes `text` `times` times over into dir/name (name may hold subdirectories that exist). */
 void write_repeated_file(const char *dir, const char *name, const char *text, int times);
 
+/* dir/name, in one of two static buffers used in turn (two paths may be used in one call). */
+char *join_path(const char *dir, const char *name);
 /* A fresh directory under /tmp; the returned string is static per call site's buffer. */
 void make_temp_dir(char *buf, size_t len);
 /* Removes a directory and everything in it (the tests clean up their temporary directories). */

@@ -1,6 +1,7 @@
 /* The one header every .cu file of cuda/ includes. Under nvcc it is the real CUDA runtime, cuBLAS
- * and cooperative groups; compiled by a host C++ compiler it is the emulated device of cuda/emu/
- * (see README.md there). It also defines the three spellings that must differ between the two:
+ * and cooperative groups (and NCCL in a build with CHARRNN_WITH_NCCL); compiled by a host C++ compiler
+ * it is the emulated device of cuda/emu/ (see README.md there). It also defines the three spellings that must differ
+ * between the two:
  *
  *   LAUNCH(kernel, grid, block, smem, stream)(args...)              a kernel launch (`<<<>>>`)
  *   LAUNCH_COOPERATIVE(kernel, grid, block, smem, stream)(args...)  a grid-synchronised launch
@@ -18,6 +19,9 @@
 #include <cooperative_groups.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#ifdef CHARRNN_WITH_NCCL
+#include <nccl.h>
+#endif
 #include <utility>
 
 #define LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
@@ -60,6 +64,9 @@ CharrnnCooperativeLauncher<Params...> charrnn_cooperative_launcher(void (*kernel
 
 #include "emu_cublas.h"
 #include "emu_kernel.h"
+#ifdef CHARRNN_WITH_NCCL
+#include "emu_nccl.h"
+#endif
 
 #define LAUNCH(kernel, grid, block, smem, stream) ::emu::make_launcher(kernel, grid, block, smem, stream, #kernel)
 #define LAUNCH_COOPERATIVE(kernel, grid, block, smem, stream)                                                          \

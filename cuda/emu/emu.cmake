@@ -1,7 +1,9 @@
 # The emulated CUDA device (cuda/emu/README.md): the .cu sources of cuda/ compiled by the host C++
 # compiler and run on the CPU, so that CUDA code is executed and tested on machines without a GPU.
 # Included by the top-level CMakeLists.txt after its targets and its test block. Provides:
-#   charrnn_cuda_emu                                  the emulator runtime (static library)
+#   charrnn_cuda_emu                                  the emulator runtime (static library), with the
+#                                                     NCCL subset over MPI where the project found MPI
+#                                                     (CHARRNN_HAVE_MPI; then CHARRNN_EMU_NCCL is ON)
 #   charrnn_add_emulated_cuda_sources(target a.cu ...)  compiles .cu files into `target` for it
 #   emu_kernels, emu_runtime, emu_cublas              its Criterion tests (with CHARRNN_TESTS)
 #   emu_nvcc_check                                    the test kernels compiled by nvcc for sm_90,
@@ -58,6 +60,12 @@ target_include_directories(charrnn_cuda_emu PUBLIC ${CHARRNN_EMU_DIR})
 target_include_directories(charrnn_cuda_emu BEFORE PRIVATE "${charrnn_emu_resources_dir}")
 target_compile_features(charrnn_cuda_emu PUBLIC cxx_std_17)
 set_target_properties(charrnn_cuda_emu PROPERTIES CXX_EXTENSIONS OFF)
+set(CHARRNN_EMU_NCCL OFF)
+if(CHARRNN_HAVE_MPI)
+  target_sources(charrnn_cuda_emu PRIVATE ${CHARRNN_EMU_DIR}/emu_nccl.cpp)
+  target_link_libraries(charrnn_cuda_emu PUBLIC MPI::MPI_C)
+  set(CHARRNN_EMU_NCCL ON)
+endif()
 # Kernels are found by their symbol names (dladdr), which the program must export.
 target_link_libraries(charrnn_cuda_emu PUBLIC Threads::Threads ${CMAKE_DL_LIBS} -rdynamic)
 

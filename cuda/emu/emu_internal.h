@@ -33,6 +33,7 @@ constexpr int kRegisterUnit = 256;        /* registers are allocated per warp in
 constexpr int kMaxRegistersPerThread = 255;
 constexpr int kL2CacheBytes = 50 * 1024 * 1024;
 constexpr size_t kTotalConstMem = 64 * 1024;
+constexpr int kMaxEmulatedDevices = 8; /* CHARRNN_EMU_DEVICES: an HGX node's GPUs */
 
 /* ---- Kernel resources (emu_resources.cpp) ---- */
 

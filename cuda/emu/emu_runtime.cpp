@@ -541,11 +541,25 @@ cudaError_t function_attributes(cudaFuncAttributes *a, const void *func)
 
 /* ---- Device and errors ---- */
 
+/* One emulated device, or CHARRNN_EMU_DEVICES of them (1 to kMaxEmulatedDevices), so that the ranks of a
+ * data-parallel run on one machine each take a device of their own. They are one and the same device
+ * underneath: the process that runs the emulator is the GPU. */
+static int emulated_devices()
+{
+    static const int count = [] {
+        const char *v = std::getenv("CHARRNN_EMU_DEVICES");
+        const int n = v && *v ? std::atoi(v) : 1;
+        return n >= 1 && n <= emu::kMaxEmulatedDevices ? n : 1;
+    }();
+    return count;
+}
+static std::atomic<int> current_device{0};
+
 cudaError_t cudaGetDeviceCount(int *count)
 {
     if (!count)
         return finish(cudaErrorInvalidValue);
-    *count = 1;
+    *count = emulated_devices();
     return cudaSuccess;
 }
 
@@ -565,20 +579,23 @@ cudaError_t cudaGetDevice(int *dev)
 {
     if (!dev)
         return finish(cudaErrorInvalidValue);
-    *dev = 0;
+    *dev = current_device;
     return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int dev)
 {
-    return finish(dev == 0 ? cudaSuccess : cudaErrorInvalidDevice);
+    if (dev < 0 || dev >= emulated_devices())
+        return finish(cudaErrorInvalidDevice);
+    current_device = dev;
+    return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev)
 {
     if (!p)
         return finish(cudaErrorInvalidValue);
-    if (dev != 0)
+    if (dev < 0 || dev >= emulated_devices())
         return finish(cudaErrorInvalidDevice);
     *p = cudaDeviceProp();
     snprintf(p->name, sizeof p->name, "charrnn emulated CUDA device (sm_90 limits, runs on the CPU)");
