@@ -344,7 +344,7 @@ def main():
         ap.error(f"--dropout {args.dropout}: must be at least 0 and below 1")
     if args.dropout and not args.quality:
         ap.error("--dropout applies to --quality only (the speed tables train without it)")
-    if args.cell != "rnn" and "numpy" in args.peers:
+    if args.cell != "rnn" and "numpy" in args.peers and not args.quality:
         args.peers.remove("numpy")
         print(f"# the numpy peer has the tanh cell only: PyTorch alone is the peer for --cell {args.cell}",
               flush=True)
