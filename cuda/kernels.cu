@@ -5,6 +5,10 @@
 
 #include "kernels.cuh"
 
+extern "C" {
+#include "../common/dropout.h"
+}
+
 namespace kernels
 {
 
@@ -92,23 +96,24 @@ cudaError_t token_row_sums(float *out, float *partial, const float *in, const To
     return launched();
 }
 
-/* out [H, H] = in^T, through a shared tile so that both the reads and the writes are coalesced. */
-__global__ void transpose_kernel(float *out, const float *in, int H)
+/* out [cols, rows] = in [rows, cols]^T, through a shared tile so that both the reads and the writes are
+ * coalesced. */
+__global__ void transpose_kernel(float *out, const float *in, int rows, int cols)
 {
     __shared__ float tile[TILE][TILE + 1]; /* +1: no shared-memory bank conflicts on the column reads */
     int x = blockIdx.x * TILE + threadIdx.x, y = blockIdx.y * TILE + threadIdx.y;
-    if (x < H && y < H)
-        tile[threadIdx.y][threadIdx.x] = in[(size_t)y * H + x];
+    if (x < cols && y < rows)
+        tile[threadIdx.y][threadIdx.x] = in[(size_t)y * cols + x];
     __syncthreads();
     x = blockIdx.y * TILE + threadIdx.x, y = blockIdx.x * TILE + threadIdx.y;
-    if (x < H && y < H)
-        out[(size_t)y * H + x] = tile[threadIdx.x][threadIdx.y];
+    if (x < rows && y < cols)
+        out[(size_t)y * rows + x] = tile[threadIdx.x][threadIdx.y];
 }
 
-cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s)
+cudaError_t transpose(float *out, const float *in, int rows, int cols, cudaStream_t s)
 {
-    dim3 grid((H + TILE - 1) / TILE, (H + TILE - 1) / TILE), block(TILE, TILE);
-    LAUNCH(transpose_kernel, grid, block, 0, s)(out, in, H);
+    dim3 grid((cols + TILE - 1) / TILE, (rows + TILE - 1) / TILE), block(TILE, TILE);
+    LAUNCH(transpose_kernel, grid, block, 0, s)(out, in, rows, cols);
     return launched();
 }
 
@@ -131,14 +136,14 @@ cudaError_t broadcast_rows(float *out, const float *row, int rows, int cols, cud
  * then the lanes' partial sums are added in lane order. The same pairing every run: deterministic. */
 static const int COLUMN_LANES = 32;
 
-__global__ void add_column_sums_kernel(float *sums, const float *m, int rows, int cols)
+__global__ void add_column_sums_kernel(float *sums, const float *m, int rows, int cols, int ld)
 {
     __shared__ float partial[COLUMN_LANES][TILE + 1];
     const int j = blockIdx.x * TILE + threadIdx.x;
     float acc = 0.0f;
     if (j < cols)
         for (int i = threadIdx.y; i < rows; i += COLUMN_LANES)
-            acc += m[(size_t)i * cols + j];
+            acc += m[(size_t)i * ld + j];
     partial[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && j < cols) {
@@ -149,10 +154,10 @@ __global__ void add_column_sums_kernel(float *sums, const float *m, int rows, in
     }
 }
 
-cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cudaStream_t s)
+cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, int ld, cudaStream_t s)
 {
     dim3 block(TILE, COLUMN_LANES);
-    LAUNCH(add_column_sums_kernel, (cols + TILE - 1) / TILE, block, 0, s)(sums, m, rows, cols);
+    LAUNCH(add_column_sums_kernel, (cols + TILE - 1) / TILE, block, 0, s)(sums, m, rows, cols, ld);
     return launched();
 }
 
@@ -206,6 +211,259 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
                               const float *w_hh_t, int B, int H, cudaStream_t s)
 {
     LAUNCH(rnn_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(da_t, da_next, dh_t, h_t, w_hh_t, B, H);
+    return launched();
+}
+
+/* ---- the gated cells: one fused kernel per timestep ---- */
+
+/* The element-wise part of one unit of the two gated cells, shared by the per-timestep kernels, the
+ * persistent kernel and generation. Equations as PyTorch's nn.LSTM and nn.GRU (README): pre-activations
+ * x = u W_xh + b_h and r = h_{t-1} W_hh, in gate blocks (LSTM i, f, g, o; GRU r, z, n). */
+__host__ __device__ inline float sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* pre[4] = x + r; act = (i, f, g, o) after their nonlinearities; c = f c_prev + i g; h = o tanh(c). */
+__device__ inline void lstm_cell_forward(const float pre[4], float c_prev, float act[4], float *c, float *h)
+{
+    act[0] = sigmoid(pre[0]), act[1] = sigmoid(pre[1]), act[2] = tanhf(pre[2]), act[3] = sigmoid(pre[3]);
+    *c = act[1] * c_prev + act[0] * act[2];
+    *h = act[3] * tanhf(*c);
+}
+
+/* The gradient at the pre-activations, da[4], from dh (from above and from step t+1 through W_hh) and
+ * dc_next (from step t+1 through f_{t+1}); *dc_prev the part that flows on to c_{t-1}. */
+__device__ inline void lstm_cell_backward(float dh, float dc_next, const float act[4], float c_prev, float c, float da[4],
+                                          float *dc_prev)
+{
+    const float i = act[0], f = act[1], g = act[2], o = act[3], tc = tanhf(c);
+    const float dc = dh * o * (1.0f - tc * tc) + dc_next;
+    da[0] = dc * g * i * (1.0f - i);
+    da[1] = dc * c_prev * f * (1.0f - f);
+    da[2] = dc * i * (1.0f - g * g);
+    da[3] = dh * tc * o * (1.0f - o);
+    *dc_prev = dc * f;
+}
+
+/* x[3] = u W_xh + b_h, r[3] = h_{t-1} W_hh; act = (r, z, n); *hn = r_n + b_hn (what the reset gate
+ * scales, kept for the backward pass); h = (1 - z) n + z h_prev. */
+__device__ inline void gru_cell_forward(const float x[3], const float r[3], float b_hn, float h_prev, float act[3],
+                                        float *hn, float *h)
+{
+    act[0] = sigmoid(x[0] + r[0]);
+    act[1] = sigmoid(x[1] + r[1]);
+    *hn = r[2] + b_hn;
+    act[2] = tanhf(x[2] + act[0] * *hn);
+    *h = (1.0f - act[1]) * act[2] + act[1] * h_prev;
+}
+
+/* From dh: dx[3] at the input side's pre-activations, dr[3] at the recurrent product's (they differ in
+ * the n block, which the reset gate scales), and *dh_prev the part that flows straight on to h_{t-1}
+ * through z. */
+__device__ inline void gru_cell_backward(float dh, const float act[3], float hn, float h_prev, float dx[3], float dr[3],
+                                         float *dh_prev)
+{
+    const float r = act[0], z = act[1], n = act[2];
+    const float dn = dh * (1.0f - z) * (1.0f - n * n);
+    dx[0] = dr[0] = dn * hn * r * (1.0f - r);
+    dx[1] = dr[1] = dh * (h_prev - n) * z * (1.0f - z);
+    dx[2] = dn;
+    dr[2] = dn * r;
+    *dh_prev = dh * z;
+}
+
+/* acc[g] = sum_k v[k] W[k, g H + j]: unit j's G gate sums of the vector v [K] times W [K, G H], in k order. */
+template <int G> __device__ inline void gate_sums(float acc[G], const float *v, const float *__restrict__ w, int K, int H,
+                                                  int j)
+{
+    const size_t GH = (size_t)G * H;
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        acc[g] = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float vk = v[k];
+#pragma unroll
+        for (int g = 0; g < G; g++)
+            acc[g] += vk * w[k * GH + (size_t)g * H + j];
+    }
+}
+
+/* Thread (b, j), all four gates of unit j: gates_t [B, 4H] holds x W_xh on entry (b_h is added here)
+ * and the activations (i, f, g, o) on return; c_t, h_t [B, H] written. Coalesced as rnn_step_forward. */
+__global__ void lstm_step_forward_kernel(float *gates_t, float *h_t, float *c_t, const float *__restrict__ h_prev,
+                                         const float *__restrict__ c_prev, const float *__restrict__ w_hh,
+                                         const float *__restrict__ b_h, int B, int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        float *g = gates_t + (size_t)b * 4 * H, pre[4], act[4];
+        gate_sums<4>(pre, h_prev + (size_t)b * H, w_hh, H, H, j);
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            pre[q] += g[q * H + j] + b_h[q * H + j];
+        const size_t at = (size_t)b * H + j;
+        lstm_cell_forward(pre, c_prev[at], act, c_t + at, h_t + at);
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            g[q * H + j] = act[q];
+    }
+}
+
+cudaError_t lstm_step_forward(float *gates_t, float *h_t, float *c_t, const float *h_prev, const float *c_prev,
+                              const float *w_hh, const float *b_h, int B, int H, cudaStream_t s)
+{
+    LAUNCH(lstm_step_forward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(gates_t, h_t, c_t, h_prev, c_prev, w_hh, b_h,
+                                                                          B, H);
+    return launched();
+}
+
+/* Thread (b, j): gates_t [B, 3H] holds x W_xh on entry, (r, z, n) on return; hn_t [B, H] = r_n + b_hn. */
+__global__ void gru_step_forward_kernel(float *gates_t, float *hn_t, float *h_t, const float *__restrict__ h_prev,
+                                        const float *__restrict__ w_hh, const float *__restrict__ b_h,
+                                        const float *__restrict__ b_hn, int B, int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        float *g = gates_t + (size_t)b * 3 * H, x[3], r[3], act[3];
+        gate_sums<3>(r, h_prev + (size_t)b * H, w_hh, H, H, j);
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+            x[q] = g[q * H + j] + b_h[q * H + j];
+        const size_t at = (size_t)b * H + j;
+        gru_cell_forward(x, r, b_hn[j], h_prev[at], act, hn_t + at, h_t + at);
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+            g[q * H + j] = act[q];
+    }
+}
+
+cudaError_t gru_step_forward(float *gates_t, float *hn_t, float *h_t, const float *h_prev, const float *w_hh,
+                             const float *b_h, const float *b_hn, int B, int H, cudaStream_t s)
+{
+    LAUNCH(gru_step_forward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(gates_t, hn_t, h_t, h_prev, w_hh, b_h, b_hn,
+                                                                         B, H);
+    return launched();
+}
+
+/* dh_t[b, j] plus, after the last timestep, sum_k dr_next[b, k] W_hh[j, k] over the G H columns of the
+ * next step's recurrent gradient, read from W_hh^T (w_hh_t [G H, H]) for coalescing. */
+__device__ inline float gated_dh(const float *dh_t, const float *dr_next, const float *__restrict__ w_hh_t, int G, int B,
+                                 int H, int b, int j)
+{
+    float acc = dh_t[(size_t)b * H + j];
+    if (dr_next) {
+        const float *dn = dr_next + (size_t)b * G * H;
+        for (int k = 0; k < G * H; k++)
+            acc += dn[k] * w_hh_t[(size_t)k * H + j];
+    }
+    return acc;
+}
+
+/* Thread (b, j): da_t [B, 4H] (the pre-activations' gradient, which is also the recurrent product's) and
+ * dc_prev [B, H] (the gradient on to c_{t-1}) from dh_t, the next step's da_next and dc_next (NULL at
+ * t = T: nothing flows in past h_T). */
+__global__ void lstm_step_backward_kernel(float *da_t, float *dc_prev, const float *__restrict__ da_next,
+                                          const float *__restrict__ dc_next, const float *__restrict__ dh_t,
+                                          const float *__restrict__ gates_t, const float *__restrict__ c_t,
+                                          const float *__restrict__ c_prev, const float *__restrict__ w_hh_t, int B,
+                                          int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const size_t at = (size_t)b * H + j, row = (size_t)b * 4 * H;
+        const float dh = gated_dh(dh_t, da_next, w_hh_t, 4, B, H, b, j);
+        float act[4], da[4];
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            act[q] = gates_t[row + q * H + j];
+        lstm_cell_backward(dh, dc_next ? dc_next[at] : 0.0f, act, c_prev[at], c_t[at], da, dc_prev + at);
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            da_t[row + q * H + j] = da[q];
+    }
+}
+
+cudaError_t lstm_step_backward(float *da_t, float *dc_prev, const float *da_next, const float *dc_next,
+                               const float *dh_t, const float *gates_t, const float *c_t, const float *c_prev,
+                               const float *w_hh_t, int B, int H, cudaStream_t s)
+{
+    LAUNCH(lstm_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)
+    (da_t, dc_prev, da_next, dc_next, dh_t, gates_t, c_t, c_prev, w_hh_t, B, H);
+    return launched();
+}
+
+/* Thread (b, j): da_t and dr_t [B, 3H] (input side and recurrent product) and dh_prev [B, H] (what flows
+ * straight on to h_{t-1} through z) from dh_t and the next step's dr_next and dh_next (NULL at t = T). */
+__global__ void gru_step_backward_kernel(float *da_t, float *dr_t, float *dh_prev, const float *__restrict__ dr_next,
+                                         const float *__restrict__ dh_next, const float *__restrict__ dh_t,
+                                         const float *__restrict__ gates_t, const float *__restrict__ hn_t,
+                                         const float *__restrict__ h_prev, const float *__restrict__ w_hh_t, int B,
+                                         int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const size_t at = (size_t)b * H + j, row = (size_t)b * 3 * H;
+        const float dh = gated_dh(dh_t, dr_next, w_hh_t, 3, B, H, b, j) + (dh_next ? dh_next[at] : 0.0f);
+        float act[3], dx[3], dr[3];
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+            act[q] = gates_t[row + q * H + j];
+        gru_cell_backward(dh, act, hn_t[at], h_prev[at], dx, dr, dh_prev + at);
+#pragma unroll
+        for (int q = 0; q < 3; q++) {
+            da_t[row + q * H + j] = dx[q];
+            dr_t[row + q * H + j] = dr[q];
+        }
+    }
+}
+
+cudaError_t gru_step_backward(float *da_t, float *dr_t, float *dh_prev, const float *dr_next, const float *dh_next,
+                              const float *dh_t, const float *gates_t, const float *hn_t, const float *h_prev,
+                              const float *w_hh_t, int B, int H, cudaStream_t s)
+{
+    LAUNCH(gru_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)
+    (da_t, dr_t, dh_prev, dr_next, dh_next, dh_t, gates_t, hn_t, h_prev, w_hh_t, B, H);
+    return launched();
+}
+
+/* ---- dropout ---- */
+
+/* out [T, B, H] = in times layer's mask (inverted dropout: kept values times 1 / (1 - p)); out may be in,
+ * which is the backward pass, the same mask on the gradient. Thread (t, b, four units): one Philox block
+ * of common/dropout.h's counter, the very function the CPU calls, serves the four units that share it.
+ * The seed and step come from device memory, so that a captured graph draws each step's own masks. */
+__global__ void dropout_apply_kernel(float *out, const float *in, const DropoutArgs *d, int layer, int T, int B, int H)
+{
+    const int groups = (H + 3) / 4;
+    const size_t n = (size_t)T * B * groups;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const int j4 = (int)(i % groups), b = (int)(i / groups % B), t = (int)(i / ((size_t)groups * B));
+        uint32_t ctr[4], key[2], r[4];
+        dropout_counter(ctr, key, d->seed, (long)d->step, layer, t, b + d->row0, j4);
+        philox4x32_10(ctr, key, r);
+        const size_t row = ((size_t)t * B + b) * H;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int j = 4 * j4 + q;
+            if (j < H)
+                out[row + j] = r[q] >= d->threshold ? in[row + j] * d->scale : 0.0f;
+        }
+    }
+}
+
+cudaError_t dropout_apply(float *out, const float *in, const DropoutArgs *d, int layer, int T, int B, int H,
+                          cudaStream_t s)
+{
+    LAUNCH(dropout_apply_kernel, blocks_for((size_t)T * B * ((H + 3) / 4)), THREADS, 0, s)(out, in, d, layer, T, B, H);
     return launched();
 }
 
@@ -700,45 +958,67 @@ __device__ void block_extreme(const float *z, int n, bool smallest, const bool *
     __syncthreads();
 }
 
-/* One character: the input row, every layer h = tanh(u W_xh + b + h W_hh), the logits b_y + h W_hy, and
- * with draw.sample the next character by sample_logits' rule: the most likely with argmax; else, among
- * the logits at least the top-k-th largest (all without top-k), p_j = exp((z_j - z_best) / T), and the
- * first j whose running sum (in double, in index order) exceeds u times the total. */
+/* One character: the input row, every layer's step (h = tanh(u W_xh + b + h W_hh), or a gated cell's,
+ * whose input and recurrent products are kept apart as the GRU's reset gate needs), the logits b_y +
+ * h W_hy, and with draw.sample the next character by sample_logits' rule: the most likely with argmax;
+ * else, among the logits at least the top-k-th largest (all without top-k), p_j = exp((z_j - z_best) /
+ * T), and the first j whose running sum (in double, in index order) exceeds u times the total. */
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_step_kernel(SampleModel m, int token, SampleDraw draw,
                                                                        token_t *out)
 {
     EXTERN_SHARED(float, shared);
     __shared__ float value_s[SAMPLE_THREADS];
     __shared__ int index_s[SAMPLE_THREADS];
-    const int H = m.H, E = m.E, V = m.V, I_max = E > H ? E : H;
-    float *in_s = shared, *prev_s = in_s + I_max, *acc_s = prev_s + H, *part_s = acc_s + H;
+    const int H = m.H, E = m.E, V = m.V, I_max = E > H ? E : H, G = gates_of(m.cell), GH = G * H;
+    float *in_s = shared, *prev_s = in_s + I_max, *acc_s = prev_s + H, *rec_s = acc_s + GH;
+    float *part_s = rec_s + (G > 1 ? GH : 0);
     float *p_s = part_s + SAMPLE_WARPS * 32; /* [V] when drawing */
     bool *keep_s = (bool *)(p_s + V);
 
     /* Layer 0's input: a row of Emb W_xh when the backend keeps it, else the embedding row. */
     const int folded = m.vocab_rows != NULL;
-    for (int k = threadIdx.x; k < (folded ? H : E); k += SAMPLE_THREADS)
-        in_s[k] = folded ? m.vocab_rows[(size_t)token * H + k] : m.embedding[(size_t)token * E + k];
+    if (folded)
+        for (int k = threadIdx.x; k < GH; k += SAMPLE_THREADS)
+            acc_s[k] = m.vocab_rows[(size_t)token * GH + k];
+    else
+        for (int k = threadIdx.x; k < E; k += SAMPLE_THREADS)
+            in_s[k] = m.embedding[(size_t)token * E + k];
     for (int l = 0; l < m.L; l++) {
         float *h = m.h + (size_t)l * H;
         for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
             prev_s[k] = h[k];
         __syncthreads();
-        if (l == 0 && folded) {
-            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
-                acc_s[k] = in_s[k];
-            __syncthreads();
-        } else {
-            block_matvec(in_s, l == 0 ? E : H, m.w_xh[l], H, NULL, acc_s, part_s);
-        }
-        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
+        if (!(l == 0 && folded))
+            block_matvec(in_s, l == 0 ? E : H, m.w_xh[l], GH, NULL, acc_s, part_s);
+        for (int k = threadIdx.x; k < GH; k += SAMPLE_THREADS)
             acc_s[k] += m.b_h[l][k];
         __syncthreads();
-        block_matvec(prev_s, H, m.w_hh[l], H, acc_s, acc_s, part_s);
-        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
-            const float v = tanhf(acc_s[k]);
-            h[k] = v;
-            in_s[k] = v; /* the next layer's input */
+        if (G == 1) {
+            block_matvec(prev_s, H, m.w_hh[l], H, acc_s, acc_s, part_s);
+            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
+                const float v = tanhf(acc_s[k]);
+                h[k] = v;
+                in_s[k] = v; /* the next layer's input */
+            }
+        } else {
+            block_matvec(prev_s, H, m.w_hh[l], GH, NULL, rec_s, part_s);
+            const float *b_hn = m.b_h[l] + GH; /* the GRU's (SampleModel) */
+            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
+                float act[4], v;
+                if (G == 4) {
+                    const float pre[4] = {acc_s[k] + rec_s[k], acc_s[H + k] + rec_s[H + k],
+                                          acc_s[2 * H + k] + rec_s[2 * H + k], acc_s[3 * H + k] + rec_s[3 * H + k]};
+                    float *c = m.c + (size_t)l * H + k;
+                    lstm_cell_forward(pre, *c, act, c, &v);
+                } else {
+                    const float x[3] = {acc_s[k], acc_s[H + k], acc_s[2 * H + k]};
+                    const float r[3] = {rec_s[k], rec_s[H + k], rec_s[2 * H + k]};
+                    float hn;
+                    gru_cell_forward(x, r, b_hn[k], prev_s[k], act, &hn, &v);
+                }
+                h[k] = v;
+                in_s[k] = v;
+            }
         }
         __syncthreads();
     }
@@ -792,8 +1072,9 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_step_kernel(SampleModel
 
 static size_t sample_shared_bytes(const SampleModel *m, int drawing)
 {
-    const int I_max = m->E > m->H ? m->E : m->H;
-    return sizeof(float) * ((size_t)I_max + 2 * m->H + SAMPLE_WARPS * 32 + (drawing ? m->V : 0)) +
+    const int I_max = m->E > m->H ? m->E : m->H, G = gates_of(m->cell);
+    return sizeof(float) * ((size_t)I_max + m->H + (G > 1 ? 2 * G : 1) * (size_t)m->H + SAMPLE_WARPS * 32 +
+                            (drawing ? m->V : 0)) +
            (drawing ? (size_t)m->V : 0);
 }
 

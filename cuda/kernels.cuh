@@ -8,10 +8,20 @@
 
 #include <stdint.h>
 
+extern "C" {
+#include "../common/model.h"
+}
+
 typedef uint16_t token_t;
 
 namespace kernels
 {
+
+/* model.h's cell_gates, callable in kernels too: G, the gate blocks of H columns of W_xh, W_hh and b_h. */
+__host__ __device__ inline int gates_of(CellKind cell)
+{
+    return cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1;
+}
 
 /* out [rows, E] = the rows x of a [V, E] table: the embedding, or layer 0's Emb W_xh when folded */
 cudaError_t embedding_forward(float *out, const token_t *x, const float *embedding, int rows, int E, cudaStream_t s);
@@ -30,12 +40,12 @@ struct TokenBuckets {
  * token's chunks in chunk order. The embedding's gradient, and layer 0's per-token gradient. */
 cudaError_t token_row_sums(float *out, float *partial, const float *in, const TokenBuckets *buckets, int V, int W,
                            int accumulate, cudaStream_t s);
-/* out [H, H] = in^T */
-cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s);
+/* out [cols, rows] = in [rows, cols]^T */
+cudaError_t transpose(float *out, const float *in, int rows, int cols, cudaStream_t s);
 /* every row of out [rows, cols] = row */
 cudaError_t broadcast_rows(float *out, const float *row, int rows, int cols, cudaStream_t s);
-/* sums [cols] += column sums of m [rows, cols] */
-cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cudaStream_t s);
+/* sums [cols] += column sums of m [rows, cols] (rows ld apart: a block of columns of a wider matrix) */
+cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, int ld, cudaStream_t s);
 
 /* The fused recurrence step: h_t = tanh(p_t + b + h_prev W_hh), all [B, H]; h_t holds p_t on entry
  * (the input projection) and h_t on return. */
@@ -101,6 +111,41 @@ cudaError_t rnn_backward_persistent(const RecurrenceArgs *args, const Recurrence
 cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh_t, const float *h_t,
                               const float *w_hh_t, int B, int H, cudaStream_t s);
 
+/* ---- the gated cells, one fused kernel per timestep (the recurrent product and every gate) ----
+ * Per layer: gates [T, B, G H] holds the input projections x W_xh of all timesteps (one product, without
+ * b_h) on entry and each step's gate activations on return (LSTM i, f, g, o; GRU r, z, n), which the
+ * backward steps read. The LSTM keeps c [T+1, B, H] (c[0] = c_0); the GRU hn [T, B, H] = h_{t-1} W_hn +
+ * b_hn, what its reset gate scales. */
+cudaError_t lstm_step_forward(float *gates_t, float *h_t, float *c_t, const float *h_prev, const float *c_prev,
+                              const float *w_hh, const float *b_h, int B, int H, cudaStream_t s);
+cudaError_t gru_step_forward(float *gates_t, float *hn_t, float *h_t, const float *h_prev, const float *w_hh,
+                             const float *b_h, const float *b_hn, int B, int H, cudaStream_t s);
+/* Backward, t = T..1: da_t [B, G H] at the pre-activations (the GRU also dr_t, at its recurrent product,
+ * which differs in the n block; for the LSTM the two are one) and what flows on to the state at t-1
+ * element-wise (LSTM dc_prev through f, GRU dh_prev through z), from dh_t (from above), the next step's
+ * recurrent gradient (times W_hh^T, taken transposed as w_hh_t [G H, H]) and its element-wise carry; both
+ * NULL at t = T. */
+cudaError_t lstm_step_backward(float *da_t, float *dc_prev, const float *da_next, const float *dc_next,
+                               const float *dh_t, const float *gates_t, const float *c_t, const float *c_prev,
+                               const float *w_hh_t, int B, int H, cudaStream_t s);
+cudaError_t gru_step_backward(float *da_t, float *dr_t, float *dh_prev, const float *dr_next, const float *dh_next,
+                              const float *dh_t, const float *gates_t, const float *hn_t, const float *h_prev,
+                              const float *w_hh_t, int B, int H, cudaStream_t s);
+
+/* Dropout's mask parameters (common/dropout.h), in device memory so that a captured graph reads each
+ * step's own: the run's seed, the step, the global row of local row 0, p as a threshold, 1 / (1 - p). */
+struct DropoutArgs {
+    uint64_t seed;
+    int64_t step;
+    int row0;
+    uint32_t threshold;
+    float scale;
+};
+/* out [T, B, H] = in with layer's mask applied (inverted dropout), as cpu/gated.c's dropout_apply: the
+ * layer's output going forward, its gradient in place (out = in) going backward. */
+cudaError_t dropout_apply(float *out, const float *in, const DropoutArgs *d, int layer, int T, int B, int H,
+                          cudaStream_t s);
+
 /* Per row of logits [rows, V]: row_loss = logsumexp - z[y]; with scale != 0 the row is overwritten by
  * dlogits = (softmax - onehot(y)) * scale. */
 cudaError_t softmax_xent(float *logits, const token_t *y, float *row_loss, int rows, int V, float scale,
@@ -116,12 +161,15 @@ cudaError_t sum(double *out, double *partial, const float *x, size_t n, int squa
 /* The model as the sampling kernel reads it, every matrix row-major as in model.h. */
 struct SampleModel {
     const float *embedding;  /* [V, E] */
-    const float *vocab_rows; /* [V, H]: Emb W_xh^0, or NULL: layer 0 multiplies the embedding row itself */
+    const float *vocab_rows; /* [V, G H]: Emb W_xh^0, or NULL: layer 0 multiplies the embedding row itself */
+    /* b_h [G H]; the GRU's b_hn [H] follows it, as in the parameter buffer (model.h) */
     const float *w_xh[RECURRENCE_MAX_LAYERS], *w_hh[RECURRENCE_MAX_LAYERS], *b_h[RECURRENCE_MAX_LAYERS];
     const float *w_hy, *b_y; /* [H, V], [V] */
     float *h;                /* [L, H]: the generation state, read and updated */
+    float *c;                /* [L, H]: the LSTM's cell state, likewise */
     float *logits;           /* [V]: where the logits go */
     int V, E, H, L;
+    CellKind cell;
 };
 /* What to do after the step: draw the next character by sample_logits' rule (common/sampler.c) from
  * the uniform number u in [0, 1), or not (feeding a prime). */

@@ -78,7 +78,7 @@ static Pair make_pair_with(const Shape *s, uint64_t seed, const Variant *variant
     cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, max_B, &variant->opts, &e), 0, "%s: %s",
                  variant->name, e.msg);
     p.P = model_num_params(&s->cfg);
-    p.nh = (size_t)s->cfg.layers * max_B * s->cfg.hidden;
+    p.nh = (size_t)model_state_sets(&s->cfg) * s->cfg.layers * max_B * s->cfg.hidden; /* h, and the LSTM's c */
     float *params = malloc(sizeof(float) * p.P), *zeros = calloc(p.P > p.nh ? p.P : p.nh, sizeof(float));
     float *carry = malloc(sizeof(float) * p.nh);
     model_init_params(&s->cfg, params, seed);
@@ -213,6 +213,55 @@ Test(parity, three_layers_window_mode_adam)
 Test(parity, three_layers_stateful_carry_in_adam)
 {
     check_parity(3, 0, 1, OPT_ADAM);
+}
+
+/* The gated cells and dropout, each cell in both modes with one and three layers, with and without
+ * dropout (the tanh cell's runs without it are the tests above), under every variant: two steps, the
+ * second from the state the first carried out (a graph replay where graphs are on). The masks are drawn
+ * at a global row offset and a step past 2^32, so that every part of the counter counts. */
+static const float CELL_DROPOUT = 0.3f; /* drops about a third: a mask that differs from the CPU's shows at once */
+
+static void check_cell_parity_of(CellKind cell, int layers, int window, float dropout, const Variant *variant)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers, .cell = cell}, .T = 4, .B = 3};
+    s.loss_from_t = window ? s.T - 1 : 0;
+    Pair p = make_pair(&s, 300 + 10 * (uint64_t)cell + (uint64_t)layers, variant);
+    Rng r;
+    rng_seed(&r, 11 + (uint64_t)window);
+    token_t x[12], y[12];
+    for (int step = 1; step <= 2; step++) {
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .loss_from_t = s.loss_from_t, .carry_in = step > 1,
+                   .carry_out = 1, .dropout = dropout, .dropout_seed = 0x9e3779b97f4a7c15u,
+                   .dropout_step = (1L << 32) + step, .dropout_row0 = 5};
+        cr_log_info("%s: %s, %d layers, %s mode, dropout %g, step %d", variant->name, cell_name(cell), layers,
+                    window ? "window" : "seq", dropout, step);
+        step_and_compare(&p, &s, &b);
+    }
+    expect_paths(&p);
+    free_pair(&p);
+}
+
+static void check_cell_parity(CellKind cell)
+{
+    for (int i = 0; i < n_variants(); i++)
+        for (int layers = 1; layers <= 3; layers += 2)
+            for (int window = 0; window < 2; window++)
+                for (int drop = cell == CELL_RNN; drop < 2; drop++)
+                    check_cell_parity_of(cell, layers, window, drop ? CELL_DROPOUT : 0.0f, &VARIANTS[i]);
+}
+
+Test(parity, gru_every_mode_layers_and_dropout)
+{
+    check_cell_parity(CELL_GRU);
+}
+Test(parity, lstm_every_mode_layers_and_dropout)
+{
+    check_cell_parity(CELL_LSTM);
+}
+Test(parity, rnn_with_dropout_every_mode_and_layers)
+{
+    check_cell_parity(CELL_RNN);
 }
 
 static void check_forward_only(const Variant *variant)
@@ -410,9 +459,10 @@ Test(parity, tf32_products_round_like_tensor_cores_on_a_large_product)
     }
 }
 
-Test(parity, generation_logits_match)
+/* Each cell, the LSTM carrying c from character to character. */
+static void check_generation_logits(CellKind cell)
 {
-    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 3}, .T = 1, .B = 1};
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 3, .cell = cell}, .T = 1, .B = 1};
     Pair p = make_pair(&s, 9, &VARIANTS[0]);
     float logits[2][11];
     Err e;
@@ -424,7 +474,7 @@ Test(parity, generation_logits_match)
         for (int i = 0; i < 2; i++)
             cr_assert_eq(both[i]->ops->sample_step(both[i]->ctx, tokens[k], logits[i], &e), 0, "%s", e.msg);
         double err = rel_l2(logits[0], logits[1], 11);
-        cr_expect(err <= PARITY_REL_L2, "logits after token %d: relative L2 error %.3g", k, err);
+        cr_expect(err <= PARITY_REL_L2, "%s: logits after token %d: relative L2 error %.3g", cell_name(cell), k, err);
     }
     CudaStats st; /* one launch of the sampling kernel per character */
     cuda_backend_stats(p.cuda.ctx, &st);
@@ -432,13 +482,26 @@ Test(parity, generation_logits_match)
     free_pair(&p);
 }
 
+Test(parity, generation_logits_match)
+{
+    check_generation_logits(CELL_RNN);
+}
+Test(parity, generation_logits_match_gru)
+{
+    check_generation_logits(CELL_GRU);
+}
+Test(parity, generation_logits_match_lstm)
+{
+    check_generation_logits(CELL_LSTM);
+}
+
 /* The character the device draws (sample_token) is the one the host's rule draws from the CPU's logits
  * with the same uniform numbers, under every sampler setting; a prime is fed without drawing. The logits
  * differ by rounding only, so a different character would mean a different rule. */
-Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
+static void check_drawn_characters(CellKind cell)
 {
     enum { DRAWS = 16 }; /* per setting: with 23 characters, a wrong rule shows within a few */
-    Shape s = {.cfg = {.vocab = 23, .embed = 7, .hidden = 13, .layers = 2}, .T = 1, .B = 1};
+    Shape s = {.cfg = {.vocab = 23, .embed = 7, .hidden = 13, .layers = 2, .cell = cell}, .T = 1, .B = 1};
     Pair p = make_pair(&s, 15, &VARIANTS[0]);
     const SamplerConfig settings[] = {{1.0f, 0, 0}, {0.7f, 0, 0}, {1.3f, 5, 0}, {1.0f, 1, 0}, {1.0f, 0, 1}};
     float logits[23], scratch[46];
@@ -460,13 +523,19 @@ Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
             differ += cpu != cuda;
             token = cpu; /* both go on from the same character */
         }
-        cr_expect_eq(differ, 0, "temperature %g, top-k %d, argmax %d: %d of %d characters differ", sc->temperature,
-                     sc->top_k, sc->argmax, differ, DRAWS);
+        cr_expect_eq(differ, 0, "%s: temperature %g, top-k %d, argmax %d: %d of %d characters differ",
+                     cell_name(cell), sc->temperature, sc->top_k, sc->argmax, differ, DRAWS);
     }
     CudaStats st;
     cuda_backend_stats(p.cuda.ctx, &st);
     cr_expect_eq(st.host_draws, 0, "every character drawn on the device");
     free_pair(&p);
+}
+
+Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
+{
+    for (CellKind cell = CELL_RNN; cell <= CELL_LSTM; cell++)
+        check_drawn_characters(cell);
 }
 
 /* Told, once each, whenever a slower path runs: here eager launches asked for, and a deep model whose
