@@ -571,6 +571,24 @@ Test(parity, slower_paths_are_told_once_with_the_reason)
     backend_destroy(&be);
 }
 
+/* A gated cell asked for the wavefront steps one kernel per timestep, says why once, and describe says so. */
+Test(parity, gated_cell_says_it_steps_per_timestep)
+{
+    skip_without_device();
+    const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2, .cell = CELL_LSTM};
+    const BackendOptions o = {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_WAVEFRONT, .note = remember};
+    Backend be;
+    Err e;
+    n_told = 0;
+    cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 3, &o, &e), 0, "%s", e.msg);
+    cr_assert_eq(n_told, 1, "%d notes: %s", n_told, told[0]);
+    cr_expect(strstr(told[0], "one kernel per timestep") && strstr(told[0], "runs the tanh cell only"), "%s", told[0]);
+    char text[4096];
+    cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
+    cr_expect(strstr(text, "one kernel per timestep") && strstr(text, "runs the tanh cell only"), "%s", text);
+    backend_destroy(&be);
+}
+
 /* selftest_run, which `charrnn selftest` prints, must be able to fail: a backend whose gradient norm is
  * 0.1% off, whose drawn characters ignore the draw, and that says it ran another path than asked. */
 static int norm_off(void *ctx, float *norm, Err *e)
