@@ -58,17 +58,27 @@ DROPOUT_FN float dropout_scale(float p)
     return 1.0f / (1.0f - p);
 }
 
-/* 1 when unit j of batch row `row` (global: the local row plus Batch.dropout_row0) at timestep t of
- * layer l's output is kept at training step `step`. The counter spells out the element: four units per
- * call (j / 4, each taking output j % 4), the row, and t, l and step's high bits packed into one word,
- * step's low bits in the last; the key is the seed. Distinct for t < 2^16, l < 16, step < 2^44. */
-DROPOUT_FN int dropout_keep(uint64_t seed, long step, int l, int t, int row, int j, uint32_t threshold)
+/* The generator's input for units 4 j4 .. 4 j4 + 3 of batch row `row` (global: the local row plus
+ * Batch.dropout_row0) at timestep t of layer l's output, at training step `step`: the counter spells out
+ * the element (the group of four units, the row, and t, l and step's high bits packed into one word,
+ * step's low bits in the last); the key is the seed. Distinct for t < 2^16, l < 16, step < 2^44. */
+DROPOUT_FN void dropout_counter(uint32_t ctr[4], uint32_t key[2], uint64_t seed, long step, int l, int t, int row,
+                                int j4)
 {
     const uint64_t s = (uint64_t)step;
-    const uint32_t ctr[4] = {(uint32_t)j / 4u, (uint32_t)row,
-                             (uint32_t)t | (uint32_t)l << 16 | ((uint32_t)(s >> 32) & 0xFFFu) << 20, (uint32_t)s};
-    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    uint32_t r[4];
+    ctr[0] = (uint32_t)j4;
+    ctr[1] = (uint32_t)row;
+    ctr[2] = (uint32_t)t | (uint32_t)l << 16 | ((uint32_t)(s >> 32) & 0xFFFu) << 20;
+    ctr[3] = (uint32_t)s;
+    key[0] = (uint32_t)seed;
+    key[1] = (uint32_t)(seed >> 32);
+}
+
+/* 1 when unit j of that element is kept: it takes output j % 4 of the block of its group j / 4. */
+DROPOUT_FN int dropout_keep(uint64_t seed, long step, int l, int t, int row, int j, uint32_t threshold)
+{
+    uint32_t ctr[4], key[2], r[4];
+    dropout_counter(ctr, key, seed, step, l, t, row, j / 4);
     philox4x32_10(ctr, key, r);
     return r[j % 4] >= threshold;
 }

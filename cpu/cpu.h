@@ -47,6 +47,48 @@ void rnn_recurrence_backward_steps(float *da, float *carry, const float *dh, con
 void embedding_projection_backward(float *dembedding, float *dw_xh, float *g, const token_t *x, const float *da,
                                    const float *embedding, const float *w_xh, int rows, int V, int E, int H);
 
+/* The gated cells (gated.c), with PyTorch's equations and gate order (README.md). The input side of all T
+ * steps is one product, input_projection_forward into act; the recurrence then takes one product per step
+ * (recurrence.h, h_{t-1} W_hh [B, G H]) and the cell's element-wise work in the same pass over a row.
+ * h: [T+1, B, H] time-major, h[0] = h_0 on entry; act: [T, B, G H] holds the input projections on entry
+ * and the gates after their activations on return (LSTM i, f, g, o; GRU r, z, n); step_g: [B, G H] and
+ * packed: max(recurrence_packed_floats(H, G H), recurrence_packed_floats(G H, H)) floats of scratch. */
+/* c: [T+1, B, H], c[0] = c_0 on entry. */
+void lstm_recurrence_forward(float *h, float *c, float *act, const float *w_hh, float *packed, float *step_g, int T,
+                             int B, int H);
+/* hn: [T, B, H] gets h_{t-1} W_hn + b_hn, the term the reset gate scales (the backward pass needs it). */
+void gru_recurrence_forward(float *h, float *act, float *hn, const float *w_hh, const float *b_hn, float *packed,
+                            float *step_g, int T, int B, int H);
+/* Backward through time from dh [T, B, H] (the loss gradient arriving at h_1..h_T from above; nothing flows
+ * in past h_T): writes da [T, B, G H], the gradient at the input projections, and adds dW_hh, db_h (and the
+ * GRU's db_hn). The GRU's gradient at its recurrent product differs from da in the n block (scaled by r):
+ * it goes to drec [T, B, 3H]. carry: [B, H] scratch (the LSTM's dc, the GRU's direct path z * dh). */
+void lstm_recurrence_backward(float *da, float *dw_hh, float *db_h, float *packed, float *step_g, float *carry,
+                              const float *dh, const float *h, const float *c, const float *act, const float *w_hh,
+                              int T, int B, int H);
+void gru_recurrence_backward(float *da, float *drec, float *dw_hh, float *db_h, float *db_hn, float *packed,
+                             float *step_g, float *carry, const float *dh, const float *h, const float *act,
+                             const float *hn, const float *w_hh, int T, int B, int H);
+/* One step of one row, for generation: the state h (and the LSTM's c) in place, from px = u W_xh + b_h and
+ * ph = h W_hh ([G H] each); act [G H] and hn [H] are scratch. */
+void lstm_cell_step(float *h, float *c, const float *px, const float *ph, float *act, int H);
+void gru_cell_step(float *h, const float *px, const float *ph, const float *b_hn, float *act, float *hn, int H);
+
+/* p [rows, N] = u [rows, I] w_xh + b_h: the input side of a layer for all timesteps in one product. */
+void input_projection_forward(float *p, const float *u, const float *w_xh, const float *b_h, int rows, int I, int N);
+/* Adds dw_xh = u^T da; du [rows, I] = da w_xh^T unless du is NULL (du may be the buffer the recurrence
+ * read its dh from). */
+void input_projection_backward(float *du, float *dw_xh, const float *da, const float *u, const float *w_xh, int rows,
+                               int I, int N);
+
+/* Inverted dropout (dropout.h) of layer l's output for the batch b: out [T, B, H] = in * mask / (1 - p), the
+ * same mask going forward and backward (out may be in). */
+void dropout_apply(float *out, const float *in, const Batch *b, int l, int H);
+
+/* out [rows, cols] = the row `row` repeated; sums [cols] += the column sums of m [rows, cols] (rows ld apart). */
+void broadcast_rows(float *out, const float *row, int rows, int cols);
+void add_column_sums(float *sums, const float *m, int rows, int cols, int ld);
+
 /* logits [rows, V] = h [rows, H] w_hy + b_y */
 void output_forward(float *logits, const float *h, const float *w_hy, const float *b_y, int rows, int H, int V);
 /* Adds into dw_hy, db_y; writes dh [rows, H] = dlogits w_hy^T. */

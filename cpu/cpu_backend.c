@@ -1,5 +1,5 @@
 /* The CPU backend's context: a handful of buffers sized once at create, and the backend calls that
- * run one training step through the functions of rnn.c. */
+ * run one training step through the functions of rnn.c (the tanh cell) and gated.c (GRU, LSTM). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,22 +20,29 @@ typedef struct {
     float *params, *grads, *m, *v; /* [n_params] each */
     ParamViews p, g;
 
-    /* Activations, all in one allocation: */
-    float *emb_out;             /* [T, B, E]: input of layer 0 */
-    float *h[MODEL_MAX_LAYERS]; /* [T+1, B, H] per layer, h[l][0] = h_0 */
-    float *logits;              /* [T, B, V], overwritten by dlogits */
-    float *dh;                  /* [T, B, H]: gradient arriving at a layer's outputs */
-    float *da;                  /* [T, B, H]: gradient at a layer's pre-activations */
-    float *du;                  /* [T, B, max(E, H)]: gradient for the layer below */
-    float *packed;              /* W_hh of the layer at hand in the micro-kernel's layout */
-    float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh + b_h, then its gradient per token */
-    float *carry;               /* [L, max_B, H]: hidden state carried between stateful batches */
-    float *acts_block;          /* the activations above start at its first cache line */
+    /* Activations, all in one allocation (G H = the gates' width: H for the tanh cell): */
+    float *emb_out;               /* [T, B, E]: input of layer 0 */
+    float *h[MODEL_MAX_LAYERS];   /* [T+1, B, H] per layer, h[l][0] = h_0 */
+    float *c[MODEL_MAX_LAYERS];   /* LSTM: [T+1, B, H] per layer, the cell state, c[l][0] = c_0 */
+    float *act[MODEL_MAX_LAYERS]; /* gated cells: [T, B, G H] per layer, the gates after their activations */
+    float *hn[MODEL_MAX_LAYERS];  /* GRU: [T, B, H] per layer, h_{t-1} W_hn + b_hn */
+    float *logits;                /* [T, B, V], overwritten by dlogits */
+    float *dh;                    /* [T, B, H]: gradient arriving at a layer's outputs */
+    float *da;                    /* [T, B, G H]: gradient at a layer's input projections */
+    float *drec;                  /* GRU: [T, B, 3H], gradient at its recurrent product */
+    float *du;                    /* [T, B, max(E, H)]: gradient for the layer below */
+    float *dropped;               /* [T, B, H]: a layer's output after dropout, for the one that reads it */
+    float *packed;                /* W_hh of the layer at hand in the micro-kernel's layout */
+    float *step_g;                /* gated cells: [B, G H], one step's recurrent product */
+    float *step_carry;            /* gated cells: [B, H], what the backward pass carries between steps */
+    float *vocab_rows;            /* [V, G H]: layer 0's Emb W_xh + b_h, then its gradient per token */
+    float *carry;                 /* [S, L, max_B, H]: state carried between stateful batches (LSTM: h, c) */
+    float *acts_block;            /* the activations above start at its first cache line */
 
     /* Generation state for one sequence. */
-    float *sample_h;   /* [L, H] */
+    float *sample_h;   /* [S, L, H] (LSTM: h, then c) */
     float *sample_x;   /* [max(E, H)] */
-    float *sample_pre; /* [H] */
+    float *sample_pre; /* [H]; gated cells: [3 G H + H], the two products, the gates and the GRU's hn */
 } CpuModel;
 
 /* Every activation buffer starts on a 64-byte cache line, so that a row of a multiple of 16 floats is
@@ -55,24 +62,34 @@ static float *take(float **a, size_t floats)
 
 /* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
  * one place that sizes them, for cpu_create and for the memory estimate alike. Each is taken in whole
- * cache lines (lines()). */
-enum { CPU_BUFFERS = 10 };
+ * cache lines (lines()); a buffer a cell does not use has size 0. */
+enum { CPU_BUFFERS = 17 };
 static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
 {
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
     const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
-    const size_t W = E > H ? E : H;
+    const size_t W = E > H ? E : H, GH = (size_t)cell_gates(cfg->cell) * H, S = (size_t)model_state_sets(cfg);
+    const int gated = cfg->cell != CELL_RNN, lstm = cfg->cell == CELL_LSTM, gru = cfg->cell == CELL_GRU;
+    const size_t forward_pack = recurrence_packed_floats((int)H, (int)GH);
+    const size_t backward_pack = recurrence_packed_floats((int)GH, (int)H);
     const size_t s[CPU_BUFFERS] = {
-        T * B * E,                                /* emb_out */
-        L * lines((T + 1) * B * H),               /* h */
-        T * B * V,                                /* logits */
-        T * B * H,                                /* dh */
-        T * B * H,                                /* da */
-        T * B * W,                                /* du */
-        recurrence_packed_floats((int)H, (int)H), /* packed */
-        V <= T * B ? V * H : 0,                   /* vocab_rows: only where some batch can fold the embedding */
-        L * B * H,                                /* carry */
-        lines(L * H) + lines(W) + lines(H),       /* sample_h, sample_x, sample_pre */
+        T * B * E,                                                  /* emb_out */
+        L * lines((T + 1) * B * H),                                 /* h */
+        lstm ? L * lines((T + 1) * B * H) : 0,                      /* c */
+        gated ? L * lines(T * B * GH) : 0,                          /* act */
+        gru ? L * lines(T * B * H) : 0,                             /* hn */
+        T * B * V,                                                  /* logits */
+        T * B * H,                                                  /* dh */
+        T * B * GH,                                                 /* da */
+        gru ? T * B * GH : 0,                                       /* drec */
+        T * B * W,                                                  /* du */
+        T * B * H,                                                  /* dropped: touched only with dropout */
+        forward_pack > backward_pack ? forward_pack : backward_pack, /* packed */
+        gated ? B * GH : 0,                                         /* step_g */
+        gated ? B * H : 0,                                          /* step_carry */
+        V <= T * B ? V * GH : 0, /* vocab_rows: only where some batch can fold the embedding */
+        S * L * B * H,           /* carry */
+        lines(S * L * H) + lines(W) + lines(gated ? 3 * GH + H : H), /* sample_h, sample_x, sample_pre */
     };
     memcpy(sizes, s, sizeof s);
 }
@@ -114,10 +131,6 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
                    "was found for --device auto)");
         return NULL;
     }
-    if (cfg->cell != CELL_RNN) {
-        err_set(e, "the CPU backend has no %s cell yet", cell_name(cfg->cell));
-        return NULL;
-    }
     matmul_set_threads(opts->threads > 0 ? opts->threads : 1);
     CpuModel *c = calloc(1, sizeof *c);
     if (!c) {
@@ -131,7 +144,8 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->n_params = model_num_params(cfg);
 
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, H = (size_t)cfg->hidden;
-    const size_t W = cfg->embed > cfg->hidden ? (size_t)cfg->embed : H;
+    const size_t W = cfg->embed > cfg->hidden ? (size_t)cfg->embed : H, S = (size_t)model_state_sets(cfg);
+    const size_t GH = (size_t)cell_gates(cfg->cell) * H;
     size_t sizes[CPU_BUFFERS];
     cpu_buffer_sizes(cfg, max_T, max_B, sizes);
     const size_t total = cpu_activation_floats(cfg, max_T, max_B);
@@ -159,16 +173,26 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->emb_out = take(&a, sizes[0]);
     for (size_t l = 0; l < L; l++)
         c->h[l] = take(&a, (T + 1) * B * H);
-    c->logits = take(&a, sizes[2]);
-    c->dh = take(&a, sizes[3]);
-    c->da = take(&a, sizes[4]);
-    c->du = take(&a, sizes[5]);
-    c->packed = take(&a, sizes[6]);
-    c->vocab_rows = take(&a, sizes[7]);
-    c->carry = take(&a, sizes[8]);
-    c->sample_h = take(&a, L * H);
+    for (size_t l = 0; sizes[2] && l < L; l++)
+        c->c[l] = take(&a, (T + 1) * B * H);
+    for (size_t l = 0; sizes[3] && l < L; l++)
+        c->act[l] = take(&a, T * B * GH);
+    for (size_t l = 0; sizes[4] && l < L; l++)
+        c->hn[l] = take(&a, T * B * H);
+    c->logits = take(&a, sizes[5]);
+    c->dh = take(&a, sizes[6]);
+    c->da = take(&a, sizes[7]);
+    c->drec = take(&a, sizes[8]);
+    c->du = take(&a, sizes[9]);
+    c->dropped = take(&a, sizes[10]);
+    c->packed = take(&a, sizes[11]);
+    c->step_g = take(&a, sizes[12]);
+    c->step_carry = take(&a, sizes[13]);
+    c->vocab_rows = take(&a, sizes[14]);
+    c->carry = take(&a, sizes[15]);
+    c->sample_h = take(&a, S * L * H);
     c->sample_x = take(&a, W);
-    c->sample_pre = take(&a, H);
+    c->sample_pre = take(&a, cfg->cell != CELL_RNN ? 3 * GH + H : H);
     return c;
 }
 
@@ -216,7 +240,7 @@ static int cpu_get_moments(void *ctx, float *m, float *v, Err *e)
 
 static size_t carry_floats(const CpuModel *c)
 {
-    return (size_t)c->cfg.layers * c->max_B * c->cfg.hidden;
+    return (size_t)model_state_sets(&c->cfg) * c->cfg.layers * c->max_B * c->cfg.hidden;
 }
 
 static int cpu_set_carry(void *ctx, const float *h, Err *e)
@@ -242,37 +266,103 @@ static int fold_embedding(const CpuModel *c, const Batch *b)
     return c->cfg.vocab <= b->T * b->B;
 }
 
+/* State set s (0: h; 1: the LSTM's c) of layer l: its [T+1, B, H] buffer, and its rows in the carry. */
+static float *state_buffer(const CpuModel *c, int s, int l)
+{
+    return s == 0 ? c->h[l] : c->c[l];
+}
+
+static float *carried(const CpuModel *c, int s, int l)
+{
+    return c->carry + ((size_t)s * c->cfg.layers + l) * c->max_B * c->cfg.hidden;
+}
+
+/* Layer l's output h_1..h_T [T, B, H] as the layer above (or the output projection) reads it: after
+ * dropout, in c->dropped, when the batch has dropout. */
+static const float *layer_output(CpuModel *c, const Batch *b, int l)
+{
+    const float *h = c->h[l] + (size_t)b->B * c->cfg.hidden;
+    if (b->dropout <= 0.0f)
+        return h;
+    dropout_apply(c->dropped, h, b, l, c->cfg.hidden);
+    return c->dropped;
+}
+
+/* Where layer l's input projections [T, B, G H] go: the tanh cell adds its recurrence in place, in h_1..h_T;
+ * a gated cell turns them into its gates, in act. */
+static float *projections(const CpuModel *c, int l, size_t state)
+{
+    return c->cfg.cell == CELL_RNN ? c->h[l] + state : c->act[l];
+}
+
+static void layer_recurrence_forward(CpuModel *c, int l, int T, int B)
+{
+    const int H = c->cfg.hidden;
+    switch (c->cfg.cell) {
+    case CELL_RNN:
+        rnn_recurrence_forward(c->h[l], c->p.w_hh[l], c->packed, T, B, H);
+        break;
+    case CELL_GRU:
+        gru_recurrence_forward(c->h[l], c->act[l], c->hn[l], c->p.w_hh[l], c->p.b_hn[l], c->packed, c->step_g, T, B,
+                               H);
+        break;
+    case CELL_LSTM:
+        lstm_recurrence_forward(c->h[l], c->c[l], c->act[l], c->p.w_hh[l], c->packed, c->step_g, T, B, H);
+        break;
+    }
+}
+
+/* Backward through time from c->dh: the gradient at the input projections into c->da, and dW_hh, db_h. */
+static void layer_recurrence_backward(CpuModel *c, int l, int T, int B)
+{
+    const int H = c->cfg.hidden;
+    switch (c->cfg.cell) {
+    case CELL_RNN:
+        rnn_recurrence_backward(c->da, c->g.w_hh[l], c->g.b_h[l], c->packed, c->dh, c->h[l], c->p.w_hh[l], T, B, H);
+        break;
+    case CELL_GRU:
+        gru_recurrence_backward(c->da, c->drec, c->g.w_hh[l], c->g.b_h[l], c->g.b_hn[l], c->packed, c->step_g,
+                                c->step_carry, c->dh, c->h[l], c->act[l], c->hn[l], c->p.w_hh[l], T, B, H);
+        break;
+    case CELL_LSTM:
+        lstm_recurrence_backward(c->da, c->g.w_hh[l], c->g.b_h[l], c->packed, c->step_g, c->step_carry, c->dh,
+                                 c->h[l], c->c[l], c->act[l], c->p.w_hh[l], T, B, H);
+        break;
+    }
+}
+
 /* Embedding, every layer's recurrence and the logits of the counted timesteps. Returns the number of
  * counted rows; their logits start at c->logits. */
 static int forward_to_logits(CpuModel *c, const Batch *b)
 {
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
+    const int GH = cell_gates(c->cfg.cell) * H, S = model_state_sets(&c->cfg);
     const size_t state = (size_t)B * H;
     const int fold = fold_embedding(c, b);
     if (!fold)
         embedding_forward(c->emb_out, b->x, c->p.embedding, T * B, E);
     const float *u = c->emb_out;
     for (int l = 0; l < c->cfg.layers; l++) {
-        if (b->carry_in)
-            memcpy(c->h[l], c->carry + (size_t)l * c->max_B * H, sizeof(float) * state);
-        else
-            memset(c->h[l], 0, sizeof(float) * state);
-        if (l == 0 && fold) {
-            embedding_projection_forward(c->h[0] + state, c->vocab_rows, b->x, c->p.embedding, c->p.w_xh[0],
-                                         c->p.b_h[0], T * B, V, E, H);
-            rnn_recurrence_forward(c->h[0], c->p.w_hh[0], c->packed, T, B, H);
-        } else {
-            rnn_forward(c->h[l], u, c->p.w_xh[l], c->p.w_hh[l], c->p.b_h[l], c->packed, T, B, layer_inputs(&c->cfg, l),
-                        H);
+        for (int s = 0; s < S; s++) {
+            if (b->carry_in)
+                memcpy(state_buffer(c, s, l), carried(c, s, l), sizeof(float) * state);
+            else
+                memset(state_buffer(c, s, l), 0, sizeof(float) * state);
         }
-        if (b->carry_out)
-            memcpy(c->carry + (size_t)l * c->max_B * H, c->h[l] + (size_t)T * state, sizeof(float) * state);
-        u = c->h[l] + state;
+        if (l == 0 && fold)
+            embedding_projection_forward(projections(c, 0, state), c->vocab_rows, b->x, c->p.embedding, c->p.w_xh[0],
+                                         c->p.b_h[0], T * B, V, E, GH);
+        else
+            input_projection_forward(projections(c, l, state), u, c->p.w_xh[l], c->p.b_h[l], T * B,
+                                     layer_inputs(&c->cfg, l), GH);
+        layer_recurrence_forward(c, l, T, B);
+        for (int s = 0; s < S && b->carry_out; s++)
+            memcpy(carried(c, s, l), state_buffer(c, s, l) + (size_t)T * state, sizeof(float) * state);
+        u = layer_output(c, b, l);
     }
     /* Only the counted timesteps need logits: all of them in seq mode, the last one in window mode. */
     const int rows = (T - b->loss_from_t) * B;
-    const float *top = c->h[c->cfg.layers - 1] + (size_t)(b->loss_from_t + 1) * state;
-    output_forward(c->logits, top, c->p.w_hy, c->p.b_y, rows, H, V);
+    output_forward(c->logits, u + (size_t)b->loss_from_t * state, c->p.w_hy, c->p.b_y, rows, H, V);
     return rows;
 }
 
@@ -281,8 +371,6 @@ static int cpu_forward(void *ctx, const Batch *b, float *loss, Err *e)
     CpuModel *c = ctx;
     if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
-    if (b->dropout > 0.0f)
-        return err_set(e, "the CPU backend has no dropout yet");
     int rows = forward_to_logits(c, b);
     const token_t *y = b->y + (size_t)b->loss_from_t * b->B;
     *loss = (float)(softmax_xent(c->logits, y, rows, c->cfg.vocab, 0.0f) / rows);
@@ -294,9 +382,8 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     CpuModel *c = ctx;
     if (batch_check(b, c->max_T, c->max_B, e) != 0)
         return -1;
-    if (b->dropout > 0.0f)
-        return err_set(e, "the CPU backend has no dropout yet");
     const int T = b->T, B = b->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
+    const int GH = cell_gates(c->cfg.cell) * H;
     const size_t state = (size_t)B * H;
     int rows = forward_to_logits(c, b);
     const token_t *y = b->y + (size_t)b->loss_from_t * B;
@@ -306,22 +393,23 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
     const size_t uncounted = (size_t)b->loss_from_t * state;
     zero_floats(c->dh, uncounted);
-    const float *top = c->h[L - 1] + (size_t)(b->loss_from_t + 1) * state;
+    const float *top = layer_output(c, b, L - 1) + uncounted;
     output_backward(c->dh + uncounted, c->g.w_hy, c->g.b_y, c->logits, top, c->p.w_hy, rows, H, V);
 
     for (int l = L - 1; l >= 0; l--) {
+        if (b->dropout > 0.0f) /* from the gradient at the dropped output to the gradient at h: the same mask */
+            dropout_apply(c->dh, c->dh, b, l, H);
+        layer_recurrence_backward(c, l, T, B);
         if (l == 0 && fold_embedding(c, b)) {
-            rnn_recurrence_backward(c->da, c->g.w_hh[0], c->g.b_h[0], c->packed, c->dh, c->h[0], c->p.w_hh[0], T, B, H);
             embedding_projection_backward(c->g.embedding, c->g.w_xh[0], c->vocab_rows, b->x, c->da, c->p.embedding,
-                                          c->p.w_xh[0], T * B, V, c->cfg.embed, H);
+                                          c->p.w_xh[0], T * B, V, c->cfg.embed, GH);
             break;
         }
-        const int I = layer_inputs(&c->cfg, l);
-        const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
+        const float *u = l == 0 ? c->emb_out : layer_output(c, b, l - 1);
         /* The gradient for the layer below goes straight into dh (read above before it is written), or
          * into du for the embedding. */
-        rnn_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->g.w_hh[l], c->g.b_h[l], c->da, c->packed, c->dh, c->h[l],
-                     u, c->p.w_xh[l], c->p.w_hh[l], T, B, I, H);
+        input_projection_backward(l > 0 ? c->dh : c->du, c->g.w_xh[l], c->da, u, c->p.w_xh[l], T * B,
+                                  layer_inputs(&c->cfg, l), GH);
         if (l == 0)
             embedding_backward(c->g.embedding, b->x, c->du, T * B, c->cfg.embed);
     }
@@ -358,28 +446,41 @@ static int cpu_sample_reset(void *ctx, Err *e)
 {
     (void)e;
     CpuModel *c = ctx;
-    memset(c->sample_h, 0, sizeof(float) * (size_t)c->cfg.layers * c->cfg.hidden);
+    memset(c->sample_h, 0, sizeof(float) * (size_t)model_state_sets(&c->cfg) * c->cfg.layers * c->cfg.hidden);
     return 0;
 }
 
 static int cpu_sample_step(void *ctx, int token, float *logits, Err *e)
 {
     CpuModel *c = ctx;
-    const int H = c->cfg.hidden;
+    const int H = c->cfg.hidden, L = c->cfg.layers, GH = cell_gates(c->cfg.cell) * H;
     if (token < 0 || token >= c->cfg.vocab)
         return err_set(e, "token %d is outside the vocabulary of %d", token, c->cfg.vocab);
     token_t x = (token_t)token;
     embedding_forward(c->sample_x, &x, c->p.embedding, 1, c->cfg.embed);
     const float *u = c->sample_x;
-    for (int l = 0; l < c->cfg.layers; l++) {
+    for (int l = 0; l < L; l++) {
         float *h = c->sample_h + (size_t)l * H;
-        /* h = tanh(b + u W_xh + h W_hh); the old h is read whole before it is overwritten */
-        float *pre = c->sample_pre;
-        memcpy(pre, c->p.b_h[l], sizeof(float) * (size_t)H);
-        matmul_nn(pre, u, c->p.w_xh[l], 1, H, layer_inputs(&c->cfg, l), 1);
-        matmul_nn(pre, h, c->p.w_hh[l], 1, H, H, 1);
-        kernels()->tanh(pre, (size_t)H);
-        memcpy(h, pre, sizeof(float) * (size_t)H);
+        const int I = layer_inputs(&c->cfg, l);
+        if (c->cfg.cell == CELL_RNN) {
+            /* h = tanh(b + u W_xh + h W_hh); the old h is read whole before it is overwritten */
+            float *pre = c->sample_pre;
+            memcpy(pre, c->p.b_h[l], sizeof(float) * (size_t)H);
+            matmul_nn(pre, u, c->p.w_xh[l], 1, H, I, 1);
+            matmul_nn(pre, h, c->p.w_hh[l], 1, H, H, 1);
+            kernels()->tanh(pre, (size_t)H);
+            memcpy(h, pre, sizeof(float) * (size_t)H);
+        } else {
+            /* the input side and the recurrent side apart (the GRU's reset gate scales only the latter) */
+            float *px = c->sample_pre, *ph = px + GH, *act = ph + GH, *hn = act + GH;
+            memcpy(px, c->p.b_h[l], sizeof(float) * (size_t)GH);
+            matmul_nn(px, u, c->p.w_xh[l], 1, GH, I, 1);
+            matmul_nn(ph, h, c->p.w_hh[l], 1, GH, H, 0);
+            if (c->cfg.cell == CELL_LSTM)
+                lstm_cell_step(h, c->sample_h + (size_t)(L + l) * H, px, ph, act, H);
+            else
+                gru_cell_step(h, px, ph, c->p.b_hn[l], act, hn, H);
+        }
         u = h;
     }
     output_forward(logits, u, c->p.w_hy, c->p.b_y, 1, H, c->cfg.vocab);

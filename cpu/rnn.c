@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../common/dropout.h"
 #include "cpu.h"
 #include "fastmath.h"
 #include "kernels.h"
@@ -67,12 +68,12 @@ void embedding_backward(float *dembedding, const token_t *x, const float *dout, 
     }
 }
 
-static void broadcast_rows(float *out, const float *row, int rows, int cols)
+void broadcast_rows(float *out, const float *row, int rows, int cols)
 {
     copy_rows(out, row, NULL, rows, cols);
 }
 
-static void add_column_sums(float *sums, const float *m, int rows, int cols)
+void add_column_sums(float *sums, const float *m, int rows, int cols, int ld)
 {
 #pragma omp parallel if ((size_t)rows * cols >= PARALLEL_ELEMENTS)
     {
@@ -80,8 +81,43 @@ static void add_column_sums(float *sums, const float *m, int rows, int cols)
         my_columns(cols, &j0, &j1);
         for (int i = 0; i < rows; i++)
             for (int j = j0; j < j1; j++)
-                sums[j] += m[(size_t)i * cols + j];
+                sums[j] += m[(size_t)i * ld + j];
     }
+}
+
+void dropout_apply(float *out, const float *in, const Batch *b, int l, int H)
+{
+    /* out = in * mask / (1 - p), the mask drawn four units per call of the generator (dropout.h). */
+    const uint32_t threshold = dropout_threshold(b->dropout);
+    const float scale = dropout_scale(b->dropout);
+    const int rows = b->T * b->B;
+#pragma omp parallel for schedule(static) if ((size_t)rows * H >= PARALLEL_ELEMENTS)
+    for (int i = 0; i < rows; i++) {
+        const int t = i / b->B, row = b->dropout_row0 + i % b->B;
+        const float *x = in + (size_t)i * H;
+        float *y = out + (size_t)i * H;
+        for (int j4 = 0; 4 * j4 < H; j4++) {
+            uint32_t ctr[4], key[2], r[4];
+            dropout_counter(ctr, key, b->dropout_seed, b->dropout_step, l, t, row, j4);
+            philox4x32_10(ctr, key, r);
+            for (int k = 0; k < 4 && 4 * j4 + k < H; k++)
+                y[4 * j4 + k] = r[k] >= threshold ? x[4 * j4 + k] * scale : 0.0f;
+        }
+    }
+}
+
+void input_projection_forward(float *p, const float *u, const float *w_xh, const float *b_h, int rows, int I, int N)
+{
+    broadcast_rows(p, b_h, rows, N);
+    matmul_nn(p, u, w_xh, rows, N, I, 1);
+}
+
+void input_projection_backward(float *du, float *dw_xh, const float *da, const float *u, const float *w_xh, int rows,
+                               int I, int N)
+{
+    matmul_tn(dw_xh, u, da, I, N, rows, 1);
+    if (du)
+        matmul_nt(du, da, w_xh, rows, I, N, 0);
 }
 
 void rnn_forward(float *h, const float *u, const float *w_xh, const float *w_hh, const float *b_h, float *packed, int T,
@@ -145,7 +181,7 @@ void rnn_recurrence_backward(float *da, float *dw_hh, float *db_h, float *packed
     recurrence_tanh_backward(da, dh, h, packed, T, B, H);
     /* dW_hh = [h_0..h_{T-1}]^T da over all timesteps at once; db = column sums of da. */
     matmul_tn(dw_hh, h, da, H, H, T * B, 1);
-    add_column_sums(db_h, da, T * B, H);
+    add_column_sums(db_h, da, T * B, H, H);
 }
 
 void rnn_recurrence_backward_steps(float *da, float *carry, const float *dh, const float *h, const float *w_hh, int T,
@@ -185,7 +221,7 @@ void output_backward(float *dh, float *dw_hy, float *db_y, const float *dlogits,
                      int rows, int H, int V)
 {
     matmul_tn(dw_hy, h, dlogits, H, V, rows, 1);
-    add_column_sums(db_y, dlogits, rows, V);
+    add_column_sums(db_y, dlogits, rows, V, V);
     matmul_nt(dh, dlogits, w_hy, rows, H, V, 0);
 }
 

@@ -1,6 +1,7 @@
 /* The CPU backend's gradients against central finite differences of a naive double-precision forward
- * pass written here, independently of cpu/ (it shares only the documented parameter layout). Every
- * entry of every parameter tensor is checked, on small odd shapes with E != H. */
+ * pass written here, independently of cpu/ (it shares only the documented parameter layout and the
+ * documented dropout masks of dropout.h). Every entry of every parameter tensor is checked, for every
+ * cell, on small odd shapes with E != H. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "../cpu/cpu.h"
 #include "backend.h"
+#include "dropout.h"
 #include "model.h"
 
 /* Float32 gradients against double-precision differences: float rounding in sums of a few hundred
@@ -17,27 +19,89 @@
 #define GRAD_ATOL 1e-6
 #define FD_STEP 1e-5 /* central differences: truncation error ~ step^2, rounding ~ 1e-16 / step */
 
+/* Mistakes a cell's implementation could make, made here in the reference instead (see the mutation tests
+ * at the end). */
+typedef enum {
+    CORRECT,
+    WRONG_GATE_ORDER,    /* the first two gate blocks read the other way round (LSTM f, i; GRU z, r) */
+    NO_FORGET_TERM,      /* the LSTM's c_t without f c_{t-1}; the GRU's h_t without z h_{t-1} */
+    TRANSPOSED_RECURRENT /* every H x H block of W_hh read transposed */
+} Mutation;
+
 typedef struct {
     ModelConfig cfg;
     int T, B, loss_from_t, carry_in;
     token_t *x, *y;
-    double *h0; /* [L, B, H] carried-in state, or NULL */
+    double *h0;    /* [S, L, B, H] carried-in state (the LSTM's h, then c), or NULL */
+    float dropout; /* with the mask of dropout_seed and dropout_step, held fixed */
+    uint64_t dropout_seed;
+    long dropout_step;
+    Mutation mutation;
 } Problem;
 
+static double sigmoid(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+/* W_hh [H, G H] at row k, column j, or as mutated. */
+static double recurrent_weight(const Problem *pr, const double *whh, int k, int j)
+{
+    const int H = pr->cfg.hidden, GH = cell_gates(pr->cfg.cell) * H;
+    if (pr->mutation == TRANSPOSED_RECURRENT)
+        return whh[(size_t)(j % H) * GH + j / H * H + k];
+    return whh[(size_t)k * GH + j];
+}
+
+/* One cell of one row from the pre-activations px = u W_xh + b_h and ph = h W_hh ([G H] each): the state
+ * h (and the LSTM's c) in place. */
+static void naive_cell(const Problem *pr, const double *px, const double *ph, const double *bhn, double *h, double *c)
+{
+    const int H = pr->cfg.hidden;
+    const int first = pr->mutation == WRONG_GATE_ORDER ? H : 0, second = H - first; /* the two first blocks */
+    const double keep = pr->mutation == NO_FORGET_TERM ? 0.0 : 1.0;
+    for (int j = 0; j < H; j++) {
+        const double a0 = px[first + j] + ph[first + j]; /* the gates of the first two blocks (gated cells) */
+        const double a1 = pr->cfg.cell == CELL_RNN ? 0.0 : px[second + j] + ph[second + j];
+        switch (pr->cfg.cell) {
+        case CELL_RNN:
+            h[j] = tanh(px[j] + ph[j]);
+            break;
+        case CELL_LSTM: {
+            const double i = sigmoid(a0), f = sigmoid(a1), g = tanh(px[2 * H + j] + ph[2 * H + j]);
+            const double o = sigmoid(px[3 * H + j] + ph[3 * H + j]);
+            c[j] = keep * f * c[j] + i * g;
+            h[j] = o * tanh(c[j]);
+            break;
+        }
+        case CELL_GRU: {
+            const double r = sigmoid(a0), z = sigmoid(a1);
+            const double n = tanh(px[2 * H + j] + r * (ph[2 * H + j] + bhn[j]));
+            h[j] = (1.0 - z) * n + keep * z * h[j];
+            break;
+        }
+        }
+    }
+}
+
 /* Mean cross-entropy over the counted positions, straight from the equations, one timestep, one
- * sequence and one unit at a time. Writes the final hidden states to hT ([L, B, H]) when not NULL. */
+ * sequence and one unit at a time. Writes the final states to hT ([S, L, B, H]) when not NULL. */
 static double naive_loss(const Problem *pr, const double *p, double *hT)
 {
     const ModelConfig *c = &pr->cfg;
     const int V = c->vocab, E = c->embed, H = c->hidden, L = c->layers, B = pr->B;
+    const int GH = cell_gates(c->cell) * H;
     ParamTensor t[MODEL_MAX_TENSORS];
     int nt = model_tensors(c, t);
-    double *h = calloc((size_t)L * B * H, sizeof(double));
+    const int per_layer = model_layer_tensors(c);
+    const size_t states = (size_t)model_state_sets(c) * L * B * H;
+    double *h = calloc(states, sizeof(double)), *cs = h + (size_t)L * B * H; /* the LSTM's c after the h */
     double *in = malloc(sizeof(double) * (size_t)(E > H ? E : H));
-    double *next = malloc(sizeof(double) * (size_t)H);
+    double *px = malloc(sizeof(double) * (size_t)GH), *ph = malloc(sizeof(double) * (size_t)GH);
     double *z = malloc(sizeof(double) * (size_t)V);
     if (pr->h0)
-        memcpy(h, pr->h0, sizeof(double) * (size_t)L * B * H);
+        memcpy(h, pr->h0, sizeof(double) * states);
+    const uint32_t threshold = dropout_threshold(pr->dropout);
     double loss = 0.0;
     int counted = 0;
     for (int s = 0; s < pr->T; s++) {
@@ -47,19 +111,24 @@ static double naive_loss(const Problem *pr, const double *p, double *hT)
                 in[i] = emb[i];
             int width = E;
             for (int l = 0; l < L; l++) {
-                const double *wxh = p + t[1 + 3 * l].offset, *whh = p + t[2 + 3 * l].offset;
-                const double *bh = p + t[3 + 3 * l].offset;
+                const ParamTensor *lt = &t[1 + per_layer * l];
+                const double *wxh = p + lt[0].offset, *whh = p + lt[1].offset, *bh = p + lt[2].offset;
+                const double *bhn = c->cell == CELL_GRU ? p + lt[3].offset : NULL;
                 double *hl = h + ((size_t)l * B + b) * H;
-                for (int j = 0; j < H; j++) {
-                    double a = bh[j];
+                for (int j = 0; j < GH; j++) {
+                    px[j] = bh[j];
                     for (int i = 0; i < width; i++)
-                        a += in[i] * wxh[i * H + j];
+                        px[j] += in[i] * wxh[i * GH + j];
+                    ph[j] = 0.0;
                     for (int k = 0; k < H; k++)
-                        a += hl[k] * whh[k * H + j];
-                    next[j] = tanh(a);
+                        ph[j] += hl[k] * recurrent_weight(pr, whh, k, j);
                 }
-                memcpy(hl, next, sizeof(double) * (size_t)H);
-                memcpy(in, next, sizeof(double) * (size_t)H);
+                naive_cell(pr, px, ph, bhn, hl, cs + ((size_t)l * B + b) * H);
+                /* what the layer above reads: h after dropout; the recurrence keeps h itself */
+                for (int j = 0; j < H; j++)
+                    in[j] = pr->dropout == 0.0f || dropout_keep(pr->dropout_seed, pr->dropout_step, l, s, b, j, threshold)
+                                ? hl[j] * (double)dropout_scale(pr->dropout)
+                                : 0.0;
                 width = H;
             }
             if (s < pr->loss_from_t)
@@ -80,19 +149,20 @@ static double naive_loss(const Problem *pr, const double *p, double *hT)
         }
     }
     if (hT)
-        memcpy(hT, h, sizeof(double) * (size_t)L * B * H);
+        memcpy(hT, h, sizeof(double) * states);
     free(h);
     free(in);
-    free(next);
+    free(px);
+    free(ph);
     free(z);
     return loss / counted;
 }
 
 /* B = 3 gives 15 rows for 11 characters, so the CPU backend folds the embedding into layer 0's input
  * projection; B = 2 (10 rows) takes the direct path. Both are checked. */
-static Problem make_problem_b(int layers, int window, int carry_in, uint64_t seed, int B)
+static Problem make_problem_of(CellKind cell, int layers, int window, int carry_in, uint64_t seed, int B)
 {
-    Problem pr = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers}, .T = 5, .B = B};
+    Problem pr = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers, .cell = cell}, .T = 5, .B = B};
     pr.loss_from_t = window ? pr.T - 1 : 0;
     pr.carry_in = carry_in;
     size_t n = (size_t)pr.T * pr.B;
@@ -105,7 +175,7 @@ static Problem make_problem_b(int layers, int window, int carry_in, uint64_t see
         pr.y[i] = (token_t)rng_below(&rng, (uint64_t)pr.cfg.vocab);
     }
     if (carry_in) {
-        size_t nh = (size_t)layers * pr.B * pr.cfg.hidden;
+        size_t nh = (size_t)model_state_sets(&pr.cfg) * layers * pr.B * pr.cfg.hidden;
         pr.h0 = malloc(sizeof(double) * nh);
         for (size_t i = 0; i < nh; i++)
             pr.h0[i] = (double)(float)(1.8 * rng_uniform(&rng) - 0.9); /* representable in float */
@@ -113,9 +183,23 @@ static Problem make_problem_b(int layers, int window, int carry_in, uint64_t see
     return pr;
 }
 
+static Problem make_problem_b(int layers, int window, int carry_in, uint64_t seed, int B)
+{
+    return make_problem_of(CELL_RNN, layers, window, carry_in, seed, B);
+}
+
 static Problem make_problem(int layers, int window, int carry_in, uint64_t seed)
 {
     return make_problem_b(layers, window, carry_in, seed, 3);
+}
+
+/* A dropout mask of the problem's own, held fixed: the same for the backend and the reference. */
+#define TEST_DROPOUT 0.35f
+static void with_dropout(Problem *pr, uint64_t seed)
+{
+    pr->dropout = TEST_DROPOUT;
+    pr->dropout_seed = seed;
+    pr->dropout_step = 3;
 }
 
 static void free_problem(Problem *pr)
@@ -123,6 +207,11 @@ static void free_problem(Problem *pr)
     free(pr->x);
     free(pr->y);
     free(pr->h0);
+}
+
+static size_t state_floats(const Problem *pr)
+{
+    return (size_t)model_state_sets(&pr->cfg) * pr->cfg.layers * pr->B * pr->cfg.hidden;
 }
 
 typedef struct {
@@ -145,7 +234,21 @@ static Comparison compare(const float *g, const double *fd, size_t n)
     return c;
 }
 
-/* The CPU backend's loss, gradients ([P]) and carried-out state ([L, B, H]) for the problem. */
+static Batch problem_batch(const Problem *pr)
+{
+    return (Batch){.x = pr->x,
+                   .y = pr->y,
+                   .T = pr->T,
+                   .B = pr->B,
+                   .loss_from_t = pr->loss_from_t,
+                   .carry_in = pr->carry_in,
+                   .carry_out = 1,
+                   .dropout = pr->dropout,
+                   .dropout_seed = pr->dropout_seed,
+                   .dropout_step = pr->dropout_step};
+}
+
+/* The CPU backend's loss, gradients ([P]) and carried-out state ([S, L, B, H]) for the problem. */
 static float run_backend(const Problem *pr, const float *params, float *grads, float *carry)
 {
     const ModelConfig *c = &pr->cfg;
@@ -153,27 +256,24 @@ static float run_backend(const Problem *pr, const float *params, float *grads, f
     Err e;
     cr_assert_eq(backend_create(&be, &cpu_backend_ops, c, pr->T, pr->B, NULL, &e), 0, "%s", e.msg);
     cr_assert_eq(be.ops->set_params(be.ctx, params, &e), 0);
-    size_t nh = (size_t)c->layers * pr->B * c->hidden;
+    size_t nh = state_floats(pr);
     float *h0 = calloc(nh, sizeof(float));
     for (size_t i = 0; pr->h0 && i < nh; i++)
         h0[i] = (float)pr->h0[i];
     cr_assert_eq(be.ops->set_carry(be.ctx, h0, &e), 0);
-    Batch b = {.x = pr->x,
-               .y = pr->y,
-               .T = pr->T,
-               .B = pr->B,
-               .loss_from_t = pr->loss_from_t,
-               .carry_in = pr->carry_in,
-               .carry_out = 1};
-    float loss;
+    Batch b = problem_batch(pr), look = b;
+    look.carry_out = 0; /* leaves the carried state for the step after it */
+    float loss, forward_loss;
+    cr_assert_eq(be.ops->forward(be.ctx, &look, &forward_loss, &e), 0, "%s", e.msg);
     cr_assert_eq(be.ops->forward_backward(be.ctx, &b, &loss, &e), 0, "%s", e.msg);
+    cr_assert_eq(forward_loss, loss, "forward alone computes %.9g, forward_backward %.9g (dropout %g)",
+                 (double)forward_loss, (double)loss, (double)b.dropout);
     cr_assert_eq(be.ops->get_grads(be.ctx, grads, &e), 0);
     cr_assert_eq(be.ops->get_carry(be.ctx, carry, &e), 0);
     backend_destroy(&be);
     free(h0);
     return loss;
 }
-
 /* Central finite differences of the naive loss with respect to every parameter. */
 static void finite_differences(const Problem *pr, const float *params, double *fd)
 {
@@ -205,7 +305,7 @@ static float *problem_params(const Problem *pr)
 static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, float **carry_out, double **hT_out)
 {
     const ModelConfig *c = &pr->cfg;
-    size_t P = model_num_params(c), nh = (size_t)c->layers * pr->B * c->hidden;
+    size_t P = model_num_params(c), nh = state_floats(pr);
     float *params = problem_params(pr);
     float *grads = malloc(sizeof(float) * P), *carry = malloc(sizeof(float) * nh);
     float loss = run_backend(pr, params, grads, carry);
@@ -224,31 +324,46 @@ static float backend_and_fd(Problem *pr, float **grads_out, double **fd_out, flo
     return loss;
 }
 
-static void check_gradients_b(int layers, int window, int carry_in, int B)
+/* Every tensor's gradient and the carried-out state (the LSTM's c too) against the reference. */
+static void check_problem(Problem *pr)
 {
-    Problem pr = make_problem_b(layers, window, carry_in, 7 + (uint64_t)layers * 3 + (uint64_t)window * 5, B);
     float *g, *carry;
     double *fd, *hT;
-    backend_and_fd(&pr, &g, &fd, &carry, &hT);
+    backend_and_fd(pr, &g, &fd, &carry, &hT);
     ParamTensor t[MODEL_MAX_TENSORS];
-    int nt = model_tensors(&pr.cfg, t);
+    int nt = model_tensors(&pr->cfg, t);
     for (int k = 0; k < nt; k++) {
         size_t n = t[k].rows * t[k].cols;
         Comparison c = compare(g + t[k].offset, fd + t[k].offset, n);
-        cr_expect(c.worst_excess <= 0.0, "%s[%zu]: backend %.9g, finite difference %.9g", t[k].name, c.worst_index,
-                  (double)g[t[k].offset + c.worst_index], fd[t[k].offset + c.worst_index]);
+        cr_expect(c.worst_excess <= 0.0, "%s %s[%zu]: backend %.9g, finite difference %.9g", cell_name(pr->cfg.cell),
+                  t[k].name, c.worst_index, (double)g[t[k].offset + c.worst_index], fd[t[k].offset + c.worst_index]);
         /* A tensor whose gradient is identically zero would pass vacuously; every tensor here must matter
          * (in window mode too: the last step depends on every earlier one through the recurrence). */
         cr_expect(c.max_abs_fd > 1e-4, "%s: finite differences are all ~0, the check would be vacuous", t[k].name);
     }
-    size_t nh = (size_t)layers * pr.B * pr.cfg.hidden;
+    size_t nh = state_floats(pr);
     for (size_t i = 0; i < nh; i++)
-        cr_expect(fabs(carry[i] - hT[i]) <= 1e-5, "carried h_T[%zu]: backend %.7f, naive %.7f", i, carry[i], hT[i]);
+        cr_expect(fabs(carry[i] - hT[i]) <= 1e-5, "%s carried state[%zu]: backend %.7f, naive %.7f",
+                  cell_name(pr->cfg.cell), i, carry[i], hT[i]);
     free(g);
     free(fd);
     free(carry);
     free(hT);
+}
+
+static void check_cell(CellKind cell, int layers, int window, int carry_in, int B, int dropout)
+{
+    const uint64_t seed = 7 + (uint64_t)layers * 3 + (uint64_t)window * 5;
+    Problem pr = make_problem_of(cell, layers, window, carry_in, seed, B);
+    if (dropout)
+        with_dropout(&pr, seed);
+    check_problem(&pr);
     free_problem(&pr);
+}
+
+static void check_gradients_b(int layers, int window, int carry_in, int B)
+{
+    check_cell(CELL_RNN, layers, window, carry_in, B, 0);
 }
 
 static void check_gradients(int layers, int window, int carry_in)
@@ -288,6 +403,64 @@ Test(gradcheck, three_layers_stateful_carry_in)
 {
     check_gradients(3, 0, 1);
 }
+
+/* The gated cells on the same shapes: L = 1 and 3, seq and window modes, carried-in state (the LSTM's h
+ * and c), the embedding folded or not. */
+#define GATED_CELL_TESTS(cell, name)                                                                                  \
+    Test(gradcheck, name##_one_layer_embedding_not_folded)                                                             \
+    {                                                                                                                  \
+        check_cell(cell, 1, 0, 0, 2, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_three_layers_window_mode_embedding_not_folded)                                              \
+    {                                                                                                                  \
+        check_cell(cell, 3, 1, 0, 2, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_one_layer_seq_mode)                                                                         \
+    {                                                                                                                  \
+        check_cell(cell, 1, 0, 0, 3, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_three_layers_seq_mode)                                                                      \
+    {                                                                                                                  \
+        check_cell(cell, 3, 0, 0, 3, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_one_layer_window_mode)                                                                      \
+    {                                                                                                                  \
+        check_cell(cell, 1, 1, 0, 3, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_three_layers_window_mode)                                                                   \
+    {                                                                                                                  \
+        check_cell(cell, 3, 1, 0, 3, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_one_layer_stateful_carry_in)                                                                \
+    {                                                                                                                  \
+        check_cell(cell, 1, 0, 1, 3, 0);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_three_layers_stateful_carry_in)                                                             \
+    {                                                                                                                  \
+        check_cell(cell, 3, 0, 1, 3, 0);                                                                               \
+    }
+GATED_CELL_TESTS(CELL_GRU, gru)
+GATED_CELL_TESTS(CELL_LSTM, lstm)
+
+/* Dropout with a fixed mask, every cell: three layers with carried-in state (every layer's output
+ * dropped, the top one before the output projection), one layer in window mode, and the embedding not
+ * folded. */
+#define DROPOUT_TESTS(cell, name)                                                                                      \
+    Test(gradcheck, name##_dropout_three_layers_stateful_carry_in)                                                     \
+    {                                                                                                                  \
+        check_cell(cell, 3, 0, 1, 3, 1);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_dropout_one_layer_window_mode)                                                              \
+    {                                                                                                                  \
+        check_cell(cell, 1, 1, 0, 3, 1);                                                                               \
+    }                                                                                                                  \
+    Test(gradcheck, name##_dropout_three_layers_embedding_not_folded)                                                  \
+    {                                                                                                                  \
+        check_cell(cell, 3, 0, 0, 2, 1);                                                                               \
+    }
+DROPOUT_TESTS(CELL_RNN, rnn)
+DROPOUT_TESTS(CELL_GRU, gru)
+DROPOUT_TESTS(CELL_LSTM, lstm)
 
 /* The comparison must be able to fail: a gradient that is wrong in one entry by 1% is caught. */
 Test(gradcheck, detects_a_wrong_gradient_entry)
@@ -375,5 +548,68 @@ Test(gradcheck, detects_a_missing_timestep)
     const ParamTensor *whh = &t[2];
     cr_assert_gt(compare(g + whh->offset, fd + whh->offset, whh->rows * whh->cols).worst_excess, 0.0);
     free(g), free(fd), free(carry), free(params);
+    free_problem(&pr);
+}
+
+/* The backend's gradients on one problem against the finite differences of another (the same shapes,
+ * parameters and tokens, a reference that differs): the worst excess over every tensor. */
+static double worst_excess_against(const Problem *backend, const Problem *reference)
+{
+    const size_t P = model_num_params(&backend->cfg);
+    float *params = problem_params(backend), *g = malloc(sizeof(float) * P);
+    float *carry = malloc(sizeof(float) * state_floats(backend));
+    double *fd = malloc(sizeof(double) * P);
+    run_backend(backend, params, g, carry);
+    finite_differences(reference, params, fd);
+    ParamTensor t[MODEL_MAX_TENSORS];
+    const int nt = model_tensors(&backend->cfg, t);
+    double worst = -INFINITY;
+    for (int k = 0; k < nt; k++)
+        worst = fmax(worst, compare(g + t[k].offset, fd + t[k].offset, t[k].rows * t[k].cols).worst_excess);
+    free(params), free(g), free(carry), free(fd);
+    return worst;
+}
+
+/* The gated cells' mistakes must fail the check. A backend that made one of them would compute the
+ * gradients of the mistaken model: they differ from the true gradients as the true ones (the backend's)
+ * differ from the finite differences of a reference that makes the mistake, which is what is run here. */
+static double worst_against_mutated(CellKind cell, Mutation m)
+{
+    Problem pr = make_problem_of(cell, 2, 0, 1, 41, 3), ref = pr;
+    ref.mutation = m;
+    const double worst = worst_excess_against(&pr, &ref);
+    free_problem(&pr);
+    return worst;
+}
+
+Test(gradcheck, detects_a_wrong_gate_order)
+{
+    cr_expect_gt(worst_against_mutated(CELL_LSTM, WRONG_GATE_ORDER), 0.0, "lstm: i and f swapped");
+    cr_expect_gt(worst_against_mutated(CELL_GRU, WRONG_GATE_ORDER), 0.0, "gru: r and z swapped");
+}
+
+Test(gradcheck, detects_a_missing_forget_gate_term)
+{
+    cr_expect_gt(worst_against_mutated(CELL_LSTM, NO_FORGET_TERM), 0.0, "lstm: no f c_{t-1}");
+    cr_expect_gt(worst_against_mutated(CELL_GRU, NO_FORGET_TERM), 0.0, "gru: no z h_{t-1}");
+}
+
+Test(gradcheck, detects_a_transposed_recurrent_weight)
+{
+    for (int cell = 0; cell < CELL_KINDS; cell++)
+        cr_expect_gt(worst_against_mutated((CellKind)cell, TRANSPOSED_RECURRENT), 0.0, "%s: W_hh's blocks transposed",
+                     cell_name((CellKind)cell));
+}
+
+/* The check sees the mask: a backend run with dropout is caught against a reference without it, and
+ * against one whose mask comes from another seed. */
+Test(gradcheck, detects_a_missing_or_different_dropout_mask)
+{
+    Problem pr = make_problem_of(CELL_LSTM, 2, 0, 1, 43, 3), none = pr, other = pr;
+    with_dropout(&pr, 5);
+    with_dropout(&other, 6);
+    cr_expect_leq(worst_excess_against(&pr, &pr), 0.0, "the same mask passes");
+    cr_expect_gt(worst_excess_against(&pr, &none), 0.0, "a reference without dropout");
+    cr_expect_gt(worst_excess_against(&pr, &other), 0.0, "a reference with another seed's mask");
     free_problem(&pr);
 }
