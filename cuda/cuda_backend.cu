@@ -408,11 +408,6 @@ static int cuda_setup(CudaModel *c, Err *e)
     return 0;
 }
 
-/* Why a gated cell's recurrence runs one kernel per timestep whatever the options ask: the persistent
- * kernel keeps the tanh cell's weights and epilogue only. */
-static const char GATED_STEPS_ONLY[] = "the persistent kernel runs the tanh cell only; gru and lstm step one fused kernel "
-                                       "per timestep";
-
 /* The plan of the persistent recurrence for batches of B rows, made once per B, and a note of any
  * slower way it must run. */
 static int plan_for(CudaModel *c, int B, Err *e)
@@ -420,16 +415,8 @@ static int plan_for(CudaModel *c, int B, Err *e)
     if (c->recurrence == RECURRENCE_STEP || c->plan_B == B)
         return 0;
     const int L = c->cfg.layers, H = c->cfg.hidden, T = c->max_T;
-    if (gates(c) > 1) {
-        memset(&c->plan, 0, sizeof c->plan);
-        c->plan.why_not = GATED_STEPS_ONLY;
-        c->plan_B = B;
-        note(c, "the recurrence runs one kernel per timestep (2 x %d x %d launches per step) instead of the persistent "
-                "kernel: %s",
-             L, T, c->plan.why_not);
-        return 0;
-    }
-    const kernels::RecurrenceRequest request = {B, H, L, 1, c->persistent_rows, c->recurrence != RECURRENCE_PERSISTENT};
+    const kernels::RecurrenceRequest request = {B, H, L, gates(c), c->persistent_rows,
+                                                c->recurrence != RECURRENCE_PERSISTENT};
     cudaError_t status = kernels::plan_recurrence(&c->plan, &request);
     if (status != cudaSuccess) { /* the per-timestep kernels need none of the calls that failed */
         cudaGetLastError();
@@ -443,7 +430,8 @@ static int plan_for(CudaModel *c, int B, Err *e)
                        "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
                        "--hidden %d on this device: %s",
                        B, H, c->plan.why_not);
-    if (c->recurrence == RECURRENCE_WAVEFRONT && L > 1 && !wavefront)
+    /* a gated cell asked for the wavefront runs one launch per layer, told below (GATED_NO_WAVEFRONT) */
+    if (c->recurrence == RECURRENCE_WAVEFRONT && L > 1 && !wavefront && (gates(c) == 1 || c->plan.blocks == 0))
         return err_set(e,
                        "CHARRNN_CUDA_RECURRENCE=wavefront: the %d layers cannot run as one wavefront with a batch of "
                        "%d and --hidden %d on this device: %s",
@@ -640,7 +628,10 @@ static kernels::RecurrenceArgs recurrence_args(const CudaModel *c, int first, in
         const int l = first + i;
         kernels::RecurrenceLayer *r = &a.layer[i];
         r->w_hh = c->p.w_hh[l];
+        r->gates = c->act[l], r->c = c->c[l], r->hn = c->hn[l]; /* the gated cells' */
         if (backward) {
+            r->drec = c->cfg.cell == CELL_GRU ? c->drec[l] : c->da[l];
+            r->dstate = c->dstate;
             r->state = c->da[l];
             r->h = c->h[l];
             r->dh = i == count - 1 ? c->dh : NULL;
@@ -648,6 +639,7 @@ static kernels::RecurrenceArgs recurrence_args(const CudaModel *c, int first, in
         } else {
             r->state = c->h[l];
             r->b_h = c->p.b_h[l];
+            r->b_hn = c->p.b_hn[l];
             r->w_link = i > 0 ? c->p.w_xh[l] : NULL;
         }
     }
@@ -766,11 +758,11 @@ static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
             if (l > 0)
                 CUBLAS_TRY(gemm(c, 0, 0, T * B, GH, H, layer_output(c, k, l - 1), c->p.w_xh[l],
                                 layer_projection(c, k, l), 0));
-            if (gates(c) > 1) {
-                if (enqueue_gated_forward(c, k, l, e) != 0)
-                    return -1;
-            } else if (persistent(c)) {
+            if (persistent(c)) {
                 if (enqueue_recurrence(c, k, l, 1, 0, e) != 0)
+                    return -1;
+            } else if (gates(c) > 1) {
+                if (enqueue_gated_forward(c, k, l, e) != 0)
                     return -1;
             } else {
                 for (int t = 1; t <= T; t++)
@@ -859,11 +851,11 @@ static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
     }
     for (int l = L - 1; l >= 0; l--) {
         /* Backward through time; nothing flows in past h_T. */
-        if (gates(c) > 1) {
-            if (enqueue_gated_backward(c, k, l, e) != 0)
-                return -1;
-        } else if (persistent(c)) {
+        if (persistent(c)) {
             if (enqueue_recurrence(c, k, l, 1, 1, e) != 0)
+                return -1;
+        } else if (gates(c) > 1) {
+            if (enqueue_gated_backward(c, k, l, e) != 0)
                 return -1;
         } else {
             float *w_hh_t = c->w_hh_t + (size_t)l * H * H, *da = c->da[l];
@@ -1213,9 +1205,7 @@ static int cuda_check_variant(void *ctx, Err *e)
     const CudaModel *c = (const CudaModel *)ctx;
     const CudaStats *st = &c->stats;
     const int L = c->cfg.layers;
-    /* A gated cell steps one kernel per timestep whatever was asked (GATED_STEPS_ONLY, told as a note). */
-    const RecurrenceKind asked = gates(c) > 1 && c->opts.recurrence != RECURRENCE_AUTO ? RECURRENCE_STEP
-                                                                                         : c->opts.recurrence;
+    const RecurrenceKind asked = c->opts.recurrence;
     int ok = 1;
     if (c->opts.graphs == GRAPHS_ON)
         ok &= st->graph_replays > 0 && st->eager_steps == 1;
@@ -1225,18 +1215,18 @@ static int cuda_check_variant(void *ctx, Err *e)
         ok &= st->persistent_layers == 0 && st->stepped_layers > 0;
     else if (asked == RECURRENCE_PERSISTENT)
         ok &= st->persistent_layers > 0 && st->stepped_layers == 0 && st->wavefront_launches == 0;
-    else if (asked == RECURRENCE_WAVEFRONT) /* steps with dropout run their layers one launch each */
+    else if (asked == RECURRENCE_WAVEFRONT) /* steps with dropout, and the gated cells, one launch per layer */
         ok &= st->persistent_layers > 0 && st->stepped_layers == 0 &&
-              (L == 1 || st->wavefront_launches * L == st->persistent_layers - st->dropout_layers);
+              (L == 1 || (gates(c) > 1 ? st->wavefront_launches == 0
+                                       : st->wavefront_launches * L == st->persistent_layers - st->dropout_layers));
     if (ok)
         return 0;
     return err_set(e,
                    "ran %ld graph replays and %ld eager steps; %ld layer recurrences persistent (%ld wavefront "
-                   "launches, %ld one launch per layer for dropout), %ld per timestep%s%s%s%s",
+                   "launches, %ld one launch per layer for dropout), %ld per timestep%s%s",
                    st->graph_replays, st->eager_steps, st->persistent_layers, st->wavefront_launches,
                    st->dropout_layers, st->stepped_layers, st->graphs_note ? "; " : "",
-                   st->graphs_note ? st->graphs_note : "", gates(c) > 1 ? "; " : "",
-                   gates(c) > 1 ? GATED_STEPS_ONLY : "");
+                   st->graphs_note ? st->graphs_note : "");
 }
 
 /* Appends to text (at *used of len). */

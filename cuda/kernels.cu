@@ -512,16 +512,49 @@ __device__ void stage_rows(float *dst, int ld, const float *src, int r0, int row
     }
 }
 
-/* Copies a block's 32-column slice of W [H, H] into shared rows w_s[c * ld + k]: forward W[k, c0 + c]
- * (columns, read along c), backward W[c0 + c, k] (rows, read along k); both coalesced. Zeros past H. */
-template <bool BACKWARD> __device__ void stage_weights(float *w_s, int ld, const float *w, int c0, int H)
+/* Copies a block's 32-wide slice of W [H, N] into shared rows w_s[c * ld + k]: forward the columns
+ * W[k, c0 + c] over k < H (read along c; zeros from column `end` on), backward the rows W[c0 + c, k]
+ * over k < N (read along k; zeros from row H on); both coalesced, zeros past the inner dimension. */
+template <bool BACKWARD> __device__ void stage_weights(float *w_s, int ld, const float *w, int c0, int end, int H, int N)
 {
-    const int K = padded_k(H);
+    const int K = padded_k(BACKWARD ? N : H);
     for (int i = threadIdx.x; i < PERSIST_COLS * K; i += blockDim.x) {
         const int k = BACKWARD ? i % K : i / PERSIST_COLS, c = BACKWARD ? i / K : i % PERSIST_COLS;
-        const size_t at = BACKWARD ? (size_t)(c0 + c) * H + k : (size_t)k * H + c0 + c;
-        w_s[c * ld + k] = c0 + c < H && k < H ? w[at] : 0.0f;
+        const size_t at = BACKWARD ? (size_t)(c0 + c) * N + k : (size_t)k * N + c0 + c;
+        w_s[c * ld + k] = BACKWARD ? c0 + c < H && k < N ? w[at] : 0.0f : c0 + c < end && k < H ? w[at] : 0.0f;
     }
+}
+
+/* The k of the inner dimension [lo, hi) that warp `warp` sums: a quarter, in whole float4s. */
+__device__ inline void warp_share(int lo, int hi, int warp, int *k0, int *k1)
+{
+    const int per_warp = ((hi - lo) / 4 + PERSIST_WARPS - 1) / PERSIST_WARPS * 4;
+    *k0 = lo + warp * per_warp;
+    *k1 = min(hi, *k0 + per_warp);
+}
+
+/* part[q 32] = sum over k in [k0, k1) of v_s[q * ld + k] wc[k], for the ROWS staged rows, in k order; wc
+ * is the thread's shared weight row, part its first partial sum in shared memory. Float4 reads: a quarter-warp's 8 lanes read 8 rows in distinct banks. */
+template <int ROWS> __device__ inline void tile_sums(float *part, const float *wc, const float *v_s, int ld, int k0, int k1)
+{
+    float acc[ROWS];
+#pragma unroll
+    for (int q = 0; q < ROWS; q++)
+        acc[q] = 0.0f;
+    for (int k = k0; k < k1; k += 4) {
+        const float4 wv = *(const float4 *)(wc + k);
+#pragma unroll
+        for (int q = 0; q < ROWS; q++) {
+            const float4 v = *(const float4 *)(v_s + q * ld + k);
+            acc[q] += v.x * wv.x;
+            acc[q] += v.y * wv.y;
+            acc[q] += v.z * wv.z;
+            acc[q] += v.w * wv.w;
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < ROWS; q++)
+        part[q * PERSIST_COLS] = acc[q];
 }
 
 /* Block (layer li, tile) of one launch; thread (lane, warp) sums column c0 + lane of the tile's ROWS
@@ -557,9 +590,9 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
     const int depth = BACKWARD ? a.layers - 1 - li : li;
     const size_t BH = (size_t)B * H;
 
-    stage_weights<BACKWARD>(w_s + prev_at, ld, layer.w_hh, c0, H);
+    stage_weights<BACKWARD>(w_s + prev_at, ld, layer.w_hh, c0, H, H, H);
     if (has_link)
-        stage_weights<BACKWARD>(w_s, ld, layer.w_link, c0, H);
+        stage_weights<BACKWARD>(w_s, ld, layer.w_link, c0, H, H, H);
 
     /* What the epilogue of this layer's step u adds, for its rows (warp + e * 4): forward p_t + b (or b),
      * backward dh_t (or 0) and h_t. */
@@ -600,28 +633,9 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
             __syncthreads();
             /* k runs over [lo, hi) of the row layout: the linked part [0, K) when there is an input, the
              * recurrent part [prev_at, prev_at + K) when there is a previous state */
-            const int lo = in ? 0 : prev_at, hi = prev ? prev_at + K : (in ? K : 0);
-            const int per_warp = ((hi - lo) / 4 + PERSIST_WARPS - 1) / PERSIST_WARPS * 4;
-            const int k0 = lo + warp * per_warp, k1 = min(hi, k0 + per_warp);
-            float acc[ROWS];
-#pragma unroll
-            for (int q = 0; q < ROWS; q++)
-                acc[q] = 0.0f;
-            const float *wc = w_s + lane * ld;
-            for (int k = k0; k < k1; k += 4) {
-                const float4 wv = *(const float4 *)(wc + k);
-#pragma unroll
-                for (int q = 0; q < ROWS; q++) {
-                    const float4 v = *(const float4 *)(v_s + q * ld + k);
-                    acc[q] += v.x * wv.x;
-                    acc[q] += v.y * wv.y;
-                    acc[q] += v.z * wv.z;
-                    acc[q] += v.w * wv.w;
-                }
-            }
-#pragma unroll
-            for (int q = 0; q < ROWS; q++)
-                part_s[(warp * ROWS + q) * PERSIST_COLS + lane] = acc[q];
+            int k0, k1;
+            warp_share(in ? 0 : prev_at, prev ? prev_at + K : (in ? K : 0), warp, &k0, &k1);
+            tile_sums<ROWS>(part_s + warp * ROWS * PERSIST_COLS + lane, w_s + lane * ld, v_s, ld, k0, k1);
             __syncthreads();
 #pragma unroll
             for (int e = 0; e < PERSIST_EPILOGUE; e++) {
@@ -641,49 +655,173 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
     }
 }
 
+/* A gated cell's layer (G = 3: GRU, 4: LSTM), one block per tile of ROWS batch rows by 32 units; thread
+ * (lane, warp) sums unit c0 + lane of the tile's rows over its warp's quarter of k, the quarters then
+ * added in warp order by the thread that owns the row (rows warp, warp + 4) in the epilogue, which does
+ * the unit's element-wise work with the very functions the per-timestep kernels call.
+ *
+ * Forward, t = u + 1: r_g = h_{t-1} W_hh's gate g column of the unit (G x 32 shared weight rows, one
+ * per gate and unit), then the cell: the LSTM's c_t from c_{t-1}, the GRU's hn_t; gates_t's input
+ * projections are replaced by the activations, as lstm/gru_step_forward do. Shared memory: the weights
+ * [G 32][ld], h_{t-1}'s rows [ROWS][ld] (ld from K = H), the partial sums [4][G][ROWS][32].
+ *
+ * Backward, t = T - u: dh = dh_t + drec_{t+1} W_hh^T, the inner dimension the G H columns of the next
+ * step's recurrent gradient (32 shared weight rows: W_hh's rows of the block's units), then the cell's
+ * gradients da_t (the GRU also drec_t) and dstate_{t-1}, from dstate_t (the LSTM's dc, the GRU's direct
+ * dh); at t = T nothing flows in. Shared memory: the weights [32][ld], drec_{t+1}'s rows [ROWS][ld] (ld
+ * from K = G H), the partial sums [4][ROWS][32].
+ *
+ * What the epilogue reads of its own unit (c, hn, dstate) the same thread wrote the step before; what
+ * it stages (h_{t-1}, drec_{t+1}) the other blocks wrote before the grid-wide barrier. */
+template <int G, int ROWS, bool BACKWARD>
+__global__ void __launch_bounds__(PERSIST_THREADS, 1) gated_recurrence_kernel(const __grid_constant__ RecurrenceArgs a)
+{
+    EXTERN_SHARED(float, shared);
+    const int H = a.H, B = a.B, T = a.T, GH = G * H, K = padded_k(BACKWARD ? GH : H), ld = shared_stride(K);
+    const int SUMS = BACKWARD ? 1 : G; /* weight rows (of 32) and sums per unit and batch row: forward one per gate */
+    float *w_s = shared, *v_s = w_s + SUMS * PERSIST_COLS * ld, *part_s = v_s + ROWS * ld;
+    const int r0 = blockIdx.x / a.col_tiles * ROWS, c0 = blockIdx.x % a.col_tiles * PERSIST_COLS;
+    const int lane = threadIdx.x % PERSIST_COLS, warp = threadIdx.x / PERSIST_COLS, j = c0 + lane;
+    const RecurrenceLayer &layer = a.layer[0];
+    const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
+    const bool lstm = G == 4;
+
+    if (BACKWARD)
+        stage_weights<true>(w_s, ld, layer.w_hh, c0, H, H, GH);
+    else
+        for (int g = 0; g < G; g++)
+            stage_weights<false>(w_s + g * PERSIST_COLS * ld, ld, layer.w_hh, g * H + c0, (g + 1) * H, H, GH);
+
+    cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+    for (int u = 0; u < T; u++) {
+        const int t = BACKWARD ? T - u : u + 1;
+        /* forward h_{t-1}; backward drec_{t+1}, none at t = T */
+        const float *in = BACKWARD ? (t < T ? layer.drec + (size_t)t * BGH : NULL) : layer.state + (size_t)(t - 1) * BH;
+        if (in)
+            stage_rows(v_s, ld, in, r0, ROWS, B, BACKWARD ? GH : H);
+        __syncthreads();
+        int k0, k1;
+        warp_share(0, in ? K : 0, warp, &k0, &k1);
+        for (int g = 0; g < SUMS; g++)
+            tile_sums<ROWS>(part_s + (warp * SUMS + g) * ROWS * PERSIST_COLS + lane,
+                            w_s + (g * PERSIST_COLS + lane) * ld, v_s, ld, k0, k1);
+        __syncthreads();
+#pragma unroll
+        for (int e = 0; e < PERSIST_EPILOGUE; e++) {
+            const int q = warp + e * PERSIST_WARPS, b = r0 + q;
+            if (q >= ROWS || b >= B || j >= H)
+                continue;
+            float r[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* forward the gates' sums; backward r[0], dh through W_hh */
+#pragma unroll
+            for (int g = 0; g < SUMS; g++) {
+                r[g] = 0.0f;
+#pragma unroll
+                for (int w = 0; w < PERSIST_WARPS; w++)
+                    r[g] += part_s[((w * SUMS + g) * ROWS + q) * PERSIST_COLS + lane];
+            }
+            const size_t at = (size_t)b * H + j, now = (size_t)(t - 1) * BH;
+            float *gates = layer.gates + (size_t)(t - 1) * BGH + (size_t)b * GH + j, act[4];
+            if (!BACKWARD) {
+                float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (int g = 0; g < G; g++)
+                    x[g] = gates[g * H] + layer.b_h[g * H + j];
+                float h;
+                if (lstm) {
+                    float pre[4];
+#pragma unroll
+                    for (int g = 0; g < G; g++)
+                        pre[g] = x[g] + r[g];
+                    lstm_cell_forward(pre, layer.c[now + at], act, layer.c + now + BH + at, &h);
+                } else {
+                    gru_cell_forward(x, r, layer.b_hn[j], layer.state[now + at], act, layer.hn + now + at, &h);
+                }
+                layer.state[now + BH + at] = h;
+#pragma unroll
+                for (int g = 0; g < G; g++)
+                    gates[g * H] = act[g];
+                continue;
+            }
+#pragma unroll
+            for (int g = 0; g < G; g++)
+                act[g] = gates[g * H];
+            const float carried = t < T ? layer.dstate[now + BH + at] : 0.0f; /* LSTM dc_{t+1}, GRU dh_{t+1} */
+            float *da = layer.state + (size_t)(t - 1) * BGH + (size_t)b * GH + j, dx[4];
+            if (lstm) {
+                lstm_cell_backward(layer.dh[now + at] + r[0], carried, act, layer.c[now + at], layer.c[now + BH + at],
+                                   dx, layer.dstate + now + at);
+            } else {
+                float dr[3];
+                gru_cell_backward(layer.dh[now + at] + r[0] + carried, act, layer.hn[now + at], layer.h[now + at], dx,
+                                  dr, layer.dstate + now + at);
+                float *drec = layer.drec + (size_t)(t - 1) * BGH + (size_t)b * GH + j;
+#pragma unroll
+                for (int g = 0; g < 3; g++)
+                    drec[g * H] = dr[g];
+            }
+#pragma unroll
+            for (int g = 0; g < G; g++)
+                da[g * H] = dx[g];
+        }
+        if (u + 1 < T) /* the same for every block: all of them meet at each barrier */
+            grid.sync(); /* every block's units of this step are written before any block stages them */
+    }
+}
+
+/* Per block, the larger of the two directions: the tanh cell's weights (32 rows, [W_link | W_hh] when
+ * linked), staged rows and partial sums; a gated cell's as gated_recurrence_kernel lays them out. */
 static size_t persistent_shared_bytes(int rows, int H, int layers, int gates)
 {
-    const int width = (layers > 1 ? 2 : 1) * padded_k(H);
-    return sizeof(float) *
-           ((size_t)(gates * PERSIST_COLS + rows) * shared_stride(width) + (size_t)PERSIST_WARPS * rows * PERSIST_COLS);
+    const size_t partials = (size_t)PERSIST_WARPS * rows * PERSIST_COLS;
+    if (gates == 1)
+        return sizeof(float) * ((size_t)(PERSIST_COLS + rows) * shared_stride((layers > 1 ? 2 : 1) * padded_k(H)) +
+                                partials);
+    const size_t forward = (size_t)(gates * PERSIST_COLS + rows) * shared_stride(padded_k(H)) + gates * partials;
+    const size_t backward = (size_t)(PERSIST_COLS + rows) * shared_stride(padded_k(gates * H)) + partials;
+    return sizeof(float) * (forward > backward ? forward : backward);
 }
 
-/* Both directions of one ROWS: shared memory beyond the default 48 KiB allowed, how many blocks an SM
- * holds (registers, shared memory, threads) and the registers per thread. */
-template <int ROWS> static cudaError_t persistent_occupancy(int *per_sm, int *registers, size_t shared, int optin)
+/* The persistent kernel of a cell (G gates) and tile height, forward or backward. */
+typedef void (*RecurrenceKernel)(const RecurrenceArgs);
+template <int ROWS, bool BACKWARD> static RecurrenceKernel recurrence_kernel_of(int gates)
 {
-    cudaError_t status;
-    if ((status = cudaFuncSetAttribute(rnn_recurrence_kernel<ROWS, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       optin)) != cudaSuccess ||
-        (status = cudaFuncSetAttribute(rnn_recurrence_kernel<ROWS, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       optin)) != cudaSuccess)
-        return status;
-    int forward = 0, backward = 0;
-    cudaFuncAttributes fa, ba;
-    if ((status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&forward, rnn_recurrence_kernel<ROWS, false>,
-                                                                PERSIST_THREADS, shared)) != cudaSuccess ||
-        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&backward, rnn_recurrence_kernel<ROWS, true>,
-                                                                PERSIST_THREADS, shared)) != cudaSuccess ||
-        (status = cudaFuncGetAttributes(&fa, rnn_recurrence_kernel<ROWS, false>)) != cudaSuccess ||
-        (status = cudaFuncGetAttributes(&ba, rnn_recurrence_kernel<ROWS, true>)) != cudaSuccess)
-        return status;
-    *per_sm = forward < backward ? forward : backward;
-    *registers = fa.numRegs > ba.numRegs ? fa.numRegs : ba.numRegs;
-    return cudaSuccess;
+    return gates == 4   ? gated_recurrence_kernel<4, ROWS, BACKWARD>
+           : gates == 3 ? gated_recurrence_kernel<3, ROWS, BACKWARD>
+                        : rnn_recurrence_kernel<ROWS, BACKWARD>;
 }
-
-static cudaError_t occupancy(int rows, int *per_sm, int *registers, size_t shared, int optin)
+template <bool BACKWARD> static RecurrenceKernel recurrence_kernel(int gates, int rows)
 {
     switch (rows) {
     case 1:
-        return persistent_occupancy<1>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<1, BACKWARD>(gates);
     case 2:
-        return persistent_occupancy<2>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<2, BACKWARD>(gates);
     case 4:
-        return persistent_occupancy<4>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<4, BACKWARD>(gates);
     default:
-        return persistent_occupancy<8>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<8, BACKWARD>(gates);
     }
+}
+
+/* Both directions of one cell and tile height: shared memory beyond the default 48 KiB allowed, how many
+ * blocks an SM holds (registers, shared memory, threads) and the registers per thread. */
+static cudaError_t occupancy(int gates, int rows, int *per_sm, int *registers, size_t shared, int optin)
+{
+    const RecurrenceKernel forward = recurrence_kernel<false>(gates, rows), backward = recurrence_kernel<true>(gates, rows);
+    cudaError_t status;
+    int fb = 0, bb = 0;
+    cudaFuncAttributes fa, ba;
+    if ((status = cudaFuncSetAttribute(forward, cudaFuncAttributeMaxDynamicSharedMemorySize, optin)) != cudaSuccess ||
+        (status = cudaFuncSetAttribute(backward, cudaFuncAttributeMaxDynamicSharedMemorySize, optin)) != cudaSuccess ||
+        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fb, forward, PERSIST_THREADS, shared)) != cudaSuccess ||
+        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bb, backward, PERSIST_THREADS, shared)) !=
+            cudaSuccess ||
+        (status = cudaFuncGetAttributes(&fa, forward)) != cudaSuccess ||
+        (status = cudaFuncGetAttributes(&ba, backward)) != cudaSuccess)
+        return status;
+    *per_sm = fb < bb ? fb : bb;
+    *registers = fa.numRegs > ba.numRegs ? fa.numRegs : ba.numRegs;
+    return cudaSuccess;
 }
 
 /* The best tile height for `layers` layers per launch, or blocks == 0 with why_not. The height comes
@@ -707,7 +845,7 @@ static cudaError_t plan_layers(RecurrencePlan *plan, const RecurrenceRequest *r,
         const int row_tiles = (r->B + rows - 1) / rows, col_tiles = (r->H + PERSIST_COLS - 1) / PERSIST_COLS;
         const int blocks = layers * row_tiles * col_tiles;
         int per_sm = 0, registers = 0;
-        cudaError_t status = occupancy(rows, &per_sm, &registers, shared, optin);
+        cudaError_t status = occupancy(r->gates, rows, &per_sm, &registers, shared, optin);
         if (status != cudaSuccess)
             return status;
         if (blocks > per_sm * sms) {
@@ -718,11 +856,15 @@ static cudaError_t plan_layers(RecurrencePlan *plan, const RecurrenceRequest *r,
         const double cost = (double)side_by_side * (width / 4) * (4 + rows) + (double)rows * width / 32;
         if (plan->blocks == 0 || cost < best) {
             best = cost;
-            *plan = RecurrencePlan{layers, rows, row_tiles, col_tiles, blocks, shared, per_sm, registers, NULL, NULL};
+            *plan = RecurrencePlan{layers, r->gates, rows, row_tiles, col_tiles, blocks, shared, per_sm, registers, NULL,
+                                   NULL};
         }
     }
     return cudaSuccess;
 }
+
+const char GATED_NO_WAVEFRONT[] = "the wavefront runs the tanh cell only; gru and lstm run one persistent launch per "
+                                  "layer";
 
 /* A wavefront of all the layers when it fits on the device at once (T + L - 1 grid-wide barriers per
  * direction instead of L T), else one launch per layer, else none. */
@@ -740,15 +882,15 @@ cudaError_t plan_recurrence(RecurrencePlan *plan, const RecurrenceRequest *reque
         plan->why_not = "the device has no cooperative launch";
         return cudaSuccess;
     }
-    const char *why_not_wavefront = NULL;
-    if (request->layers > 1 && request->wavefront) {
+    const char *why_not_wavefront = request->gates > 1 ? GATED_NO_WAVEFRONT : NULL;
+    if (request->layers > 1 && request->wavefront && request->gates == 1) {
         if ((status = plan_layers(plan, request, request->layers, sms, optin)) != cudaSuccess || plan->blocks)
             return status;
         why_not_wavefront = plan->why_not;
     }
     if ((status = plan_layers(plan, request, 1, sms, optin)) != cudaSuccess)
         return status;
-    plan->why_not_wavefront = request->layers > 1 ? why_not_wavefront : NULL;
+    plan->why_not_wavefront = request->layers > 1 && request->wavefront ? why_not_wavefront : NULL;
     return cudaSuccess;
 }
 
@@ -759,16 +901,8 @@ static cudaError_t launch_persistent(const RecurrenceArgs *args, const Recurrenc
     a.row_tiles = p->row_tiles;
     a.col_tiles = p->col_tiles;
     const int blocks = a.layers * p->row_tiles * p->col_tiles;
-    switch (p->rows) {
-    case 1:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<1, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    case 2:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<2, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    case 4:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<4, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    default:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<8, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    }
+    return LAUNCH_COOPERATIVE(recurrence_kernel<BACKWARD>(p->gates, p->rows), blocks, PERSIST_THREADS, p->shared_bytes,
+                              s)(a);
 }
 
 cudaError_t rnn_forward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s)

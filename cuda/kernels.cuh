@@ -62,7 +62,12 @@ cudaError_t rnn_step_forward(float *h_t, const float *h_prev, const float *w_hh,
  * (backward: l+1 ahead of l), so a launch of L layers has T + L - 1 steps, not L T. A layer above the
  * launch's first then computes its input projection in the kernel (forward: h^{l-1}_t W_xh^l; backward
  * the gradient from the layer above, da^{l+1}_t W_xh^{l+1}^T), the linking weights in shared memory
- * beside W_hh. */
+ * beside W_hh.
+ *
+ * The gated cells run one layer per launch. A block owns whole units: forward it keeps the G gate
+ * columns of W_hh of its 32 units (G x 32 columns), so that every gate of a unit is summed in the block
+ * and the cell's element-wise work follows in the same step; backward the 32 rows of W_hh [H, G H] of
+ * its units, the inner dimension being the G H columns of the next step's recurrent gradient. */
 static const int RECURRENCE_MAX_LAYERS = 16; /* model.h's MODEL_MAX_LAYERS */
 struct RecurrenceLayer {
     /* forward: h [T+1, B, H], h[0] = h_0; for the launch's first layer h[t] holds p_t (input projection,
@@ -75,6 +80,13 @@ struct RecurrenceLayer {
     const float *b_h; /* forward: [H] */
     const float *h;   /* backward: this layer's forward states [T+1, B, H] */
     const float *dh;  /* backward, the launch's top layer: the gradient from above [T, B, H] */
+    /* The gated cells (one layer per launch), as the per-timestep kernels below keep them: */
+    float *gates;      /* [T, B, G H]: forward the input projections on entry, the activations on return */
+    float *c;          /* LSTM [T+1, B, H], c[0] = c_0 */
+    float *hn;         /* GRU [T, B, H]: h_{t-1} W_hn + b_hn */
+    const float *b_hn; /* GRU, forward [H] */
+    float *drec;       /* backward [T, B, G H]: the recurrent product's gradient (the GRU's own, the LSTM's da) */
+    float *dstate;     /* backward [T, B, H]: what flows element-wise to the state at t-1 (LSTM c, GRU h) */
 };
 struct RecurrenceArgs {
     RecurrenceLayer layer[RECURRENCE_MAX_LAYERS]; /* bottom to top */
@@ -86,6 +98,7 @@ struct RecurrenceArgs {
  * cannot run (why_not says why) and the caller steps one kernel per timestep instead. */
 struct RecurrencePlan {
     int layers_per_launch; /* the model's L (a wavefront) or 1 (one launch per layer) */
+    int gates;             /* the cell's G: which kernel runs */
     int rows;              /* batch rows per block; each thread carries this many sums */
     int row_tiles, col_tiles;
     int blocks;          /* per launch: layers_per_launch x row_tiles x col_tiles */
@@ -96,13 +109,15 @@ struct RecurrencePlan {
     const char *why_not_wavefront; /* when the model has several layers but they run one launch each */
 };
 /* What the plan is asked for. gates is 1 for the tanh cell; a gated cell (GRU 3, LSTM 4) multiplies the
- * weights a block keeps by it, which the shared-memory sizing already counts. only_rows (tests) is 0
+ * weights a block keeps by it, and runs one launch per layer (GATED_NO_WAVEFRONT). only_rows (tests) is 0
  * or the one tile height to consider; wavefront 0 plans one launch per layer. */
+extern const char GATED_NO_WAVEFRONT[];
 struct RecurrenceRequest {
     int B, H, layers, gates, only_rows, wavefront;
 };
 cudaError_t plan_recurrence(RecurrencePlan *plan, const RecurrenceRequest *request);
-/* Forward (h_t, t = 1..T) or backward (da_t, t = T..1) through the layers of args, as planned. */
+/* Forward (h_t, t = 1..T) or backward (da_t, t = T..1) through the layers of args, as planned; for a
+ * gated cell also its gates, c or hn forward, drec and dstate backward, as the per-timestep kernels. */
 cudaError_t rnn_forward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s);
 cudaError_t rnn_backward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s);
 

@@ -348,27 +348,39 @@ Test(parity, frequent_token_gradient_sums_over_several_chunks)
 /* The persistent kernel with each number of rows per block (1, 2, 4, 8), on a batch spread over several
  * row tiles and a hidden size over several column tiles, neither a whole number of tiles: one launch per
  * layer and a wavefront of three layers (each of whose layers above the first computes its input
- * projection, and below the top its gradient from above, in the kernel). */
+ * projection, and below the top its gradient from above, in the kernel); the gated cells' kernels one
+ * launch per layer, each of whose blocks keeps every gate of its units. */
+static void check_every_tile_height(CellKind cell, int wave)
+{
+    for (int rows = 1; rows <= 8; rows *= 2) {
+        Variant v = {wave ? "wavefront, forced rows" : "persistent, forced rows",
+                     {.graphs = GRAPHS_ON, .recurrence = wave ? RECURRENCE_WAVEFRONT : RECURRENCE_PERSISTENT}};
+        v.opts.persistent_rows = rows;
+        Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = wave ? 3 : 2, .cell = cell}, .T = 3, .B = 11};
+        Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
+        Rng r;
+        rng_seed(&r, 19);
+        token_t x[3 * 11], y[3 * 11];
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+        cr_log_info("%s: %s, rows per block %d", v.name, cell_name(cell), rows);
+        step_and_compare(&p, &s, &b);
+        b.carry_in = 1; /* from the state the first step carried out: the LSTM's c too */
+        step_and_compare(&p, &s, &b);
+        expect_paths(&p);
+        free_pair(&p);
+    }
+}
+
 Test(parity, persistent_kernel_every_tile_height)
 {
     for (int wave = 0; wave < 2; wave++)
-        for (int rows = 1; rows <= 8; rows *= 2) {
-            Variant v = {wave ? "wavefront, forced rows" : "persistent, forced rows",
-                         {.graphs = GRAPHS_ON, .recurrence = wave ? RECURRENCE_WAVEFRONT : RECURRENCE_PERSISTENT}};
-            v.opts.persistent_rows = rows;
-            Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = wave ? 3 : 2}, .T = 3, .B = 11};
-            Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
-            Rng r;
-            rng_seed(&r, 19);
-            token_t x[3 * 11], y[3 * 11];
-            random_batch(&s, &r, x, y);
-            Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
-            cr_log_info("%s: rows per block %d", v.name, rows);
-            step_and_compare(&p, &s, &b);
-            step_and_compare(&p, &s, &b);
-            expect_paths(&p);
-            free_pair(&p);
-        }
+        check_every_tile_height(CELL_RNN, wave);
+}
+Test(parity, gated_persistent_kernel_every_tile_height)
+{
+    check_every_tile_height(CELL_GRU, 0);
+    check_every_tile_height(CELL_LSTM, 0);
 }
 
 /* Runs three steps with the emulated device's fault injection `variable`=1 and expects eager launches
@@ -571,8 +583,9 @@ Test(parity, slower_paths_are_told_once_with_the_reason)
     backend_destroy(&be);
 }
 
-/* A gated cell asked for the wavefront steps one kernel per timestep, says why once, and describe says so. */
-Test(parity, gated_cell_says_it_steps_per_timestep)
+/* A gated cell asked for the wavefront runs one persistent launch per layer, says why once, and describe
+ * says so. */
+Test(parity, gated_cell_runs_one_persistent_launch_per_layer)
 {
     skip_without_device();
     const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2, .cell = CELL_LSTM};
@@ -582,11 +595,39 @@ Test(parity, gated_cell_says_it_steps_per_timestep)
     n_told = 0;
     cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 3, &o, &e), 0, "%s", e.msg);
     cr_assert_eq(n_told, 1, "%d notes: %s", n_told, told[0]);
-    cr_expect(strstr(told[0], "one kernel per timestep") && strstr(told[0], "runs the tanh cell only"), "%s", told[0]);
+    cr_expect(strstr(told[0], "one persistent launch per layer") && strstr(told[0], "runs the tanh cell only"), "%s",
+              told[0]);
     char text[4096];
     cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
-    cr_expect(strstr(text, "one kernel per timestep") && strstr(text, "runs the tanh cell only"), "%s", text);
+    cr_expect(strstr(text, "one cooperative launch per layer") && strstr(text, "runs the tanh cell only"), "%s", text);
     backend_destroy(&be);
+}
+
+/* Shared memory decides: at H = 460 a block keeps the GRU's 3 x 32 columns of W_hh but not the LSTM's
+ * 4 x 32 (236 KB of the H100's 227 KiB), so the GRU runs the persistent kernel and the LSTM steps one
+ * kernel per timestep, saying why. */
+Test(parity, gated_cell_steps_per_timestep_where_its_weights_do_not_fit)
+{
+    skip_without_device();
+    for (CellKind cell = CELL_GRU; cell <= CELL_LSTM; cell++) {
+        const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 460, .layers = 1, .cell = cell};
+        const BackendOptions o = {.graphs = GRAPHS_OFF, .note = remember};
+        Backend be;
+        Err e;
+        n_told = 0;
+        cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 1, &o, &e), 0, "%s", e.msg);
+        char text[4096];
+        cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
+        if (cell == CELL_GRU) {
+            cr_expect(strstr(text, "one cooperative launch per layer"), "%s", text);
+        } else {
+            cr_expect(strstr(told[0], "one kernel per timestep") &&
+                          strstr(told[0], "W_hh's columns do not fit in shared memory"),
+                      "%s", told[0]);
+            cr_expect(strstr(text, "one kernel per timestep"), "%s", text);
+        }
+        backend_destroy(&be);
+    }
 }
 
 /* selftest_run, which `charrnn selftest` prints, must be able to fail: a backend whose gradient norm is
