@@ -655,6 +655,58 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
     }
 }
 
+/* The element-wise end of gated_recurrence_kernel's timestep t for unit j of batch row b, forward: r the
+ * G gates' recurrent sums; the input projections in gates_t become the activations, h_t and the LSTM's
+ * c_t or the GRU's hn_t are written. */
+template <int G>
+__device__ inline void gated_unit_forward(const RecurrenceLayer &layer, const float r[4], int t, int B, int H, int b, int j)
+{
+    const size_t BH = (size_t)B * H, at = (size_t)b * H + j, now = (size_t)(t - 1) * BH;
+    float *gates = layer.gates + (size_t)(t - 1) * B * G * H + (size_t)b * G * H + j;
+    float x[4] = {0.0f, 0.0f, 0.0f, 0.0f}, act[4], h;
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        x[g] = gates[g * H] + layer.b_h[g * H + j];
+    if (G == 4) {
+        const float pre[4] = {x[0] + r[0], x[1] + r[1], x[2] + r[2], x[3] + r[3]};
+        lstm_cell_forward(pre, layer.c[now + at], act, layer.c + now + BH + at, &h);
+    } else {
+        gru_cell_forward(x, r, layer.b_hn[j], layer.state[now + at], act, layer.hn + now + at, &h);
+    }
+    layer.state[now + BH + at] = h;
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        gates[g * H] = act[g];
+}
+
+/* Backward: dh_rec the gradient through W_hh; with dh_t from above and what step t+1 carries element-wise
+ * (none at t = T), da_t (the GRU also drec_t) and dstate_{t-1} are written. */
+template <int G>
+__device__ inline void gated_unit_backward(const RecurrenceLayer &layer, float dh_rec, int t, int T, int B, int H, int b,
+                                           int j)
+{
+    const size_t BH = (size_t)B * H, at = (size_t)b * H + j, now = (size_t)(t - 1) * BH;
+    const size_t row = (size_t)(t - 1) * B * G * H + (size_t)b * G * H + j;
+    float act[4], dx[4];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        act[g] = layer.gates[row + g * H];
+    const float carried = t < T ? layer.dstate[now + BH + at] : 0.0f; /* LSTM dc_{t+1}, GRU dh_{t+1} */
+    const float dh = layer.dh[now + at] + dh_rec;
+    if (G == 4) {
+        lstm_cell_backward(dh, carried, act, layer.c[now + at], layer.c[now + BH + at], dx, layer.dstate + now + at);
+    } else {
+        float dr[4];
+        gru_cell_backward(dh + carried, act, layer.hn[now + at], layer.h[now + at], dx, dr, layer.dstate + now + at);
+#pragma unroll
+        for (int g = 0; g < G; g++)
+            layer.drec[row + g * H] = dr[g];
+    }
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        layer.state[row + g * H] = dx[g];
+}
+
 /* A gated cell's layer (G = 3: GRU, 4: LSTM), one block per tile of ROWS batch rows by 32 units; thread
  * (lane, warp) sums unit c0 + lane of the tile's rows over its warp's quarter of k, the quarters then
  * added in warp order by the thread that owns the row (rows warp, warp + 4) in the epilogue, which does
@@ -684,7 +736,6 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) gated_recurrence_kernel(co
     const int lane = threadIdx.x % PERSIST_COLS, warp = threadIdx.x / PERSIST_COLS, j = c0 + lane;
     const RecurrenceLayer &layer = a.layer[0];
     const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
-    const bool lstm = G == 4;
 
     if (BACKWARD)
         stage_weights<true>(w_s, ld, layer.w_hh, c0, H, H, GH);
@@ -713,55 +764,14 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) gated_recurrence_kernel(co
                 continue;
             float r[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* forward the gates' sums; backward r[0], dh through W_hh */
 #pragma unroll
-            for (int g = 0; g < SUMS; g++) {
-                r[g] = 0.0f;
+            for (int g = 0; g < SUMS; g++)
 #pragma unroll
                 for (int w = 0; w < PERSIST_WARPS; w++)
                     r[g] += part_s[((w * SUMS + g) * ROWS + q) * PERSIST_COLS + lane];
-            }
-            const size_t at = (size_t)b * H + j, now = (size_t)(t - 1) * BH;
-            float *gates = layer.gates + (size_t)(t - 1) * BGH + (size_t)b * GH + j, act[4];
-            if (!BACKWARD) {
-                float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-                for (int g = 0; g < G; g++)
-                    x[g] = gates[g * H] + layer.b_h[g * H + j];
-                float h;
-                if (lstm) {
-                    float pre[4];
-#pragma unroll
-                    for (int g = 0; g < G; g++)
-                        pre[g] = x[g] + r[g];
-                    lstm_cell_forward(pre, layer.c[now + at], act, layer.c + now + BH + at, &h);
-                } else {
-                    gru_cell_forward(x, r, layer.b_hn[j], layer.state[now + at], act, layer.hn + now + at, &h);
-                }
-                layer.state[now + BH + at] = h;
-#pragma unroll
-                for (int g = 0; g < G; g++)
-                    gates[g * H] = act[g];
-                continue;
-            }
-#pragma unroll
-            for (int g = 0; g < G; g++)
-                act[g] = gates[g * H];
-            const float carried = t < T ? layer.dstate[now + BH + at] : 0.0f; /* LSTM dc_{t+1}, GRU dh_{t+1} */
-            float *da = layer.state + (size_t)(t - 1) * BGH + (size_t)b * GH + j, dx[4];
-            if (lstm) {
-                lstm_cell_backward(layer.dh[now + at] + r[0], carried, act, layer.c[now + at], layer.c[now + BH + at],
-                                   dx, layer.dstate + now + at);
-            } else {
-                float dr[3];
-                gru_cell_backward(layer.dh[now + at] + r[0] + carried, act, layer.hn[now + at], layer.h[now + at], dx,
-                                  dr, layer.dstate + now + at);
-                float *drec = layer.drec + (size_t)(t - 1) * BGH + (size_t)b * GH + j;
-#pragma unroll
-                for (int g = 0; g < 3; g++)
-                    drec[g * H] = dr[g];
-            }
-#pragma unroll
-            for (int g = 0; g < G; g++)
-                da[g * H] = dx[g];
+            if (BACKWARD)
+                gated_unit_backward<G>(layer, r[0], t, T, B, H, b, j);
+            else
+                gated_unit_forward<G>(layer, r, t, B, H, b, j);
         }
         if (u + 1 < T) /* the same for every block: all of them meet at each barrier */
             grid.sync(); /* every block's units of this step are written before any block stages them */

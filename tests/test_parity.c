@@ -603,9 +603,9 @@ Test(parity, gated_cell_runs_one_persistent_launch_per_layer)
     backend_destroy(&be);
 }
 
-/* Shared memory decides: at H = 460 a block keeps the GRU's 3 x 32 columns of W_hh but not the LSTM's
- * 4 x 32 (236 KB of the H100's 227 KiB), so the GRU runs the persistent kernel and the LSTM steps one
- * kernel per timestep, saying why. */
+/* Shared memory decides: at H = 460 a block keeps the GRU's 3 x 32 columns of W_hh (183,728 bytes) but
+ * not the LSTM's 4 x 32 (243,920 bytes against the H100's 227 KiB), so the GRU runs the persistent
+ * kernel and the LSTM steps one kernel per timestep, saying why. */
 Test(parity, gated_cell_steps_per_timestep_where_its_weights_do_not_fit)
 {
     skip_without_device();
