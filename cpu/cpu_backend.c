@@ -30,8 +30,9 @@ typedef struct {
     float *dh;                    /* [T, B, H]: gradient arriving at a layer's outputs */
     float *da;                    /* [T, B, G H]: gradient at a layer's input projections */
     float *drec;                  /* GRU: [T, B, 3H], gradient at its recurrent product */
-    float *du;                    /* [T, B, max(E, H)]: gradient for the layer below */
-    float *dropped;               /* [T, B, H]: a layer's output after dropout, for the one that reads it */
+    float *du;                    /* [T, B, max(E, H)]: gradient for the embedding */
+    float *dropped; /* [T, B, H]: a layer's output after dropout, for the one that reads it; du's memory: du
+                     * holds the embedding's gradient, needed only where no dropped output is */
     float *packed;                /* W_hh of the layer at hand in the micro-kernel's layout */
     float *step_g;                /* gated cells: [B, G H], one step's recurrent product */
     float *step_carry;            /* gated cells: [B, H], what the backward pass carries between steps */
@@ -63,7 +64,7 @@ static float *take(float **a, size_t floats)
 /* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
  * one place that sizes them, for cpu_create and for the memory estimate alike. Each is taken in whole
  * cache lines (lines()); a buffer a cell does not use has size 0. */
-enum { CPU_BUFFERS = 17 };
+enum { CPU_BUFFERS = 16 };
 static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
 {
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
@@ -82,8 +83,7 @@ static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_
         T * B * H,                                                  /* dh */
         T * B * GH,                                                 /* da */
         gru ? T * B * GH : 0,                                       /* drec */
-        T * B * W,                                                  /* du */
-        T * B * H,                                                  /* dropped: touched only with dropout */
+        T * B * W,                                                  /* du, also the dropped outputs */
         forward_pack > backward_pack ? forward_pack : backward_pack, /* packed */
         gated ? B * GH : 0,                                         /* step_g */
         gated ? B * H : 0,                                          /* step_carry */
@@ -183,13 +183,12 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->dh = take(&a, sizes[6]);
     c->da = take(&a, sizes[7]);
     c->drec = take(&a, sizes[8]);
-    c->du = take(&a, sizes[9]);
-    c->dropped = take(&a, sizes[10]);
-    c->packed = take(&a, sizes[11]);
-    c->step_g = take(&a, sizes[12]);
-    c->step_carry = take(&a, sizes[13]);
-    c->vocab_rows = take(&a, sizes[14]);
-    c->carry = take(&a, sizes[15]);
+    c->du = c->dropped = take(&a, sizes[9]);
+    c->packed = take(&a, sizes[10]);
+    c->step_g = take(&a, sizes[11]);
+    c->step_carry = take(&a, sizes[12]);
+    c->vocab_rows = take(&a, sizes[13]);
+    c->carry = take(&a, sizes[14]);
     c->sample_h = take(&a, S * L * H);
     c->sample_x = take(&a, W);
     c->sample_pre = take(&a, cfg->cell != CELL_RNN ? 3 * GH + H : H);

@@ -106,12 +106,13 @@ void gru_cell_step(float *h, const float *px, const float *ph, const float *b_hn
 
 /* ---- the recurrence over T steps: what each cell function gets for a thread's rows ---- */
 
+/* A layer's buffers as the functions below see them; c is the LSTM's, hn and b_hn the GRU's. */
 typedef struct {
-    int B, H, G, T;
-    float *h, *c, *act, *hn; /* forward: written (c: LSTM, hn: GRU) */
+    int T, B, H, G;
+    float *h, *c, *act, *hn; /* written going forward, read going backward */
     const float *b_hn;
-    float *da, *carry;                     /* backward: the GRU's input-side gradient, the per-row carry */
-    const float *dh, *ch, *cc, *cact, *chn; /* backward: read */
+    const float *dh;   /* backward: the gradient arriving from above, [T, B, H] */
+    float *da, *carry; /* backward: the GRU's gradient at the input side; [B, H] carried between steps */
 } Cell;
 
 /* Forward step s = t: g holds rows row0.. of h_{t-1} W_hh; h_t is the step's state. */
@@ -146,7 +147,7 @@ static void lstm_backward_rows(void *ctx, int s, int row0, int rows, const float
     for (int i = 0; i < rows; i++) {
         const size_t b = (size_t)(row0 + i), at = (size_t)(t - 1) * x->B + b;
         lstm_cell_backward(dpre_t + b * GH, x->carry + b * H, s == 0, x->dh + at * H, g + (size_t)i * H,
-                           x->cact + at * GH, x->cc + at * H, x->cc + (at + x->B) * H, H);
+                           x->act + at * GH, x->c + at * H, x->c + (at + x->B) * H, H);
     }
 }
 
@@ -157,7 +158,7 @@ static void gru_backward_rows(void *ctx, int s, int row0, int rows, const float 
     for (int i = 0; i < rows; i++) {
         const size_t b = (size_t)(row0 + i), at = (size_t)(t - 1) * x->B + b;
         gru_cell_backward(x->da + at * GH, dpre_t + b * GH, x->carry + b * H, s == 0, x->dh + at * H,
-                          g + (size_t)i * H, x->cact + at * GH, x->chn + at * H, x->ch + at * H, H);
+                          g + (size_t)i * H, x->act + at * GH, x->hn + at * H, x->h + at * H, H);
     }
 }
 
@@ -199,20 +200,20 @@ static void gated_backward(Cell *x, float *dpre, float *dw_hh, const float *w_hh
                                  .cell = rows_fn,
                                  .ctx = x,
                                  .g = step_g});
-    matmul_tn(dw_hh, x->ch, dpre, H, GH, T * B, 1);
+    matmul_tn(dw_hh, x->h, dpre, H, GH, T * B, 1);
 }
 
 void lstm_recurrence_forward(float *h, float *c, float *act, const float *w_hh, float *packed, float *step_g, int T,
                              int B, int H)
 {
-    Cell x = {.B = B, .H = H, .G = 4, .T = T, .h = h, .c = c, .act = act};
+    Cell x = {.T = T, .B = B, .H = H, .G = 4, .h = h, .c = c, .act = act};
     gated_forward(&x, w_hh, packed, step_g, lstm_forward_rows);
 }
 
 void gru_recurrence_forward(float *h, float *act, float *hn, const float *w_hh, const float *b_hn, float *packed,
                             float *step_g, int T, int B, int H)
 {
-    Cell x = {.B = B, .H = H, .G = 3, .T = T, .h = h, .act = act, .hn = hn, .b_hn = b_hn};
+    Cell x = {.T = T, .B = B, .H = H, .G = 3, .h = h, .act = act, .hn = hn, .b_hn = b_hn};
     gated_forward(&x, w_hh, packed, step_g, gru_forward_rows);
 }
 
@@ -221,7 +222,9 @@ void lstm_recurrence_backward(float *da, float *dw_hh, float *db_h, float *packe
                               int T, int B, int H)
 {
     /* The LSTM's gates are a + g: the gradients at a and at g are the same, da. */
-    Cell x = {.B = B, .H = H, .G = 4, .T = T, .carry = carry, .dh = dh, .ch = h, .cc = c, .cact = act};
+    /* read only: the buffers are the forward pass's */
+    Cell x = {.T = T, .B = B, .H = H, .G = 4, .h = (float *)h, .c = (float *)c, .act = (float *)act, .dh = dh,
+              .carry = carry};
     gated_backward(&x, da, dw_hh, w_hh, packed, step_g, lstm_backward_rows);
     add_column_sums(db_h, da, T * B, 4 * H, 4 * H);
 }
@@ -230,7 +233,8 @@ void gru_recurrence_backward(float *da, float *drec, float *dw_hh, float *db_h, 
                              float *step_g, float *carry, const float *dh, const float *h, const float *act,
                              const float *hn, const float *w_hh, int T, int B, int H)
 {
-    Cell x = {.B = B, .H = H, .G = 3, .T = T, .da = da, .carry = carry, .dh = dh, .ch = h, .cact = act, .chn = hn};
+    Cell x = {.T = T, .B = B, .H = H, .G = 3, .h = (float *)h, .act = (float *)act, .hn = (float *)hn, .dh = dh,
+              .da = da, .carry = carry};
     gated_backward(&x, drec, dw_hh, w_hh, packed, step_g, gru_backward_rows);
     add_column_sums(db_h, da, T * B, 3 * H, 3 * H);
     add_column_sums(db_hn, drec + 2 * H, T * B, H, 3 * H); /* b_hn sits beside g_n: its gradient is drec's n block */

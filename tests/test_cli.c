@@ -70,6 +70,11 @@ Test(cli, bad_arguments_are_one_line_errors_with_status_2, .init = setup, .fini 
     EXPECT_USAGE_ERROR("unknown global option '--verbose'", "--verbose", "train");
     EXPECT_USAGE_ERROR("--weight-decay applies to --optimizer adamw only", "train", "--weight-decay", "0.1");
     EXPECT_USAGE_ERROR("--stateful works with --mode seq only", "train", "--mode", "window", "--stateful");
+    EXPECT_USAGE_ERROR("--cell: expected one of rnn, gru, lstm, got 'LSTM'", "train", "--cell", "LSTM");
+    EXPECT_USAGE_ERROR("--dropout: expected a number from 0 to 1, got '-0.1'", "train", "--dropout", "-0.1");
+    EXPECT_USAGE_ERROR("--dropout 1: expected a probability in [0, 1) (1 would drop every unit)", "train", "--dropout",
+                       "1");
+    EXPECT_USAGE_ERROR("--dropout: expected a number", "train", "--dropout", "half");
 }
 
 /* Numbers as a person writes them, and nothing else: strtod alone would take hexadecimal, blanks and values
@@ -680,4 +685,35 @@ Test(cli, the_train_loss_is_an_average_of_recent_steps, .init = setup, .fini = t
     double shown = atof(at + strlen("train loss "));
     cr_expect(fabs(shown - ema / weight) <= 1e-4, "shown %.4f, the average of recent steps is %.4f", shown,
               ema / weight); /* printed with 4 decimals */
+}
+
+/* Every cell trains, resumes, samples, evaluates and describes itself; a resumed run keeps its cell. */
+Test(cli, every_cell_trains_samples_evaluates_and_resumes, .init = setup, .fini = teardown)
+{
+    const char *cells[] = {"rnn", "gru", "lstm"};
+    for (int i = 0; i < 3; i++) {
+        char *cell = (char *)cells[i];
+        cr_assert_eq(TRAIN_TINY("--steps", "4", "--cell", cell, "--dropout", "0.25", "--stateful", "--out", "m.ckpt",
+                                "--overwrite"),
+                     0, "%s: %s", cell, err);
+        char expect[64];
+        snprintf(expect, sizeof expect, "(%s cell, vocab", cell);
+        cr_expect(strstr(err, expect) && strstr(err, "dropout 0.25)"), "%s", err);
+        cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0, "%s", err);
+        snprintf(expect, sizeof expect, "model          %s cell, vocab", cell);
+        cr_expect(strstr(out, expect) && strstr(out, "layers 2, dropout 0.25:"), "%s", out);
+        cr_expect(strstr(out, "(checkpoint format 3)"), "%s", out);
+        cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", "30", "--prime", "It"), 0,
+                     "%s: %s", cell, err);
+        cr_expect_eq(strncmp(out, "It", 2), 0, "%s", out);
+        cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "m.ckpt"), 0, "%s: %s", cell, err);
+        cr_expect(strstr(out, "nats/char"), "%s", out);
+        EXPECT_USAGE_ERROR("--cell differs from the run in the checkpoint", "--device", "cpu", "train", "--resume",
+                           "m.ckpt", "--steps", "6", "--cell", i == 2 ? "gru" : "lstm");
+        EXPECT_USAGE_ERROR("--dropout differs from the run in the checkpoint", "--device", "cpu", "train", "--resume",
+                           "m.ckpt", "--steps", "6", "--dropout", "0.5");
+        cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "m.ckpt", "--steps", "6", "--cell", cell), 0, "%s: %s",
+                     cell, err);
+        cr_expect(strstr(err, "trained to step 6"), "%s", err);
+    }
 }

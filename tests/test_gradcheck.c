@@ -405,7 +405,8 @@ Test(gradcheck, three_layers_stateful_carry_in)
 }
 
 /* The gated cells on the same shapes: L = 1 and 3, seq and window modes, carried-in state (the LSTM's h
- * and c), the embedding folded or not. */
+ * and c), the embedding folded or not; of three layers only the cases the others do not cover (each
+ * costs ten times a layer's finite differences). */
 #define GATED_CELL_TESTS(cell, name)                                                                                  \
     Test(gradcheck, name##_one_layer_embedding_not_folded)                                                             \
     {                                                                                                                  \
@@ -419,17 +420,9 @@ Test(gradcheck, three_layers_stateful_carry_in)
     {                                                                                                                  \
         check_cell(cell, 1, 0, 0, 3, 0);                                                                               \
     }                                                                                                                  \
-    Test(gradcheck, name##_three_layers_seq_mode)                                                                      \
-    {                                                                                                                  \
-        check_cell(cell, 3, 0, 0, 3, 0);                                                                               \
-    }                                                                                                                  \
     Test(gradcheck, name##_one_layer_window_mode)                                                                      \
     {                                                                                                                  \
         check_cell(cell, 1, 1, 0, 3, 0);                                                                               \
-    }                                                                                                                  \
-    Test(gradcheck, name##_three_layers_window_mode)                                                                   \
-    {                                                                                                                  \
-        check_cell(cell, 3, 1, 0, 3, 0);                                                                               \
     }                                                                                                                  \
     Test(gradcheck, name##_one_layer_stateful_carry_in)                                                                \
     {                                                                                                                  \
@@ -443,8 +436,8 @@ GATED_CELL_TESTS(CELL_GRU, gru)
 GATED_CELL_TESTS(CELL_LSTM, lstm)
 
 /* Dropout with a fixed mask, every cell: three layers with carried-in state (every layer's output
- * dropped, the top one before the output projection), one layer in window mode, and the embedding not
- * folded. */
+ * dropped, the top one before the output projection), one layer in window mode, and (the tanh cell)
+ * the embedding not folded. */
 #define DROPOUT_TESTS(cell, name)                                                                                      \
     Test(gradcheck, name##_dropout_three_layers_stateful_carry_in)                                                     \
     {                                                                                                                  \
@@ -453,14 +446,14 @@ GATED_CELL_TESTS(CELL_LSTM, lstm)
     Test(gradcheck, name##_dropout_one_layer_window_mode)                                                              \
     {                                                                                                                  \
         check_cell(cell, 1, 1, 0, 3, 1);                                                                               \
-    }                                                                                                                  \
-    Test(gradcheck, name##_dropout_three_layers_embedding_not_folded)                                                  \
-    {                                                                                                                  \
-        check_cell(cell, 3, 0, 0, 2, 1);                                                                               \
     }
 DROPOUT_TESTS(CELL_RNN, rnn)
 DROPOUT_TESTS(CELL_GRU, gru)
 DROPOUT_TESTS(CELL_LSTM, lstm)
+Test(gradcheck, rnn_dropout_three_layers_embedding_not_folded)
+{
+    check_cell(CELL_RNN, 3, 0, 0, 2, 1);
+}
 
 /* The comparison must be able to fail: a gradient that is wrong in one entry by 1% is caught. */
 Test(gradcheck, detects_a_wrong_gradient_entry)
@@ -575,7 +568,7 @@ static double worst_excess_against(const Problem *backend, const Problem *refere
  * differ from the finite differences of a reference that makes the mistake, which is what is run here. */
 static double worst_against_mutated(CellKind cell, Mutation m)
 {
-    Problem pr = make_problem_of(cell, 2, 0, 1, 41, 3), ref = pr;
+    Problem pr = make_problem_of(cell, 1, 0, 1, 41, 3), ref = pr;
     ref.mutation = m;
     const double worst = worst_excess_against(&pr, &ref);
     free_problem(&pr);
@@ -605,7 +598,7 @@ Test(gradcheck, detects_a_transposed_recurrent_weight)
  * against one whose mask comes from another seed. */
 Test(gradcheck, detects_a_missing_or_different_dropout_mask)
 {
-    Problem pr = make_problem_of(CELL_LSTM, 2, 0, 1, 43, 3), none = pr, other = pr;
+    Problem pr = make_problem_of(CELL_LSTM, 2, 0, 1, 43, 2), none = pr, other = pr;
     with_dropout(&pr, 5);
     with_dropout(&other, 6);
     cr_expect_leq(worst_excess_against(&pr, &pr), 0.0, "the same mask passes");

@@ -56,13 +56,20 @@ static void run_steps(Trainer *tr, long n)
 
 /* Starts a small seq-mode run on `repeats` periods of the periodic text (the caller frees tr, be and d
  * with stop_small). */
-static void start_seq_run(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr, int repeats, int stateful)
+static void start_cell_run(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr, int repeats, int stateful,
+                           CellKind cell)
 {
     Err e;
     *d = periodic_dataset(repeats);
     *c = small_config(d, MODE_SEQ, stateful);
+    c->model.cell = cell;
     cr_assert_eq(backend_create(be, &cpu_backend_ops, &c->model, c->seq_len, c->batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(tr, c, d, "periodic", be, &e), 0, "%s", e.msg);
+}
+
+static void start_seq_run(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr, int repeats, int stateful)
+{
+    start_cell_run(d, c, be, tr, repeats, stateful, CELL_RNN);
 }
 
 static void start_small(Dataset *d, TrainConfig *c, Backend *be, Trainer *tr)
@@ -77,11 +84,13 @@ static void stop_small(Dataset *d, Backend *be, Trainer *tr)
     dataset_free(d);
 }
 
-static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
+static void check_resume_of(BatchMode mode, int stateful, OptimizerKind opt, CellKind cell, float dropout)
 {
     Dataset d = periodic_dataset(40);
     TrainConfig c = small_config(&d, mode, stateful);
     c.optim.kind = opt;
+    c.model.cell = cell;
+    c.dropout = dropout;
     if (opt == OPT_ADAMW)
         c.optim.weight_decay = 0.1f;
     Err e;
@@ -115,6 +124,14 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
     cr_assert_eq(trainer_resume(&second, &ck, &d, "periodic", &second_be, &e), 0, "%s", e.msg);
     cr_assert_eq(second.step, 6);
     run_steps(&second, 6);
+    if (stateful) { /* the state carried on (the LSTM's c too) */
+        const size_t nc = (size_t)model_state_sets(&c.model) * c.model.layers * c.batch * c.model.hidden;
+        float *ca = malloc(sizeof(float) * nc), *cb = malloc(sizeof(float) * nc);
+        straight_be.ops->get_carry(straight_be.ctx, ca, &e);
+        second_be.ops->get_carry(second_be.ctx, cb, &e);
+        cr_assert(memcmp(ca, cb, sizeof(float) * nc) == 0, "carried state after 2N steps differs");
+        free(ca), free(cb);
+    }
 
     float *a = malloc(sizeof(float) * P), *b = malloc(sizeof(float) * P);
     float *am = malloc(sizeof(float) * P), *av = malloc(sizeof(float) * P);
@@ -135,6 +152,11 @@ static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
     dataset_free(&d);
 }
 
+static void check_resume(BatchMode mode, int stateful, OptimizerKind opt)
+{
+    check_resume_of(mode, stateful, opt, CELL_RNN, 0.0f);
+}
+
 Test(train, resume_is_bit_identical_seq_mode)
 {
     check_resume(MODE_SEQ, 0, OPT_ADAM);
@@ -146,6 +168,13 @@ Test(train, resume_is_bit_identical_stateful)
 Test(train, resume_is_bit_identical_window_mode)
 {
     check_resume(MODE_WINDOW, 0, OPT_SGD);
+}
+/* With dropout the masks depend on the step: a resumed run draws the very masks the straight one did. */
+Test(train, resume_is_bit_identical_with_dropout_every_cell)
+{
+    for (int cell = 0; cell < CELL_KINDS; cell++)
+        check_resume_of(MODE_SEQ, 1, OPT_ADAM, (CellKind)cell, 0.3f);
+    check_resume_of(MODE_WINDOW, 0, OPT_ADAMW, CELL_GRU, 0.3f);
 }
 
 Test(train, learns_a_periodic_text)
@@ -203,14 +232,14 @@ Test(train, evaluate_weights_batches_by_their_predictions)
     stop_small(&d, &be, &tr);
 }
 
-Test(train, stepwise_sampling_matches_the_batched_forward)
+static void check_stepwise_sampling(CellKind cell)
 {
     Dataset d;
     TrainConfig c;
     Backend be;
     Trainer tr;
     Err e;
-    start_small(&d, &c, &be, &tr);
+    start_cell_run(&d, &c, &be, &tr, 20, 0, cell);
     run_steps(&tr, 3);
     /* The loss of the first t steps of a batch of one, for t = 1..5, gives each step's loss; the sampler's
      * one-token-at-a-time recurrence must give the same number at every step. */
@@ -231,10 +260,50 @@ Test(train, stepwise_sampling_matches_the_batched_forward)
         for (int v = 0; v < c.model.vocab; v++)
             sum += exp(logits[v] - max);
         double stepwise = max + log(sum) - logits[y[t - 1]];
-        cr_assert_float_eq(stepwise, batched, 2e-5, "step %d: one token at a time %.6f, batched %.6f", t, stepwise,
-                           batched);
+        cr_assert_float_eq(stepwise, batched, 2e-5, "%s step %d: one token at a time %.6f, batched %.6f",
+                           cell_name(cell), t, stepwise, batched);
     }
     free(logits);
+    stop_small(&d, &be, &tr);
+}
+
+Test(train, stepwise_sampling_matches_the_batched_forward)
+{
+    check_stepwise_sampling(CELL_RNN);
+}
+/* The gated cells' generation carries the state (the LSTM's c too) as the batched forward does. */
+Test(train, stepwise_sampling_matches_the_batched_forward_gated_cells)
+{
+    check_stepwise_sampling(CELL_GRU);
+    check_stepwise_sampling(CELL_LSTM);
+}
+
+/* Evaluation never drops: its loss is the forward pass without dropout, whatever the run's dropout. */
+Test(train, evaluation_is_without_dropout)
+{
+    Dataset d;
+    TrainConfig c;
+    Backend be;
+    Trainer tr;
+    Err e;
+    start_cell_run(&d, &c, &be, &tr, 20, 0, CELL_LSTM);
+    tr.cfg.dropout = 0.5f;
+    run_steps(&tr, 2);
+    const size_t n = (size_t)c.seq_len * c.batch;
+    double eval;
+    cr_assert_eq(evaluate(&be, MODE_SEQ, d.tokens, n + 1, c.seq_len, c.batch, 0, &eval, &e), 0, "%s", e.msg);
+    token_t *x = malloc(sizeof(token_t) * n), *y = malloc(sizeof(token_t) * n);
+    eval_batch(MODE_SEQ, d.tokens, c.seq_len, eval_examples(MODE_SEQ, n + 1, c.seq_len), c.batch, 0, c.batch, x, y);
+    Batch b = {.x = x, .y = y, .T = c.seq_len, .B = c.batch};
+    float plain, dropped;
+    cr_assert_eq(be.ops->forward(be.ctx, &b, &plain, &e), 0);
+    b.dropout = 0.5f;
+    b.dropout_step = 3;
+    cr_assert_eq(be.ops->forward(be.ctx, &b, &dropped, &e), 0);
+    cr_assert_float_eq(eval, plain, 1e-6, "evaluate %.7f, the forward pass without dropout %.7f", eval, (double)plain);
+    cr_assert(fabsf(dropped - plain) > 1e-3f, "dropout changes the forward pass: %.7f vs %.7f", (double)dropped,
+              (double)plain);
+    free(x), free(y);
     stop_small(&d, &be, &tr);
 }
 

@@ -4,7 +4,8 @@
  * bytes replaced by the CRC-32 of the rest, so that mutations get past the checksum and reach the size
  * checks and field reads behind it (a crafted file can always carry a correct CRC). On failure the
  * Checkpoint must be left empty; on success its contents must be consistent, and writing it back with
- * checkpoint_save must give the same bytes (for a version 1 file: a version 2 file that reads the same). */
+ * checkpoint_save must give the same bytes (for an older version's file: a file of the current version
+ * that reads the same). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ static void check_empty(const Checkpoint *ck)
 static void check_loaded(const Checkpoint *ck, const uint8_t *buf, size_t len)
 {
     Err e;
-    CHECK(ck->version == 1 || ck->version == CHECKPOINT_VERSION);
+    CHECK(ck->version >= 1 && ck->version <= CHECKPOINT_VERSION);
+    CHECK(ck->version >= 3 || (ck->cfg.model.cell == CELL_RNN && ck->cfg.dropout == 0.0f));
     CHECK(train_config_check(&ck->cfg, &e) == 0);
     CHECK(ck->step >= 0 && ck->step <= ck->cfg.steps);
     CHECK(ck->val_step >= 0 && ck->val_step <= ck->step);
@@ -55,8 +57,8 @@ static void check_loaded(const Checkpoint *ck, const uint8_t *buf, size_t len)
     /* The whole image was accounted for, so nothing can be larger than it. */
     CHECK(model_num_params(&ck->cfg.model) * sizeof(float) < len);
 
-    /* The writer must produce exactly the bytes the reader accepted (it writes the current version: a
-     * version 1 file comes back as a version 2 file that reads the same). */
+    /* The writer must produce exactly the bytes the reader accepted (it writes the current version: an
+     * older file comes back as a file of the current version that reads the same). */
     CHECK(checkpoint_save(roundtrip_path, ck, &e) == 0);
     uint8_t *again;
     size_t again_len;

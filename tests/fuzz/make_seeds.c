@@ -1,7 +1,7 @@
 /* Writes the checkpoint fuzzer's seed corpus: a few small valid checkpoints (made by checkpoint_save,
  * so they follow the writer exactly) and damaged variants of them (cut short, a flipped byte, a newer
  * version, wrong magic). Usage: fuzz_make_seeds DIR (the files are a few hundred bytes each). The corpus
- * also keeps the version 1 files an earlier writer made (v1-*), which readers still load. */
+ * also keeps the version 1 and 2 files earlier writers made (v1-*, v2-*), which readers still load. */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include <math.h>
 #include <stdio.h>
@@ -28,8 +28,9 @@ static void write_bytes(const char *name, const uint8_t *buf, size_t len)
 }
 
 /* Saves a checkpoint with deterministic contents, then writes the damaged variants beside it. */
-static void make(const char *name, const char *vocab_utf8, int E, int H, int L, BatchMode mode, int stateful, int T,
-                 int B, OptimizerKind opt, int moments, int resume, const char *data_path, const char *log_path)
+static void make(const char *name, const char *vocab_utf8, CellKind cell, float dropout, int E, int H, int L,
+                 BatchMode mode, int stateful, int T, int B, OptimizerKind opt, int moments, int resume,
+                 const char *data_path, const char *log_path)
 {
     Err e;
     Checkpoint ck;
@@ -38,7 +39,8 @@ static void make(const char *name, const char *vocab_utf8, int E, int H, int L, 
     if (vocab_from_utf8(&ck.vocab, (const uint8_t *)vocab_utf8, strlen(vocab_utf8), &e) != 0)
         die(name, &e);
     TrainConfig *c = &ck.cfg;
-    c->model = (ModelConfig){ck.vocab.size, E, H, L};
+    c->model = (ModelConfig){ck.vocab.size, E, H, L, cell};
+    c->dropout = dropout;
     c->mode = mode;
     c->stateful = stateful;
     c->seq_len = T;
@@ -76,7 +78,7 @@ static void make(const char *name, const char *vocab_utf8, int E, int H, int L, 
         rng_seed(&ck.rng, 7);
         ck.stream_pos = stateful ? (uint64_t)T : 0; /* streams advance T at a time; only stateful runs have one */
         if (stateful)
-            ck.carry = calloc((size_t)L * (size_t)B * (size_t)H, sizeof(float));
+            ck.carry = calloc((size_t)model_state_sets(&c->model) * L * B * H, sizeof(float));
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -113,12 +115,15 @@ int main(int argc, char **argv)
     }
     dir = argv[1];
     /* Parameters only; a two-character vocabulary, the smallest model. */
-    make("tiny", "\na", 1, 1, 1, MODE_SEQ, 0, 4, 2, OPT_ADAM, 0, 0, "data/tiny.txt", "");
+    make("tiny", "\na", CELL_RNN, 0.0f, 1, 1, 1, MODE_SEQ, 0, 4, 2, OPT_ADAM, 0, 0, "data/tiny.txt", "");
     /* Moments and resume state with carried hidden state; multi-byte characters in the vocabulary. */
-    make("stateful", "\n a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 2, 3, 2, MODE_SEQ, 1, 8, 2, OPT_ADAMW, 1, 1,
-         "data/caf\xc3\xa9.txt", "/runs/caf\xc3\xa9.csv");
+    make("stateful", "\n a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", CELL_RNN, 0.0f, 2, 3, 2, MODE_SEQ, 1, 8, 2, OPT_ADAMW,
+         1, 1, "data/caf\xc3\xa9.txt", "/runs/caf\xc3\xa9.csv");
+    /* The gated cells with dropout: the LSTM's carry holds h and c, the GRU has b_hn per layer. */
+    make("lstm-stateful", "\nab", CELL_LSTM, 0.25f, 2, 3, 2, MODE_SEQ, 1, 4, 2, OPT_ADAM, 1, 1, "x.txt", "");
+    make("gru", "\nab", CELL_GRU, 0.5f, 2, 3, 2, MODE_WINDOW, 0, 4, 2, OPT_SGD, 1, 1, "x.txt", "");
     /* Window mode, SGD, resume state without a carry, an empty data path. */
-    make("window", "abc", 2, 2, 1, MODE_WINDOW, 0, 3, 4, OPT_SGD, 1, 1, "", "");
+    make("window", "abc", CELL_RNN, 0.0f, 2, 2, 1, MODE_WINDOW, 0, 3, 4, OPT_SGD, 1, 1, "", "");
     const uint8_t junk[] = "CHARRNX\0not a checkpoint";
     write_bytes("wrong-magic", junk, sizeof junk - 1);
     return 0;
