@@ -4,10 +4,9 @@
  * DESIGN.md's: per layer one cuBLAS product for the input projections of all timesteps, then the
  * recurrence (persistent grid-synchronised kernels for all timesteps where they fit, a wavefront of all
  * layers in one launch where that fits too for the tanh cell, else one fused kernel per timestep); one
- * product for the
- * logits; the mirror image backward. A step's launches are captured once per batch shape into a CUDA
- * graph and replayed. Whenever it runs anything but its fastest path, the backend says why, once, through
- * BackendOptions.note. */
+ * product for the logits; the mirror image backward. A step's launches are captured once per batch
+ * shape into a CUDA graph and replayed. Whenever it runs anything but its fastest path, the backend says
+ * why, once, through BackendOptions.note. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
