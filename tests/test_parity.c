@@ -383,6 +383,27 @@ Test(parity, gated_persistent_kernel_every_tile_height)
     check_every_tile_height(CELL_LSTM, 0);
 }
 
+/* H a multiple of 4 stages rows with 16-byte loads, but only from 16-byte aligned rows: behind the
+ * embedding's T B E = 105 floats (E odd) the first layer's h is not, and a 16-byte load from it would
+ * fault on a GPU (the sanitizer build reports it as a misaligned load). The LSTM's da (G H = 64) too. */
+Test(parity, persistent_kernel_stages_rows_that_are_not_16_byte_aligned)
+{
+    const Variant v = {"persistent", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_PERSISTENT}};
+    const CellKind cells[] = {CELL_RNN, CELL_LSTM};
+    for (int i = 0; i < 2; i++) {
+        Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 16, .layers = 2, .cell = cells[i]}, .T = 5, .B = 3};
+        Pair p = make_pair(&s, 41, &v);
+        Rng r;
+        rng_seed(&r, 23);
+        token_t x[15], y[15];
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+        step_and_compare(&p, &s, &b);
+        expect_paths(&p);
+        free_pair(&p);
+    }
+}
+
 /* Runs three steps with the emulated device's fault injection `variable`=1 and expects eager launches
  * throughout, and the reason the backend gives to contain `reason`. A real GPU ignores the variable:
  * the comparison still runs, the rest is skipped. */
