@@ -348,15 +348,19 @@ Test(parity, frequent_token_gradient_sums_over_several_chunks)
 /* The persistent kernel with each number of rows per block (1, 2, 4, 8), on a batch spread over several
  * row tiles and a hidden size over several column tiles, neither a whole number of tiles: one launch per
  * layer and a wavefront of three layers (each of whose layers above the first computes its input
- * projection, and below the top its gradient from above, in the kernel); the gated cells' kernels one
- * launch per layer, each of whose blocks keeps every gate of its units. */
+ * projection, and below the top its gradient from above, in the kernel); the gated cells' kernels, one
+ * launch per layer, each of whose blocks keeps every gate of its units, on a smaller model (B=9, H=38, one
+ * layer: their blocks are the emulated device's cost, and the other gated cases cover the layers). */
 static void check_every_tile_height(CellKind cell, int wave)
 {
     for (int rows = 1; rows <= 8; rows *= 2) {
         Variant v = {wave ? "wavefront, forced rows" : "persistent, forced rows",
                      {.graphs = GRAPHS_ON, .recurrence = wave ? RECURRENCE_WAVEFRONT : RECURRENCE_PERSISTENT}};
         v.opts.persistent_rows = rows;
-        Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = wave ? 3 : 2, .cell = cell}, .T = 3, .B = 11};
+        const int gated = cell != CELL_RNN;
+        Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = gated ? 38 : 70, .layers = gated ? 1 : wave ? 3 : 2},
+                   .T = 3, .B = gated ? 9 : 11};
+        s.cfg.cell = cell;
         Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
         Rng r;
         rng_seed(&r, 19);
