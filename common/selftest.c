@@ -38,19 +38,24 @@ double product_rel_l2(const float *A, const float *B, const float *C, int n)
     return sqrt(diff / norm);
 }
 
-/* The models: three layers with a carried-in state, folded through the vocabulary (V <= T B), Adam; and
- * two layers past one tile of columns and of rows (H = 40, B = 5), window mode, the embedding's rows
- * (V > T B), AdamW. Odd sizes, so that indexing mistakes show. */
+/* The models: three layers with a carried-in state, folded through the vocabulary (V <= T B), Adam; two
+ * layers past one tile of columns and of rows (H = 40, B = 5), window mode, the embedding's rows
+ * (V > T B), AdamW; and the gated cells with dropout, a GRU with a carried-in state and an LSTM (carrying
+ * h and c) in window mode. Odd sizes, so that indexing mistakes show. */
 typedef struct {
     ModelConfig cfg;
     int T, B, window, carry_in;
     OptimizerKind optimizer;
+    float dropout;
 } Model;
 
 static const Model MODELS[] = {
-    {{.vocab = 11, .embed = 7, .hidden = 13, .layers = 3}, 5, 3, 0, 1, OPT_ADAM},
-    {{.vocab = 70, .embed = 9, .hidden = 40, .layers = 2}, 4, 5, 1, 0, OPT_ADAMW},
+    {{.vocab = 11, .embed = 7, .hidden = 13, .layers = 3}, 5, 3, 0, 1, OPT_ADAM, 0.0f},
+    {{.vocab = 70, .embed = 9, .hidden = 40, .layers = 2}, 4, 5, 1, 0, OPT_ADAMW, 0.0f},
+    {{.vocab = 11, .embed = 7, .hidden = 13, .layers = 2, .cell = CELL_GRU}, 4, 3, 0, 1, OPT_ADAM, 0.3f},
+    {{.vocab = 11, .embed = 7, .hidden = 13, .layers = 2, .cell = CELL_LSTM}, 4, 3, 1, 1, OPT_ADAM, 0.3f},
 };
+enum { SELFTEST_DROPOUT_SEED = 99 }; /* any: both backends draw the same masks from it */
 enum { N_MODELS = sizeof MODELS / sizeof MODELS[0], STEPS = 3, FED = 5, DRAWS = 20 };
 
 /* Records err for the quantity `name`, keeping the largest (NaN counts as the largest). */
@@ -101,7 +106,8 @@ static int make_pair(Pair *p, const BackendOps *reference, const BackendOps *dev
                      const BackendOptions *dev_opts, const Model *m, uint64_t seed, Err *e)
 {
     memset(p, 0, sizeof *p);
-    const size_t P = model_num_params(&m->cfg), nh = (size_t)m->cfg.layers * m->B * m->cfg.hidden;
+    const size_t P = model_num_params(&m->cfg);
+    const size_t nh = (size_t)model_state_sets(&m->cfg) * m->cfg.layers * m->B * m->cfg.hidden;
     const size_t n = P > nh ? P : nh;
     p->a = malloc(sizeof(float) * n), p->b = malloc(sizeof(float) * n);
     p->ma = malloc(sizeof(float) * n), p->mb = malloc(sizeof(float) * n);
@@ -138,7 +144,7 @@ static int run_model(SelftestReport *r, const BackendOps *reference, const Backe
         free_pair(&p);
         return -1;
     }
-    const size_t nh = (size_t)m->cfg.layers * m->B * m->cfg.hidden;
+    const size_t nh = (size_t)model_state_sets(&m->cfg) * m->cfg.layers * m->B * m->cfg.hidden;
     const int n = m->T * m->B, V = m->cfg.vocab;
     token_t *x = malloc(sizeof(token_t) * 2 * (size_t)n), *y = x ? x + n : NULL;
     float *logits = malloc(sizeof(float) * 4 * (size_t)V);
@@ -153,7 +159,8 @@ static int run_model(SelftestReport *r, const BackendOps *reference, const Backe
     for (long step = 1; rc == 0 && step <= STEPS; step++) {
         for (int i = 0; i < n; i++)
             x[i] = (token_t)rng_below(&rng, (uint64_t)V), y[i] = (token_t)rng_below(&rng, (uint64_t)V);
-        const Batch b = {x, y, m->T, m->B, m->window ? m->T - 1 : 0, m->carry_in, 1};
+        const Batch b = {x, y, m->T, m->B, m->window ? m->T - 1 : 0, m->carry_in, 1, m->dropout, SELFTEST_DROPOUT_SEED,
+                         step, 0};
         float loss[2], norm[2];
         float *grads[2] = {p.a, p.b}, *carry[2] = {p.ma, p.mb};
         for (int i = 0; rc == 0 && i < 2; i++)

@@ -21,6 +21,8 @@ typedef struct {
     long persistent_layers;  /* layer recurrences (forward or backward) run by the persistent kernel */
     long wavefront_launches; /* ... of which in launches that ran every layer of a deep model at once */
     long stepped_layers;     /* layer recurrences run by one kernel per timestep */
+    long dropout_layers;     /* persistent ones run one launch per layer, not as the planned wavefront, because
+                                the step dropped out */
     long sample_launches;    /* generation steps run by the one-block sampling kernel */
     long host_draws;         /* characters drawn on the host from copied-back logits (sample_token) */
     const char *graphs_note; /* why graphs are off, or NULL */

@@ -3,10 +3,10 @@
  * the gradient norm (one wait per step) and, when sampling, the drawn character. The schedule is
  * DESIGN.md's: per layer one cuBLAS product for the input projections of all timesteps, then the
  * recurrence (persistent grid-synchronised kernels for all timesteps where they fit, a wavefront of all
- * layers in one launch where that fits too, else one fused kernel per timestep); one product for the
- * logits; the mirror image backward. A step's launches are captured once per batch shape into a CUDA
- * graph and replayed. Whenever it runs anything but its fastest path, the backend says why, once, through
- * BackendOptions.note. */
+ * layers in one launch where that fits too for the tanh cell, else one fused kernel per timestep); one
+ * product for the logits; the mirror image backward. A step's launches are captured once per batch
+ * shape into a CUDA graph and replayed. Whenever it runs anything but its fastest path, the backend says
+ * why, once, through BackendOptions.note. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "kernels.cuh"
 
 extern "C" {
+#include "../common/dropout.h"
 #include "../common/sampler.h"
 #include "../common/selftest.h"
 #include "cuda.h"
@@ -46,14 +47,14 @@ extern "C" {
  * so the graph stays valid from batch to batch; the learning rate changes every step, so the
  * optimizer update stays outside. */
 typedef struct {
-    int backward, T, B, loss_from_t, carry_in, carry_out;
+    int backward, T, B, loss_from_t, carry_in, carry_out, dropout;
 } StepKey;
 
 typedef struct {
     StepKey key;
     cudaGraphExec_t exec; /* NULL: a free slot */
     unsigned long last_used;
-    long persistent_layers, wavefront_launches, stepped_layers; /* what one replay runs */
+    long persistent_layers, wavefront_launches, stepped_layers, dropout_layers; /* what one replay runs */
 } StepGraph;
 
 enum { GRAPH_SLOTS = 4 }; /* training, evaluation and their shorter last batches */
@@ -83,21 +84,30 @@ struct CudaModel {
     float *params, *grads, *m, *v; /* [n_params] each */
     ParamViews p, g;
 
+    /* G = the cell's gate blocks (1 for the tanh cell), GH = G H. */
     float *acts;                /* one allocation for all of these: */
     float *emb_out;             /* [T, B, E] */
     float *h[MODEL_MAX_LAYERS]; /* [T+1, B, H] per layer, h[l][0] = h_0 */
     float *logits;              /* [T, B, V], overwritten by dlogits */
     float *dh;                  /* [T, B, H]: the gradient reaching the top layer (per-layer runs: the current one) */
-    float *da[MODEL_MAX_LAYERS]; /* [T, B, H] per layer: all alive at once for the wavefront */
+    float *da[MODEL_MAX_LAYERS]; /* [T, B, GH] per layer: all alive at once for the wavefront */
     float *du;                  /* [T, B, max(E, H)] */
     float *row_loss;            /* [T * B] */
-    float *carry;               /* [L, max_B, H] */
-    float *sample_h;            /* [L, H]: the generation state */
+    float *carry;               /* [S, L, max_B, H]: h, then the LSTM's c */
+    float *sample_h;            /* [S, L, H]: the generation state (h, then the LSTM's c) */
     float *sample_logits;       /* [V] */
-    float *vocab_rows;          /* [V, H]: layer 0's Emb W_xh, then its gradient summed per token; NULL: never folded */
-    float *w_hh_t;              /* [L, H, H]: W_hh transposed, for the per-timestep backward kernels */
-    float *token_partial;       /* [max_chunks, max(E, H)]: the segmented token sums' chunk sums */
+    float *vocab_rows;          /* [V, GH]: layer 0's Emb W_xh, then its gradient summed per token; NULL: never folded */
+    float *w_hh_t;              /* [L, GH, H]: W_hh transposed, for the per-timestep backward kernels */
+    float *token_partial;       /* [max_chunks, max(E, GH)]: the segmented token sums' chunk sums */
+    float *dropped[MODEL_MAX_LAYERS]; /* [T, B, H] per layer: h_1..T with dropout's mask applied */
+    /* The gated cells (kernels.cuh): */
+    float *act[MODEL_MAX_LAYERS];   /* [T, B, GH]: the input projections, then the gate activations */
+    float *c[MODEL_MAX_LAYERS];     /* LSTM: [T+1, B, H], c[l][0] = c_0 */
+    float *hn[MODEL_MAX_LAYERS];    /* GRU: [T, B, H], h_{t-1} W_hn + b_hn */
+    float *drec[MODEL_MAX_LAYERS];  /* GRU: [T, B, GH], the recurrent product's gradient (the LSTM's is da) */
+    float *dstate;                  /* [T, B, H]: what flows element-wise to the state at t-1 (LSTM c, GRU h) */
     double *sums;               /* [2 + SUM_BLOCKS]: the loss sum, the squared gradient norm, partials */
+    kernels::DropoutArgs *dropout_args; /* the step's mask parameters */
 
     token_t *tokens;  /* x then y, [T, B] each; then the drawn character */
     int *buckets;     /* the batch's rows grouped by token: order [T B], start [V+1], chunk_first [V+1], chunk_token */
@@ -107,6 +117,7 @@ struct CudaModel {
     token_t *host_tokens; /* x, y, the drawn character */
     int *host_buckets;
     double *host_sums;
+    kernels::DropoutArgs *host_dropout;
     float *host_logits; /* [V], then 2 V of the host sampler's scratch (not pinned-sensitive) */
     float *host_scratch;
 
@@ -161,7 +172,18 @@ static cublasStatus_t gemm(const CudaModel *c, int ta, int tb, int M, int N, int
 
 static size_t carry_floats(const CudaModel *c)
 {
-    return (size_t)c->cfg.layers * c->max_B * c->cfg.hidden;
+    return (size_t)model_state_sets(&c->cfg) * c->cfg.layers * c->max_B * c->cfg.hidden;
+}
+
+/* G and G H of the model's cell. */
+static int gates(const CudaModel *c)
+{
+    return kernels::gates_of(c->cfg.cell);
+}
+
+static int gate_width(const CudaModel *c)
+{
+    return gates(c) * c->cfg.hidden;
 }
 
 static void drop_graphs(CudaModel *c)
@@ -185,10 +207,12 @@ static void cuda_destroy(void *ctx)
     cudaFree(c->tokens);
     cudaFree(c->buckets);
     cudaFree(c->sums);
+    cudaFree(c->dropout_args);
     cudaFree(c->blas_workspace);
     cudaFreeHost(c->host_tokens);
     cudaFreeHost(c->host_buckets);
     cudaFreeHost(c->host_sums);
+    cudaFreeHost(c->host_dropout);
     cudaFreeHost(c->host_logits);
     free(c->host_scratch);
     if (c->blas)
@@ -247,26 +271,34 @@ static size_t bucket_ints(int max_T, int max_B, int V)
 
 /* The activation buffers for batches of up to max_T x max_B, in the order cuda_setup lays them out: the
  * one place that sizes them, for cuda_setup and for the memory estimate alike. */
-enum { CUDA_BUFFERS = 12 };
+enum { CUDA_BUFFERS = 18 };
 static void cuda_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CUDA_BUFFERS])
 {
-    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
+    const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers, S = (size_t)model_state_sets(cfg);
     const size_t E = (size_t)cfg->embed, H = (size_t)cfg->hidden, V = (size_t)cfg->vocab;
-    const size_t W = E > H ? E : H;
-    const int folds = V <= T * B || V * H <= SAMPLE_FOLD_FLOATS;
+    const size_t G = (size_t)kernels::gates_of(cfg->cell), GH = G * H;
+    const size_t W = E > H ? E : H, WG = E > GH ? E : GH;
+    const int folds = V <= T * B || V * GH <= SAMPLE_FOLD_FLOATS;
+    const int lstm = cfg->cell == CELL_LSTM, gru = cfg->cell == CELL_GRU;
     const size_t s[CUDA_BUFFERS] = {
-        T * B * E,                                     /* emb_out */
-        L * (T + 1) * B * H,                           /* h */
-        T * B * V,                                     /* logits */
-        T * B * H,                                     /* dh */
-        L * T * B * H,                                 /* da */
-        T * B * W,                                     /* du */
-        T * B,                                         /* row_loss */
-        L * B * H,                                     /* carry */
-        L * H + V,                                     /* sample_h, sample_logits */
-        folds ? V * H : 0,                             /* vocab_rows */
-        L * H * H,                                     /* w_hh_t */
-        (size_t)max_chunks(max_T, max_B, (int)V) * W, /* token_partial */
+        T * B * E,                                      /* emb_out */
+        L * (T + 1) * B * H,                            /* h */
+        T * B * V,                                      /* logits */
+        T * B * H,                                      /* dh */
+        L * T * B * GH,                                 /* da */
+        T * B * W,                                      /* du */
+        T * B,                                          /* row_loss */
+        S * L * B * H,                                  /* carry */
+        S * L * H + V,                                  /* sample_h (and c), sample_logits */
+        folds ? V * GH : 0,                             /* vocab_rows */
+        L * GH * H,                                     /* w_hh_t */
+        (size_t)max_chunks(max_T, max_B, (int)V) * WG, /* token_partial */
+        L * T * B * H,                                  /* dropped */
+        G > 1 ? L * T * B * GH : 0,                     /* act */
+        lstm ? L * (T + 1) * B * H : 0,                 /* c */
+        gru ? L * T * B * H : 0,                        /* hn */
+        gru ? L * T * B * GH : 0,                       /* drec */
+        G > 1 ? T * B * H : 0,                          /* dstate */
     };
     memcpy(sizes, s, sizeof s);
 }
@@ -289,8 +321,8 @@ static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B)
     const uint64_t tokens = (2 * T * B + 1) * sizeof(token_t), buckets = bucket_ints(max_T, max_B, cfg->vocab) * sizeof(int);
     MemoryNeed need;
     need.device = floats * sizeof(float) + tokens + buckets + (2 + kernels::SUM_BLOCKS) * sizeof(double) +
-                  BLAS_WORKSPACE + CUDA_RUNTIME_RESERVE;
-    need.host = tokens + buckets + 3 * V * sizeof(float) + 2 * sizeof(double);
+                  sizeof(kernels::DropoutArgs) + BLAS_WORKSPACE + CUDA_RUNTIME_RESERVE;
+    need.host = tokens + buckets + 3 * V * sizeof(float) + 2 * sizeof(double) + sizeof(kernels::DropoutArgs);
     return need;
 }
 
@@ -308,7 +340,8 @@ static kernels::SampleModel sample_model(CudaModel *c);
 static int cuda_setup(CudaModel *c, Err *e)
 {
     const size_t T = (size_t)c->max_T, B = (size_t)c->max_B, L = (size_t)c->cfg.layers;
-    const size_t H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab;
+    const size_t H = (size_t)c->cfg.hidden, V = (size_t)c->cfg.vocab, GH = (size_t)gate_width(c);
+    const size_t S = (size_t)model_state_sets(&c->cfg);
     c->max_chunks = max_chunks(c->max_T, c->max_B, c->cfg.vocab);
     CUDA_TRY(cudaStreamCreate(&c->stream));
     CUBLAS_TRY(cublasCreate(&c->blas));
@@ -333,6 +366,8 @@ static int cuda_setup(CudaModel *c, Err *e)
         device_alloc((void **)&c->tokens, (2 * T * B + 1) * sizeof(token_t), "token batch", e) != 0 ||
         device_alloc((void **)&c->buckets, bucket_ints(c->max_T, c->max_B, c->cfg.vocab) * sizeof(int), "token buckets", e) != 0 ||
         device_alloc((void **)&c->sums, n_sums * sizeof(double), "reduction results", e) != 0 ||
+        device_alloc((void **)&c->dropout_args, sizeof(kernels::DropoutArgs), "dropout's parameters", e) != 0 ||
+        pinned_alloc((void **)&c->host_dropout, sizeof(kernels::DropoutArgs), "dropout staging", e) != 0 ||
         pinned_alloc((void **)&c->host_tokens, (2 * T * B + 1) * sizeof(token_t), "token staging", e) != 0 ||
         pinned_alloc((void **)&c->host_logits, V * sizeof(float), "logits staging", e) != 0 ||
         pinned_alloc((void **)&c->host_buckets, bucket_ints(c->max_T, c->max_B, c->cfg.vocab) * sizeof(int), "bucket staging", e) != 0 ||
@@ -349,15 +384,27 @@ static int cuda_setup(CudaModel *c, Err *e)
     c->logits = a, a += sizes[2];
     c->dh = a, a += sizes[3];
     for (size_t l = 0; l < L; l++)
-        c->da[l] = a, a += T * B * H;
+        c->da[l] = a, a += T * B * GH;
     c->du = a, a += sizes[5];
     c->row_loss = a, a += sizes[6];
     c->carry = a, a += sizes[7];
-    c->sample_h = a, a += L * H;
+    c->sample_h = a, a += S * L * H;
     c->sample_logits = a, a += V;
     c->vocab_rows = sizes[9] ? a : NULL, a += sizes[9];
     c->w_hh_t = a, a += sizes[10];
-    c->token_partial = a;
+    c->token_partial = a, a += sizes[11];
+    for (size_t l = 0; l < L; l++) {
+        c->dropped[l] = a, a += T * B * H;
+        if (sizes[13])
+            c->act[l] = a, a += T * B * GH;
+        if (sizes[14])
+            c->c[l] = a, a += (T + 1) * B * H;
+        if (sizes[15])
+            c->hn[l] = a, a += T * B * H;
+        if (sizes[16])
+            c->drec[l] = a, a += T * B * GH;
+    }
+    c->dstate = sizes[17] ? a : NULL;
     const kernels::SampleModel m = sample_model(c);
     CUDA_TRY(kernels::sample_prepare(&m));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
@@ -371,7 +418,8 @@ static int plan_for(CudaModel *c, int B, Err *e)
     if (c->recurrence == RECURRENCE_STEP || c->plan_B == B)
         return 0;
     const int L = c->cfg.layers, H = c->cfg.hidden, T = c->max_T;
-    const kernels::RecurrenceRequest request = {B, H, L, 1, c->persistent_rows, c->recurrence != RECURRENCE_PERSISTENT};
+    const kernels::RecurrenceRequest request = {B, H, L, gates(c), c->persistent_rows,
+                                                c->recurrence != RECURRENCE_PERSISTENT};
     cudaError_t status = kernels::plan_recurrence(&c->plan, &request);
     if (status != cudaSuccess) { /* the per-timestep kernels need none of the calls that failed */
         cudaGetLastError();
@@ -385,7 +433,8 @@ static int plan_for(CudaModel *c, int B, Err *e)
                        "CHARRNN_CUDA_RECURRENCE=persistent: the persistent kernel cannot run a batch of %d with "
                        "--hidden %d on this device: %s",
                        B, H, c->plan.why_not);
-    if (c->recurrence == RECURRENCE_WAVEFRONT && L > 1 && !wavefront)
+    /* a gated cell asked for the wavefront runs one launch per layer, told below (GATED_NO_WAVEFRONT) */
+    if (c->recurrence == RECURRENCE_WAVEFRONT && L > 1 && !wavefront && (gates(c) == 1 || c->plan.blocks == 0))
         return err_set(e,
                        "CHARRNN_CUDA_RECURRENCE=wavefront: the %d layers cannot run as one wavefront with a batch of "
                        "%d and --hidden %d on this device: %s",
@@ -423,10 +472,6 @@ static void *cuda_create(const ModelConfig *cfg, int max_T, int max_B, const Bac
     static const char *const recurrences[] = {"auto", "step", "persistent", "wavefront", NULL};
     static const char *const graphs[] = {"1", "0", NULL};
     int recurrence = opts->recurrence, graphs_choice = opts->graphs;
-    if (cfg->cell != CELL_RNN) {
-        err_set(e, "the CUDA backend has no %s cell yet (train it with --device cpu)", cell_name(cfg->cell));
-        return NULL;
-    }
     if ((recurrence == RECURRENCE_AUTO &&
          env_choice("CHARRNN_CUDA_RECURRENCE", recurrences, RECURRENCE_AUTO, "auto, step, persistent or wavefront",
                     &recurrence, e) != 0) ||
@@ -523,9 +568,25 @@ static int persistent(const CudaModel *c)
     return c->recurrence != RECURRENCE_STEP && c->plan.blocks > 0;
 }
 
-static int wavefront(const CudaModel *c)
+/* A wavefront of all layers in one launch, for this step: the kernel passes each layer's undropped
+ * output to the layer above, so a step with dropout runs the planned kernel one layer at a time. */
+static int wavefront(const CudaModel *c, const StepKey *k)
 {
-    return persistent(c) && c->plan.layers_per_launch > 1;
+    return persistent(c) && c->plan.layers_per_launch > 1 && !k->dropout;
+}
+
+/* What layer l passes on, h^l_1..T [T, B, H] (to the layer above, or the logits): with dropout's mask
+ * applied when the step drops out. */
+static const float *layer_output(const CudaModel *c, const StepKey *k, int l)
+{
+    return k->dropout ? c->dropped[l] : c->h[l] + (size_t)k->B * c->cfg.hidden;
+}
+
+/* Where layer l's input projections go [T, B, GH]: the gated cells' gates, or the tanh cell's h_1..T
+ * (whose step adds the recurrent product there). */
+static float *layer_projection(const CudaModel *c, const StepKey *k, int l)
+{
+    return gates(c) > 1 ? c->act[l] : c->h[l] + (size_t)k->B * c->cfg.hidden;
 }
 
 /* The batch's rows grouped by token (a counting sort, stable), and each token's rows cut into chunks of
@@ -572,7 +633,10 @@ static kernels::RecurrenceArgs recurrence_args(const CudaModel *c, int first, in
         const int l = first + i;
         kernels::RecurrenceLayer *r = &a.layer[i];
         r->w_hh = c->p.w_hh[l];
+        r->gates = c->act[l], r->c = c->c[l], r->hn = c->hn[l]; /* the gated cells' */
         if (backward) {
+            r->drec = c->cfg.cell == CELL_GRU ? c->drec[l] : c->da[l];
+            r->dstate = c->dstate;
             r->state = c->da[l];
             r->h = c->h[l];
             r->dh = i == count - 1 ? c->dh : NULL;
@@ -580,15 +644,16 @@ static kernels::RecurrenceArgs recurrence_args(const CudaModel *c, int first, in
         } else {
             r->state = c->h[l];
             r->b_h = c->p.b_h[l];
+            r->b_hn = c->p.b_hn[l];
             r->w_link = i > 0 ? c->p.w_xh[l] : NULL;
         }
     }
     return a;
 }
 
-static int enqueue_recurrence(CudaModel *c, int first, int count, int T, int B, int backward, Err *e)
+static int enqueue_recurrence(CudaModel *c, const StepKey *k, int first, int count, int backward, Err *e)
 {
-    const kernels::RecurrenceArgs a = recurrence_args(c, first, count, T, B, backward);
+    const kernels::RecurrenceArgs a = recurrence_args(c, first, count, k->T, k->B, backward);
     if (backward)
         CUDA_TRY(kernels::rnn_backward_persistent(&a, &c->plan, c->stream));
     else
@@ -596,6 +661,58 @@ static int enqueue_recurrence(CudaModel *c, int first, int count, int T, int B, 
     c->cooperative_enqueued++;
     c->stats.persistent_layers += count;
     c->stats.wavefront_launches += count > 1;
+    if (k->dropout && c->plan.layers_per_launch > 1) {
+        c->stats.dropout_layers += count;
+        note(c, "a step with dropout runs the recurrence one persistent launch per layer: the wavefront passes each "
+                "layer's output on without dropout's mask");
+    }
+    return 0;
+}
+
+/* A gated cell's layer l forward, t = 1..T, one fused kernel per timestep: act[l] holds the input
+ * projections on entry. */
+static int enqueue_gated_forward(CudaModel *c, const StepKey *k, int l, Err *e)
+{
+    const int B = k->B, H = c->cfg.hidden;
+    const size_t state = (size_t)B * H, wide = state * gates(c);
+    float *h = c->h[l], *g = c->act[l];
+    for (int t = 1; t <= k->T; t++) {
+        float *g_t = g + (t - 1) * wide;
+        if (c->cfg.cell == CELL_LSTM)
+            CUDA_TRY(kernels::lstm_step_forward(g_t, h + t * state, c->c[l] + t * state, h + (t - 1) * state,
+                                                c->c[l] + (t - 1) * state, c->p.w_hh[l], c->p.b_h[l], B, H, c->stream));
+        else
+            CUDA_TRY(kernels::gru_step_forward(g_t, c->hn[l] + (t - 1) * state, h + t * state, h + (t - 1) * state,
+                                               c->p.w_hh[l], c->p.b_h[l], c->p.b_hn[l], B, H, c->stream));
+    }
+    c->stats.stepped_layers++;
+    return 0;
+}
+
+/* A gated cell's layer l backward, t = T..1, one fused kernel per timestep: da[l] (and the GRU's drec[l])
+ * from dh, the gradient arriving from above; nothing flows in past h_T. */
+static int enqueue_gated_backward(CudaModel *c, const StepKey *k, int l, Err *e)
+{
+    const int T = k->T, B = k->B, H = c->cfg.hidden, GH = gate_width(c);
+    const size_t state = (size_t)B * H, wide = (size_t)B * GH;
+    float *w_hh_t = c->w_hh_t + (size_t)l * GH * H, *da = c->da[l], *ds = c->dstate;
+    CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, GH, c->stream)); /* for coalesced reads */
+    for (int t = T; t >= 1; t--) {
+        const int last = t == T;
+        const size_t now = (size_t)(t - 1) * state;
+        if (c->cfg.cell == CELL_LSTM) {
+            CUDA_TRY(kernels::lstm_step_backward(da + (t - 1) * wide, ds + now, last ? NULL : da + t * wide,
+                                                 last ? NULL : ds + now + state, c->dh + now, c->act[l] + (t - 1) * wide,
+                                                 c->c[l] + now + state, c->c[l] + now, w_hh_t, B, H, c->stream));
+        } else {
+            float *dr = c->drec[l];
+            CUDA_TRY(kernels::gru_step_backward(da + (t - 1) * wide, dr + (t - 1) * wide, ds + now,
+                                                last ? NULL : dr + t * wide, last ? NULL : ds + now + state,
+                                                c->dh + now, c->act[l] + (t - 1) * wide, c->hn[l] + now,
+                                                c->h[l] + now, w_hh_t, B, H, c->stream));
+        }
+    }
+    c->stats.stepped_layers++;
     return 0;
 }
 
@@ -603,14 +720,14 @@ static int enqueue_recurrence(CudaModel *c, int first, int count, int T, int B, 
  * the vocabulary's product Emb W_xh. */
 static int enqueue_layer0_input(CudaModel *c, const StepKey *k, Err *e)
 {
-    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
-    float *p = c->h[0] + (size_t)B * H;
+    const int T = k->T, B = k->B, GH = gate_width(c), V = c->cfg.vocab, E = c->cfg.embed;
+    float *p = layer_projection(c, k, 0);
     if (fold_embedding(c, T, B)) {
-        CUBLAS_TRY(gemm(c, 0, 0, V, H, E, c->p.embedding, c->p.w_xh[0], c->vocab_rows, 0));
-        CUDA_TRY(kernels::embedding_forward(p, c->tokens, c->vocab_rows, T * B, H, c->stream));
+        CUBLAS_TRY(gemm(c, 0, 0, V, GH, E, c->p.embedding, c->p.w_xh[0], c->vocab_rows, 0));
+        CUDA_TRY(kernels::embedding_forward(p, c->tokens, c->vocab_rows, T * B, GH, c->stream));
     } else {
         CUDA_TRY(kernels::embedding_forward(c->emb_out, c->tokens, c->p.embedding, T * B, E, c->stream));
-        CUBLAS_TRY(gemm(c, 0, 0, T * B, H, E, c->emb_out, c->p.w_xh[0], p, 0));
+        CUBLAS_TRY(gemm(c, 0, 0, T * B, GH, E, c->emb_out, c->p.w_xh[0], p, 0));
     }
     return 0;
 }
@@ -619,30 +736,38 @@ static int enqueue_layer0_input(CudaModel *c, const StepKey *k, Err *e)
  * when scale != 0, dlogits = scale (softmax - onehot)) are left in row_loss and logits. */
 static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
 {
-    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers;
-    const size_t state = (size_t)B * H, n = (size_t)T * B;
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, L = c->cfg.layers, GH = gate_width(c);
+    const size_t state = (size_t)B * H, n = (size_t)T * B, sets = (size_t)L * c->max_B * H;
     cudaStream_t s = c->stream;
     const token_t *y = c->tokens + n;
-    for (int l = 0; l < L; l++) {
-        float *carry = c->carry + (size_t)l * c->max_B * H;
-        if (k->carry_in)
-            CUDA_TRY(cudaMemcpyAsync(c->h[l], carry, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
-        else
-            CUDA_TRY(cudaMemsetAsync(c->h[l], 0, state * sizeof(float), s));
-    }
+    float *state0[2][MODEL_MAX_LAYERS]; /* h_0, and the LSTM's c_0, of each layer */
+    for (int l = 0; l < L; l++)
+        state0[0][l] = c->h[l], state0[1][l] = c->c[l];
+    for (int set = 0; set < model_state_sets(&c->cfg); set++)
+        for (int l = 0; l < L; l++) {
+            const float *carry = c->carry + set * sets + (size_t)l * c->max_B * H;
+            if (k->carry_in)
+                CUDA_TRY(cudaMemcpyAsync(state0[set][l], carry, state * sizeof(float), cudaMemcpyDeviceToDevice, s));
+            else
+                CUDA_TRY(cudaMemsetAsync(state0[set][l], 0, state * sizeof(float), s));
+        }
     if (enqueue_layer0_input(c, k, e) != 0)
         return -1;
-    if (wavefront(c)) { /* every layer in one launch, each computing its input projection itself */
-        if (enqueue_recurrence(c, 0, L, T, B, 0, e) != 0)
+    if (wavefront(c, k)) { /* every layer in one launch, each computing its input projection itself */
+        if (enqueue_recurrence(c, k, 0, L, 0, e) != 0)
             return -1;
     } else {
         for (int l = 0; l < L; l++) {
             float *h = c->h[l];
-            /* The input projections of all timesteps in one product, into h_1..T; then the recurrence. */
+            /* The input projections of all timesteps in one product; then the recurrence. */
             if (l > 0)
-                CUBLAS_TRY(gemm(c, 0, 0, T * B, H, H, c->h[l - 1] + state, c->p.w_xh[l], h + state, 0));
+                CUBLAS_TRY(gemm(c, 0, 0, T * B, GH, H, layer_output(c, k, l - 1), c->p.w_xh[l],
+                                layer_projection(c, k, l), 0));
             if (persistent(c)) {
-                if (enqueue_recurrence(c, l, 1, T, B, 0, e) != 0)
+                if (enqueue_recurrence(c, k, l, 1, 0, e) != 0)
+                    return -1;
+            } else if (gates(c) > 1) {
+                if (enqueue_gated_forward(c, k, l, e) != 0)
                     return -1;
             } else {
                 for (int t = 1; t <= T; t++)
@@ -650,14 +775,17 @@ static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
                                                        B, H, s));
                 c->stats.stepped_layers++;
             }
+            if (k->dropout)
+                CUDA_TRY(kernels::dropout_apply(c->dropped[l], h + state, c->dropout_args, l, T, B, H, s));
         }
     }
     if (k->carry_out)
-        for (int l = 0; l < L; l++)
-            CUDA_TRY(cudaMemcpyAsync(c->carry + (size_t)l * c->max_B * H, c->h[l] + T * state, state * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, s));
+        for (int set = 0; set < model_state_sets(&c->cfg); set++)
+            for (int l = 0; l < L; l++)
+                CUDA_TRY(cudaMemcpyAsync(c->carry + set * sets + (size_t)l * c->max_B * H, state0[set][l] + T * state,
+                                         state * sizeof(float), cudaMemcpyDeviceToDevice, s));
     const int rows = (T - k->loss_from_t) * B;
-    const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
+    const float *top = layer_output(c, k, L - 1) + (size_t)k->loss_from_t * state;
     CUDA_TRY(kernels::broadcast_rows(c->logits, c->p.b_y, rows, V, s));
     CUBLAS_TRY(gemm(c, 0, 0, rows, V, H, top, c->p.w_hy, c->logits, 1));
     CUDA_TRY(kernels::softmax_xent(c->logits, y + (size_t)k->loss_from_t * B, c->row_loss, rows, V, scale, s));
@@ -668,28 +796,32 @@ static int enqueue_forward(CudaModel *c, const StepKey *k, float scale, Err *e)
  * vocabulary when folded). For l > 0 and below_too, also the gradient for the layer below, into dh. */
 static int enqueue_layer_gradients(CudaModel *c, const StepKey *k, int l, int below_too, Err *e)
 {
-    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed;
-    const size_t state = (size_t)B * H;
+    const int T = k->T, B = k->B, H = c->cfg.hidden, V = c->cfg.vocab, E = c->cfg.embed, GH = gate_width(c);
     cudaStream_t s = c->stream;
     const kernels::TokenBuckets buckets = token_buckets(c, T * B);
-    const float *h = c->h[l], *da = c->da[l];
-    CUBLAS_TRY(gemm(c, 1, 0, H, H, T * B, h, da, c->g.w_hh[l], 1));
-    CUDA_TRY(kernels::add_column_sums(c->g.b_h[l], da, T * B, H, s));
+    /* The recurrent product's gradient is da's but for the GRU, whose reset gate scales its n block. */
+    const float *h = c->h[l], *da = c->da[l], *dr = c->cfg.cell == CELL_GRU ? c->drec[l] : da;
+    CUBLAS_TRY(gemm(c, 1, 0, H, GH, T * B, h, dr, c->g.w_hh[l], 1));
+    CUDA_TRY(kernels::add_column_sums(c->g.b_h[l], da, T * B, GH, GH, s));
+    if (c->cfg.cell == CELL_GRU) /* b_hn: the n block of dr */
+        CUDA_TRY(kernels::add_column_sums(c->g.b_hn[l], dr + 2 * H, T * B, H, GH, s));
     if (l == 0 && fold_embedding(c, T, B)) {
         /* Through the vocabulary: G = da summed per token, dW_xh = Emb^T G, dEmb = G W_xh^T. */
-        CUDA_TRY(kernels::token_row_sums(c->vocab_rows, c->token_partial, da, &buckets, V, H, 0, s));
-        CUBLAS_TRY(gemm(c, 1, 0, E, H, V, c->p.embedding, c->vocab_rows, c->g.w_xh[0], 1));
-        CUBLAS_TRY(gemm(c, 0, 1, V, E, H, c->vocab_rows, c->p.w_xh[0], c->g.embedding, 1));
+        CUDA_TRY(kernels::token_row_sums(c->vocab_rows, c->token_partial, da, &buckets, V, GH, 0, s));
+        CUBLAS_TRY(gemm(c, 1, 0, E, GH, V, c->p.embedding, c->vocab_rows, c->g.w_xh[0], 1));
+        CUBLAS_TRY(gemm(c, 0, 1, V, E, GH, c->vocab_rows, c->p.w_xh[0], c->g.embedding, 1));
         return 0;
     }
     const int I = layer_inputs(&c->cfg, l);
-    const float *u = l == 0 ? c->emb_out : c->h[l - 1] + state;
-    CUBLAS_TRY(gemm(c, 1, 0, I, H, T * B, u, da, c->g.w_xh[l], 1));
+    const float *u = l == 0 ? c->emb_out : layer_output(c, k, l - 1);
+    CUBLAS_TRY(gemm(c, 1, 0, I, GH, T * B, u, da, c->g.w_xh[l], 1));
     if (l == 0) {
-        CUBLAS_TRY(gemm(c, 0, 1, T * B, E, H, da, c->p.w_xh[0], c->du, 0));
+        CUBLAS_TRY(gemm(c, 0, 1, T * B, E, GH, da, c->p.w_xh[0], c->du, 0));
         CUDA_TRY(kernels::token_row_sums(c->g.embedding, c->token_partial, c->du, &buckets, V, E, 1, s));
     } else if (below_too) { /* the gradient for the layer below goes straight into dh */
-        CUBLAS_TRY(gemm(c, 0, 1, T * B, H, H, da, c->p.w_xh[l], c->dh, 0));
+        CUBLAS_TRY(gemm(c, 0, 1, T * B, H, GH, da, c->p.w_xh[l], c->dh, 0));
+        if (k->dropout) /* through the mask layer l - 1's output was multiplied by */
+            CUDA_TRY(kernels::dropout_apply(c->dh, c->dh, c->dropout_args, l - 1, T, B, H, s));
     }
     return 0;
 }
@@ -705,15 +837,17 @@ static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
     CUDA_TRY(cudaMemsetAsync(c->grads, 0, c->n_params * sizeof(float), s));
     /* dh of the top layer: zero at uncounted timesteps, dlogits W_hy^T at the counted ones. */
     const size_t uncounted = (size_t)k->loss_from_t * state;
-    const float *top = c->h[L - 1] + (size_t)(k->loss_from_t + 1) * state;
+    const float *top = layer_output(c, k, L - 1) + uncounted;
     if (uncounted) /* no zero-byte memset in a captured graph */
         CUDA_TRY(cudaMemsetAsync(c->dh, 0, uncounted * sizeof(float), s));
     CUBLAS_TRY(gemm(c, 1, 0, H, V, rows, top, c->logits, c->g.w_hy, 1));
-    CUDA_TRY(kernels::add_column_sums(c->g.b_y, c->logits, rows, V, s));
+    CUDA_TRY(kernels::add_column_sums(c->g.b_y, c->logits, rows, V, V, s));
     CUBLAS_TRY(gemm(c, 0, 1, rows, H, V, c->logits, c->p.w_hy, c->dh + uncounted, 0));
+    if (k->dropout)
+        CUDA_TRY(kernels::dropout_apply(c->dh, c->dh, c->dropout_args, L - 1, T, B, H, s));
 
-    if (wavefront(c)) { /* backward through time and down the layers in one launch; nothing flows in past h_T */
-        if (enqueue_recurrence(c, 0, L, T, B, 1, e) != 0)
+    if (wavefront(c, k)) { /* backward through time and down the layers in one launch; nothing flows in past h_T */
+        if (enqueue_recurrence(c, k, 0, L, 1, e) != 0)
             return -1;
         for (int l = L - 1; l >= 0; l--)
             if (enqueue_layer_gradients(c, k, l, 0, e) != 0)
@@ -723,11 +857,14 @@ static int enqueue_backward(CudaModel *c, const StepKey *k, Err *e)
     for (int l = L - 1; l >= 0; l--) {
         /* Backward through time; nothing flows in past h_T. */
         if (persistent(c)) {
-            if (enqueue_recurrence(c, l, 1, T, B, 1, e) != 0)
+            if (enqueue_recurrence(c, k, l, 1, 1, e) != 0)
+                return -1;
+        } else if (gates(c) > 1) {
+            if (enqueue_gated_backward(c, k, l, e) != 0)
                 return -1;
         } else {
             float *w_hh_t = c->w_hh_t + (size_t)l * H * H, *da = c->da[l];
-            CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, s)); /* for coalesced reads in the step kernel */
+            CUDA_TRY(kernels::transpose(w_hh_t, c->p.w_hh[l], H, H, s)); /* for coalesced reads in the step kernel */
             for (int t = T; t >= 1; t--)
                 CUDA_TRY(kernels::rnn_step_backward(da + (t - 1) * state, t < T ? da + t * state : NULL,
                                                     c->dh + (t - 1) * state, c->h[l] + t * state, w_hh_t, B, H, s));
@@ -751,6 +888,8 @@ static int enqueue_step(CudaModel *c, const StepKey *k, Err *e)
         CUDA_TRY(cudaMemcpyAsync(c->buckets, c->host_buckets,
                                  sizeof(int) * (n + 2 * ((size_t)c->cfg.vocab + 1) + (size_t)c->max_chunks),
                                  cudaMemcpyHostToDevice, s));
+    if (k->dropout)
+        CUDA_TRY(cudaMemcpyAsync(c->dropout_args, c->host_dropout, sizeof *c->host_dropout, cudaMemcpyHostToDevice, s));
     if (enqueue_forward(c, k, k->backward ? 1.0f / (float)rows : 0.0f, e) != 0)
         return -1;
     CUDA_TRY(kernels::sum(c->sums, c->sums + 2, c->row_loss, (size_t)rows, 0, s));
@@ -865,6 +1004,8 @@ static int graph_for(CudaModel *c, const StepKey *k, StepGraph **out, Err *e)
     slot->persistent_layers = c->stats.persistent_layers - before.persistent_layers;
     slot->wavefront_launches = c->stats.wavefront_launches - before.wavefront_launches;
     slot->stepped_layers = c->stats.stepped_layers - before.stepped_layers;
+    slot->dropout_layers = c->stats.dropout_layers - before.dropout_layers;
+    c->stats.dropout_layers = before.dropout_layers;
     c->stats.persistent_layers = before.persistent_layers;
     c->stats.wavefront_launches = before.wavefront_launches;
     c->stats.stepped_layers = before.stepped_layers;
@@ -886,7 +1027,12 @@ static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err
 {
     if (batch_check(b, c->max_T, c->max_B, e) != 0 || plan_for(c, b->B, e) != 0)
         return -1;
-    const StepKey k = {backward, b->T, b->B, b->loss_from_t, b->carry_in, b->carry_out};
+    const StepKey k = {backward, b->T, b->B, b->loss_from_t, b->carry_in, b->carry_out, b->dropout > 0.0f};
+    if (k.dropout) { /* read by the captured graph's copy, like the tokens */
+        const kernels::DropoutArgs d = {b->dropout_seed, (int64_t)b->dropout_step, b->dropout_row0,
+                                        dropout_threshold(b->dropout), dropout_scale(b->dropout)};
+        *c->host_dropout = d;
+    }
     const size_t n = (size_t)b->T * b->B;
     memcpy(c->host_tokens, b->x, n * sizeof(token_t));
     memcpy(c->host_tokens + n, b->y, n * sizeof(token_t));
@@ -902,6 +1048,7 @@ static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err
         c->stats.persistent_layers += g->persistent_layers;
         c->stats.wavefront_launches += g->wavefront_launches;
         c->stats.stepped_layers += g->stepped_layers;
+        c->stats.dropout_layers += g->dropout_layers;
     } else {
         if (enqueue_step(c, &k, e) != 0)
             return -1;
@@ -914,23 +1061,13 @@ static int run_step(CudaModel *c, const Batch *b, int backward, float *loss, Err
     return 0;
 }
 
-/* Until its kernels draw the masks, a step with dropout is refused rather than computed without it. */
-static int refuse_dropout(const Batch *b, Err *e)
-{
-    return b->dropout > 0.0f ? err_set(e, "the CUDA backend has no dropout yet (train it with --device cpu)") : 0;
-}
-
 static int cuda_forward(void *ctx, const Batch *b, float *loss, Err *e)
 {
-    if (refuse_dropout(b, e) != 0)
-        return -1;
     return run_step((CudaModel *)ctx, b, 0, loss, e);
 }
 
 static int cuda_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
 {
-    if (refuse_dropout(b, e) != 0)
-        return -1;
     return run_step((CudaModel *)ctx, b, 1, loss, e);
 }
 
@@ -989,7 +1126,9 @@ static kernels::SampleModel sample_model(CudaModel *c)
         m.w_xh[l] = c->p.w_xh[l], m.w_hh[l] = c->p.w_hh[l], m.b_h[l] = c->p.b_h[l];
     m.w_hy = c->p.w_hy, m.b_y = c->p.b_y;
     m.h = c->sample_h, m.logits = c->sample_logits;
+    m.c = c->cfg.cell == CELL_LSTM ? c->sample_h + (size_t)c->cfg.layers * c->cfg.hidden : NULL;
     m.V = c->cfg.vocab, m.E = c->cfg.embed, m.H = c->cfg.hidden, m.L = c->cfg.layers;
+    m.cell = c->cfg.cell;
     return m;
 }
 
@@ -997,9 +1136,10 @@ static kernels::SampleModel sample_model(CudaModel *c)
 static int cuda_sample_reset(void *ctx, Err *e)
 {
     CudaModel *c = (CudaModel *)ctx;
-    CUDA_TRY(cudaMemsetAsync(c->sample_h, 0, (size_t)c->cfg.layers * c->cfg.hidden * sizeof(float), c->stream));
+    const size_t floats = (size_t)model_state_sets(&c->cfg) * c->cfg.layers * c->cfg.hidden;
+    CUDA_TRY(cudaMemsetAsync(c->sample_h, 0, floats * sizeof(float), c->stream));
     if (c->vocab_rows)
-        CUBLAS_TRY(gemm(c, 0, 0, c->cfg.vocab, c->cfg.hidden, c->cfg.embed, c->p.embedding, c->p.w_xh[0],
+        CUBLAS_TRY(gemm(c, 0, 0, c->cfg.vocab, gate_width(c), c->cfg.embed, c->p.embedding, c->p.w_xh[0],
                         c->vocab_rows, 0));
     return 0;
 }
@@ -1079,25 +1219,28 @@ static int cuda_check_variant(void *ctx, Err *e)
     const CudaModel *c = (const CudaModel *)ctx;
     const CudaStats *st = &c->stats;
     const int L = c->cfg.layers;
+    const RecurrenceKind asked = c->opts.recurrence;
     int ok = 1;
     if (c->opts.graphs == GRAPHS_ON)
         ok &= st->graph_replays > 0 && st->eager_steps == 1;
     else if (c->opts.graphs == GRAPHS_OFF)
         ok &= st->graph_replays == 0 && st->eager_steps > 0;
-    if (c->opts.recurrence == RECURRENCE_STEP)
+    if (asked == RECURRENCE_STEP)
         ok &= st->persistent_layers == 0 && st->stepped_layers > 0;
-    else if (c->opts.recurrence == RECURRENCE_PERSISTENT)
+    else if (asked == RECURRENCE_PERSISTENT)
         ok &= st->persistent_layers > 0 && st->stepped_layers == 0 && st->wavefront_launches == 0;
-    else if (c->opts.recurrence == RECURRENCE_WAVEFRONT)
+    else if (asked == RECURRENCE_WAVEFRONT) /* steps with dropout, and the gated cells, one launch per layer */
         ok &= st->persistent_layers > 0 && st->stepped_layers == 0 &&
-              (L == 1 || st->wavefront_launches * L == st->persistent_layers);
+              (L == 1 || (gates(c) > 1 ? st->wavefront_launches == 0
+                                       : st->wavefront_launches * L == st->persistent_layers - st->dropout_layers));
     if (ok)
         return 0;
     return err_set(e,
                    "ran %ld graph replays and %ld eager steps; %ld layer recurrences persistent (%ld wavefront "
-                   "launches), %ld per timestep%s%s",
+                   "launches, %ld one launch per layer for dropout), %ld per timestep%s%s",
                    st->graph_replays, st->eager_steps, st->persistent_layers, st->wavefront_launches,
-                   st->stepped_layers, st->graphs_note ? "; " : "", st->graphs_note ? st->graphs_note : "");
+                   st->dropout_layers, st->stepped_layers, st->graphs_note ? "; " : "",
+                   st->graphs_note ? st->graphs_note : "");
 }
 
 /* Appends to text (at *used of len). */

@@ -5,6 +5,10 @@
 
 #include "kernels.cuh"
 
+extern "C" {
+#include "../common/dropout.h"
+}
+
 namespace kernels
 {
 
@@ -92,23 +96,24 @@ cudaError_t token_row_sums(float *out, float *partial, const float *in, const To
     return launched();
 }
 
-/* out [H, H] = in^T, through a shared tile so that both the reads and the writes are coalesced. */
-__global__ void transpose_kernel(float *out, const float *in, int H)
+/* out [cols, rows] = in [rows, cols]^T, through a shared tile so that both the reads and the writes are
+ * coalesced. */
+__global__ void transpose_kernel(float *out, const float *in, int rows, int cols)
 {
     __shared__ float tile[TILE][TILE + 1]; /* +1: no shared-memory bank conflicts on the column reads */
     int x = blockIdx.x * TILE + threadIdx.x, y = blockIdx.y * TILE + threadIdx.y;
-    if (x < H && y < H)
-        tile[threadIdx.y][threadIdx.x] = in[(size_t)y * H + x];
+    if (x < cols && y < rows)
+        tile[threadIdx.y][threadIdx.x] = in[(size_t)y * cols + x];
     __syncthreads();
     x = blockIdx.y * TILE + threadIdx.x, y = blockIdx.x * TILE + threadIdx.y;
-    if (x < H && y < H)
-        out[(size_t)y * H + x] = tile[threadIdx.x][threadIdx.y];
+    if (x < rows && y < cols)
+        out[(size_t)y * rows + x] = tile[threadIdx.x][threadIdx.y];
 }
 
-cudaError_t transpose(float *out, const float *in, int H, cudaStream_t s)
+cudaError_t transpose(float *out, const float *in, int rows, int cols, cudaStream_t s)
 {
-    dim3 grid((H + TILE - 1) / TILE, (H + TILE - 1) / TILE), block(TILE, TILE);
-    LAUNCH(transpose_kernel, grid, block, 0, s)(out, in, H);
+    dim3 grid((cols + TILE - 1) / TILE, (rows + TILE - 1) / TILE), block(TILE, TILE);
+    LAUNCH(transpose_kernel, grid, block, 0, s)(out, in, rows, cols);
     return launched();
 }
 
@@ -131,14 +136,14 @@ cudaError_t broadcast_rows(float *out, const float *row, int rows, int cols, cud
  * then the lanes' partial sums are added in lane order. The same pairing every run: deterministic. */
 static const int COLUMN_LANES = 32;
 
-__global__ void add_column_sums_kernel(float *sums, const float *m, int rows, int cols)
+__global__ void add_column_sums_kernel(float *sums, const float *m, int rows, int cols, int ld)
 {
     __shared__ float partial[COLUMN_LANES][TILE + 1];
     const int j = blockIdx.x * TILE + threadIdx.x;
     float acc = 0.0f;
     if (j < cols)
         for (int i = threadIdx.y; i < rows; i += COLUMN_LANES)
-            acc += m[(size_t)i * cols + j];
+            acc += m[(size_t)i * ld + j];
     partial[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && j < cols) {
@@ -149,10 +154,10 @@ __global__ void add_column_sums_kernel(float *sums, const float *m, int rows, in
     }
 }
 
-cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, cudaStream_t s)
+cudaError_t add_column_sums(float *sums, const float *m, int rows, int cols, int ld, cudaStream_t s)
 {
     dim3 block(TILE, COLUMN_LANES);
-    LAUNCH(add_column_sums_kernel, (cols + TILE - 1) / TILE, block, 0, s)(sums, m, rows, cols);
+    LAUNCH(add_column_sums_kernel, (cols + TILE - 1) / TILE, block, 0, s)(sums, m, rows, cols, ld);
     return launched();
 }
 
@@ -209,6 +214,259 @@ cudaError_t rnn_step_backward(float *da_t, const float *da_next, const float *dh
     return launched();
 }
 
+/* ---- the gated cells: one fused kernel per timestep ---- */
+
+/* The element-wise part of one unit of the two gated cells, shared by the per-timestep kernels, the
+ * persistent kernel and generation. Equations as PyTorch's nn.LSTM and nn.GRU (README): pre-activations
+ * x = u W_xh + b_h and r = h_{t-1} W_hh, in gate blocks (LSTM i, f, g, o; GRU r, z, n). */
+__host__ __device__ inline float sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* pre[4] = x + r; act = (i, f, g, o) after their nonlinearities; c = f c_prev + i g; h = o tanh(c). */
+__device__ inline void lstm_cell_forward(const float pre[4], float c_prev, float act[4], float *c, float *h)
+{
+    act[0] = sigmoid(pre[0]), act[1] = sigmoid(pre[1]), act[2] = tanhf(pre[2]), act[3] = sigmoid(pre[3]);
+    *c = act[1] * c_prev + act[0] * act[2];
+    *h = act[3] * tanhf(*c);
+}
+
+/* The gradient at the pre-activations, da[4], from dh (from above and from step t+1 through W_hh) and
+ * dc_next (from step t+1 through f_{t+1}); *dc_prev the part that flows on to c_{t-1}. */
+__device__ inline void lstm_cell_backward(float dh, float dc_next, const float act[4], float c_prev, float c, float da[4],
+                                          float *dc_prev)
+{
+    const float i = act[0], f = act[1], g = act[2], o = act[3], tc = tanhf(c);
+    const float dc = dh * o * (1.0f - tc * tc) + dc_next;
+    da[0] = dc * g * i * (1.0f - i);
+    da[1] = dc * c_prev * f * (1.0f - f);
+    da[2] = dc * i * (1.0f - g * g);
+    da[3] = dh * tc * o * (1.0f - o);
+    *dc_prev = dc * f;
+}
+
+/* x[3] = u W_xh + b_h, r[3] = h_{t-1} W_hh; act = (r, z, n); *hn = r_n + b_hn (what the reset gate
+ * scales, kept for the backward pass); h = (1 - z) n + z h_prev. */
+__device__ inline void gru_cell_forward(const float x[3], const float r[3], float b_hn, float h_prev, float act[3],
+                                        float *hn, float *h)
+{
+    act[0] = sigmoid(x[0] + r[0]);
+    act[1] = sigmoid(x[1] + r[1]);
+    *hn = r[2] + b_hn;
+    act[2] = tanhf(x[2] + act[0] * *hn);
+    *h = (1.0f - act[1]) * act[2] + act[1] * h_prev;
+}
+
+/* From dh: dx[3] at the input side's pre-activations, dr[3] at the recurrent product's (they differ in
+ * the n block, which the reset gate scales), and *dh_prev the part that flows straight on to h_{t-1}
+ * through z. */
+__device__ inline void gru_cell_backward(float dh, const float act[3], float hn, float h_prev, float dx[3], float dr[3],
+                                         float *dh_prev)
+{
+    const float r = act[0], z = act[1], n = act[2];
+    const float dn = dh * (1.0f - z) * (1.0f - n * n);
+    dx[0] = dr[0] = dn * hn * r * (1.0f - r);
+    dx[1] = dr[1] = dh * (h_prev - n) * z * (1.0f - z);
+    dx[2] = dn;
+    dr[2] = dn * r;
+    *dh_prev = dh * z;
+}
+
+/* acc[g] = sum_k v[k] W[k, g H + j]: unit j's G gate sums of the vector v [K] times W [K, G H], in k order. */
+template <int G> __device__ inline void gate_sums(float acc[G], const float *v, const float *__restrict__ w, int K, int H,
+                                                  int j)
+{
+    const size_t GH = (size_t)G * H;
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        acc[g] = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float vk = v[k];
+#pragma unroll
+        for (int g = 0; g < G; g++)
+            acc[g] += vk * w[k * GH + (size_t)g * H + j];
+    }
+}
+
+/* Thread (b, j), all four gates of unit j: gates_t [B, 4H] holds x W_xh on entry (b_h is added here)
+ * and the activations (i, f, g, o) on return; c_t, h_t [B, H] written. Coalesced as rnn_step_forward. */
+__global__ void lstm_step_forward_kernel(float *gates_t, float *h_t, float *c_t, const float *__restrict__ h_prev,
+                                         const float *__restrict__ c_prev, const float *__restrict__ w_hh,
+                                         const float *__restrict__ b_h, int B, int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        float *g = gates_t + (size_t)b * 4 * H, pre[4], act[4];
+        gate_sums<4>(pre, h_prev + (size_t)b * H, w_hh, H, H, j);
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            pre[q] += g[q * H + j] + b_h[q * H + j];
+        const size_t at = (size_t)b * H + j;
+        lstm_cell_forward(pre, c_prev[at], act, c_t + at, h_t + at);
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            g[q * H + j] = act[q];
+    }
+}
+
+cudaError_t lstm_step_forward(float *gates_t, float *h_t, float *c_t, const float *h_prev, const float *c_prev,
+                              const float *w_hh, const float *b_h, int B, int H, cudaStream_t s)
+{
+    LAUNCH(lstm_step_forward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(gates_t, h_t, c_t, h_prev, c_prev, w_hh, b_h,
+                                                                          B, H);
+    return launched();
+}
+
+/* Thread (b, j): gates_t [B, 3H] holds x W_xh on entry, (r, z, n) on return; hn_t [B, H] = r_n + b_hn. */
+__global__ void gru_step_forward_kernel(float *gates_t, float *hn_t, float *h_t, const float *__restrict__ h_prev,
+                                        const float *__restrict__ w_hh, const float *__restrict__ b_h,
+                                        const float *__restrict__ b_hn, int B, int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        float *g = gates_t + (size_t)b * 3 * H, x[3], r[3], act[3];
+        gate_sums<3>(r, h_prev + (size_t)b * H, w_hh, H, H, j);
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+            x[q] = g[q * H + j] + b_h[q * H + j];
+        const size_t at = (size_t)b * H + j;
+        gru_cell_forward(x, r, b_hn[j], h_prev[at], act, hn_t + at, h_t + at);
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+            g[q * H + j] = act[q];
+    }
+}
+
+cudaError_t gru_step_forward(float *gates_t, float *hn_t, float *h_t, const float *h_prev, const float *w_hh,
+                             const float *b_h, const float *b_hn, int B, int H, cudaStream_t s)
+{
+    LAUNCH(gru_step_forward_kernel, step_grid(B, H), STEP_THREADS, 0, s)(gates_t, hn_t, h_t, h_prev, w_hh, b_h, b_hn,
+                                                                         B, H);
+    return launched();
+}
+
+/* dh_t[b, j] plus, after the last timestep, sum_k dr_next[b, k] W_hh[j, k] over the G H columns of the
+ * next step's recurrent gradient, read from W_hh^T (w_hh_t [G H, H]) for coalescing. */
+__device__ inline float gated_dh(const float *dh_t, const float *dr_next, const float *__restrict__ w_hh_t, int G, int B,
+                                 int H, int b, int j)
+{
+    float acc = dh_t[(size_t)b * H + j];
+    if (dr_next) {
+        const float *dn = dr_next + (size_t)b * G * H;
+        for (int k = 0; k < G * H; k++)
+            acc += dn[k] * w_hh_t[(size_t)k * H + j];
+    }
+    return acc;
+}
+
+/* Thread (b, j): da_t [B, 4H] (the pre-activations' gradient, which is also the recurrent product's) and
+ * dc_prev [B, H] (the gradient on to c_{t-1}) from dh_t, the next step's da_next and dc_next (NULL at
+ * t = T: nothing flows in past h_T). */
+__global__ void lstm_step_backward_kernel(float *da_t, float *dc_prev, const float *__restrict__ da_next,
+                                          const float *__restrict__ dc_next, const float *__restrict__ dh_t,
+                                          const float *__restrict__ gates_t, const float *__restrict__ c_t,
+                                          const float *__restrict__ c_prev, const float *__restrict__ w_hh_t, int B,
+                                          int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const size_t at = (size_t)b * H + j, row = (size_t)b * 4 * H;
+        const float dh = gated_dh(dh_t, da_next, w_hh_t, 4, B, H, b, j);
+        float act[4], da[4];
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            act[q] = gates_t[row + q * H + j];
+        lstm_cell_backward(dh, dc_next ? dc_next[at] : 0.0f, act, c_prev[at], c_t[at], da, dc_prev + at);
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            da_t[row + q * H + j] = da[q];
+    }
+}
+
+cudaError_t lstm_step_backward(float *da_t, float *dc_prev, const float *da_next, const float *dc_next,
+                               const float *dh_t, const float *gates_t, const float *c_t, const float *c_prev,
+                               const float *w_hh_t, int B, int H, cudaStream_t s)
+{
+    LAUNCH(lstm_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)
+    (da_t, dc_prev, da_next, dc_next, dh_t, gates_t, c_t, c_prev, w_hh_t, B, H);
+    return launched();
+}
+
+/* Thread (b, j): da_t and dr_t [B, 3H] (input side and recurrent product) and dh_prev [B, H] (what flows
+ * straight on to h_{t-1} through z) from dh_t and the next step's dr_next and dh_next (NULL at t = T). */
+__global__ void gru_step_backward_kernel(float *da_t, float *dr_t, float *dh_prev, const float *__restrict__ dr_next,
+                                         const float *__restrict__ dh_next, const float *__restrict__ dh_t,
+                                         const float *__restrict__ gates_t, const float *__restrict__ hn_t,
+                                         const float *__restrict__ h_prev, const float *__restrict__ w_hh_t, int B,
+                                         int H)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H)
+        return;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const size_t at = (size_t)b * H + j, row = (size_t)b * 3 * H;
+        const float dh = gated_dh(dh_t, dr_next, w_hh_t, 3, B, H, b, j) + (dh_next ? dh_next[at] : 0.0f);
+        float act[3], dx[3], dr[3];
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+            act[q] = gates_t[row + q * H + j];
+        gru_cell_backward(dh, act, hn_t[at], h_prev[at], dx, dr, dh_prev + at);
+#pragma unroll
+        for (int q = 0; q < 3; q++) {
+            da_t[row + q * H + j] = dx[q];
+            dr_t[row + q * H + j] = dr[q];
+        }
+    }
+}
+
+cudaError_t gru_step_backward(float *da_t, float *dr_t, float *dh_prev, const float *dr_next, const float *dh_next,
+                              const float *dh_t, const float *gates_t, const float *hn_t, const float *h_prev,
+                              const float *w_hh_t, int B, int H, cudaStream_t s)
+{
+    LAUNCH(gru_step_backward_kernel, step_grid(B, H), STEP_THREADS, 0, s)
+    (da_t, dr_t, dh_prev, dr_next, dh_next, dh_t, gates_t, hn_t, h_prev, w_hh_t, B, H);
+    return launched();
+}
+
+/* ---- dropout ---- */
+
+/* out [T, B, H] = in times layer's mask (inverted dropout: kept values times 1 / (1 - p)); out may be in,
+ * which is the backward pass, the same mask on the gradient. Thread (t, b, four units): one Philox block
+ * of common/dropout.h's counter, the very function the CPU calls, serves the four units that share it.
+ * The seed and step come from device memory, so that a captured graph draws each step's own masks. */
+__global__ void dropout_apply_kernel(float *out, const float *in, const DropoutArgs *d, int layer, int T, int B, int H)
+{
+    const int groups = (H + 3) / 4;
+    const size_t n = (size_t)T * B * groups;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const int j4 = (int)(i % groups), b = (int)(i / groups % B), t = (int)(i / ((size_t)groups * B));
+        uint32_t ctr[4], key[2], r[4];
+        dropout_counter(ctr, key, d->seed, (long)d->step, layer, t, b + d->row0, j4);
+        philox4x32_10(ctr, key, r);
+        const size_t row = ((size_t)t * B + b) * H;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int j = 4 * j4 + q;
+            if (j < H)
+                out[row + j] = r[q] >= d->threshold ? in[row + j] * d->scale : 0.0f;
+        }
+    }
+}
+
+cudaError_t dropout_apply(float *out, const float *in, const DropoutArgs *d, int layer, int T, int B, int H,
+                          cudaStream_t s)
+{
+    LAUNCH(dropout_apply_kernel, blocks_for((size_t)T * B * ((H + 3) / 4)), THREADS, 0, s)(out, in, d, layer, T, B, H);
+    return launched();
+}
+
 /* ---- the recurrence in one persistent kernel ---- */
 
 static const int PERSIST_THREADS = 128; /* 4 warps */
@@ -232,12 +490,14 @@ __host__ __device__ inline int shared_stride(int width)
 
 /* Copies `rows` rows of H values from src (row-major, H apart; NULL: zeros) to dst (ld apart), zeros
  * past H (to K) and past B: with 16-byte loads and stores when the rows are 16-byte aligned (H a
- * multiple of 4). The state was written by other blocks in this launch: plain loads, not the read-only
- * path (__ldg), which is not coherent with writes made during the kernel. */
+ * multiple of 4 and src itself aligned: the activation buffers lie one after another in one allocation,
+ * so that one after a buffer of T B E floats, E odd, is not). The state was written by other blocks in
+ * this launch: plain loads, not the read-only path (__ldg), which is not coherent with writes made during
+ * the kernel. */
 __device__ void stage_rows(float *dst, int ld, const float *src, int r0, int rows, int B, int H)
 {
     const int K = padded_k(H);
-    if ((H & 3) == 0) {
+    if ((H & 3) == 0 && ((uintptr_t)src & 15) == 0) {
         const int quads = K / 4;
         for (int i = threadIdx.x; i < rows * quads; i += blockDim.x) {
             const int r = i / quads, k = i % quads * 4;
@@ -254,16 +514,49 @@ __device__ void stage_rows(float *dst, int ld, const float *src, int r0, int row
     }
 }
 
-/* Copies a block's 32-column slice of W [H, H] into shared rows w_s[c * ld + k]: forward W[k, c0 + c]
- * (columns, read along c), backward W[c0 + c, k] (rows, read along k); both coalesced. Zeros past H. */
-template <bool BACKWARD> __device__ void stage_weights(float *w_s, int ld, const float *w, int c0, int H)
+/* Copies a block's 32-wide slice of W [H, N] into shared rows w_s[c * ld + k]: forward the columns
+ * W[k, c0 + c] over k < H (read along c; zeros from column `end` on), backward the rows W[c0 + c, k]
+ * over k < N (read along k; zeros from row H on); both coalesced, zeros past the inner dimension. */
+template <bool BACKWARD> __device__ void stage_weights(float *w_s, int ld, const float *w, int c0, int end, int H, int N)
 {
-    const int K = padded_k(H);
+    const int K = padded_k(BACKWARD ? N : H);
     for (int i = threadIdx.x; i < PERSIST_COLS * K; i += blockDim.x) {
         const int k = BACKWARD ? i % K : i / PERSIST_COLS, c = BACKWARD ? i / K : i % PERSIST_COLS;
-        const size_t at = BACKWARD ? (size_t)(c0 + c) * H + k : (size_t)k * H + c0 + c;
-        w_s[c * ld + k] = c0 + c < H && k < H ? w[at] : 0.0f;
+        const size_t at = BACKWARD ? (size_t)(c0 + c) * N + k : (size_t)k * N + c0 + c;
+        w_s[c * ld + k] = BACKWARD ? c0 + c < H && k < N ? w[at] : 0.0f : c0 + c < end && k < H ? w[at] : 0.0f;
     }
+}
+
+/* The k of the inner dimension [lo, hi) that warp `warp` sums: a quarter, in whole float4s. */
+__device__ inline void warp_share(int lo, int hi, int warp, int *k0, int *k1)
+{
+    const int per_warp = ((hi - lo) / 4 + PERSIST_WARPS - 1) / PERSIST_WARPS * 4;
+    *k0 = lo + warp * per_warp;
+    *k1 = min(hi, *k0 + per_warp);
+}
+
+/* part[q 32] = sum over k in [k0, k1) of v_s[q * ld + k] wc[k], for the ROWS staged rows, in k order; wc
+ * is the thread's shared weight row, part its first partial sum in shared memory. Float4 reads: a quarter-warp's 8 lanes read 8 rows in distinct banks. */
+template <int ROWS> __device__ inline void tile_sums(float *part, const float *wc, const float *v_s, int ld, int k0, int k1)
+{
+    float acc[ROWS];
+#pragma unroll
+    for (int q = 0; q < ROWS; q++)
+        acc[q] = 0.0f;
+    for (int k = k0; k < k1; k += 4) {
+        const float4 wv = *(const float4 *)(wc + k);
+#pragma unroll
+        for (int q = 0; q < ROWS; q++) {
+            const float4 v = *(const float4 *)(v_s + q * ld + k);
+            acc[q] += v.x * wv.x;
+            acc[q] += v.y * wv.y;
+            acc[q] += v.z * wv.z;
+            acc[q] += v.w * wv.w;
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < ROWS; q++)
+        part[q * PERSIST_COLS] = acc[q];
 }
 
 /* Block (layer li, tile) of one launch; thread (lane, warp) sums column c0 + lane of the tile's ROWS
@@ -299,9 +592,9 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
     const int depth = BACKWARD ? a.layers - 1 - li : li;
     const size_t BH = (size_t)B * H;
 
-    stage_weights<BACKWARD>(w_s + prev_at, ld, layer.w_hh, c0, H);
+    stage_weights<BACKWARD>(w_s + prev_at, ld, layer.w_hh, c0, H, H, H);
     if (has_link)
-        stage_weights<BACKWARD>(w_s, ld, layer.w_link, c0, H);
+        stage_weights<BACKWARD>(w_s, ld, layer.w_link, c0, H, H, H);
 
     /* What the epilogue of this layer's step u adds, for its rows (warp + e * 4): forward p_t + b (or b),
      * backward dh_t (or 0) and h_t. */
@@ -342,28 +635,9 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
             __syncthreads();
             /* k runs over [lo, hi) of the row layout: the linked part [0, K) when there is an input, the
              * recurrent part [prev_at, prev_at + K) when there is a previous state */
-            const int lo = in ? 0 : prev_at, hi = prev ? prev_at + K : (in ? K : 0);
-            const int per_warp = ((hi - lo) / 4 + PERSIST_WARPS - 1) / PERSIST_WARPS * 4;
-            const int k0 = lo + warp * per_warp, k1 = min(hi, k0 + per_warp);
-            float acc[ROWS];
-#pragma unroll
-            for (int q = 0; q < ROWS; q++)
-                acc[q] = 0.0f;
-            const float *wc = w_s + lane * ld;
-            for (int k = k0; k < k1; k += 4) {
-                const float4 wv = *(const float4 *)(wc + k);
-#pragma unroll
-                for (int q = 0; q < ROWS; q++) {
-                    const float4 v = *(const float4 *)(v_s + q * ld + k);
-                    acc[q] += v.x * wv.x;
-                    acc[q] += v.y * wv.y;
-                    acc[q] += v.z * wv.z;
-                    acc[q] += v.w * wv.w;
-                }
-            }
-#pragma unroll
-            for (int q = 0; q < ROWS; q++)
-                part_s[(warp * ROWS + q) * PERSIST_COLS + lane] = acc[q];
+            int k0, k1;
+            warp_share(in ? 0 : prev_at, prev ? prev_at + K : (in ? K : 0), warp, &k0, &k1);
+            tile_sums<ROWS>(part_s + warp * ROWS * PERSIST_COLS + lane, w_s + lane * ld, v_s, ld, k0, k1);
             __syncthreads();
 #pragma unroll
             for (int e = 0; e < PERSIST_EPILOGUE; e++) {
@@ -383,49 +657,183 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) rnn_recurrence_kernel(cons
     }
 }
 
+/* The element-wise end of gated_recurrence_kernel's timestep t for unit j of batch row b, forward: r the
+ * G gates' recurrent sums; the input projections in gates_t become the activations, h_t and the LSTM's
+ * c_t or the GRU's hn_t are written. */
+template <int G>
+__device__ inline void gated_unit_forward(const RecurrenceLayer &layer, const float r[4], int t, int B, int H, int b, int j)
+{
+    const size_t BH = (size_t)B * H, at = (size_t)b * H + j, now = (size_t)(t - 1) * BH;
+    float *gates = layer.gates + (size_t)(t - 1) * B * G * H + (size_t)b * G * H + j;
+    float x[4] = {0.0f, 0.0f, 0.0f, 0.0f}, act[4], h;
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        x[g] = gates[g * H] + layer.b_h[g * H + j];
+    if (G == 4) {
+        const float pre[4] = {x[0] + r[0], x[1] + r[1], x[2] + r[2], x[3] + r[3]};
+        lstm_cell_forward(pre, layer.c[now + at], act, layer.c + now + BH + at, &h);
+    } else {
+        gru_cell_forward(x, r, layer.b_hn[j], layer.state[now + at], act, layer.hn + now + at, &h);
+    }
+    layer.state[now + BH + at] = h;
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        gates[g * H] = act[g];
+}
+
+/* Backward: dh_rec the gradient through W_hh; with dh_t from above and what step t+1 carries element-wise
+ * (none at t = T), da_t (the GRU also drec_t) and dstate_{t-1} are written. */
+template <int G>
+__device__ inline void gated_unit_backward(const RecurrenceLayer &layer, float dh_rec, int t, int T, int B, int H, int b,
+                                           int j)
+{
+    const size_t BH = (size_t)B * H, at = (size_t)b * H + j, now = (size_t)(t - 1) * BH;
+    const size_t row = (size_t)(t - 1) * B * G * H + (size_t)b * G * H + j;
+    float act[4], dx[4];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        act[g] = layer.gates[row + g * H];
+    const float carried = t < T ? layer.dstate[now + BH + at] : 0.0f; /* LSTM dc_{t+1}, GRU dh_{t+1} */
+    const float dh = layer.dh[now + at] + dh_rec;
+    if (G == 4) {
+        lstm_cell_backward(dh, carried, act, layer.c[now + at], layer.c[now + BH + at], dx, layer.dstate + now + at);
+    } else {
+        float dr[4];
+        gru_cell_backward(dh + carried, act, layer.hn[now + at], layer.h[now + at], dx, dr, layer.dstate + now + at);
+#pragma unroll
+        for (int g = 0; g < G; g++)
+            layer.drec[row + g * H] = dr[g];
+    }
+#pragma unroll
+    for (int g = 0; g < G; g++)
+        layer.state[row + g * H] = dx[g];
+}
+
+/* A gated cell's layer (G = 3: GRU, 4: LSTM), one block per tile of ROWS batch rows by 32 units; thread
+ * (lane, warp) sums unit c0 + lane of the tile's rows over its warp's quarter of k, the quarters then
+ * added in warp order by the thread that owns the row (rows warp, warp + 4) in the epilogue, which does
+ * the unit's element-wise work with the very functions the per-timestep kernels call.
+ *
+ * Forward, t = u + 1: r_g = h_{t-1} W_hh's gate g column of the unit (G x 32 shared weight rows, one
+ * per gate and unit), then the cell: the LSTM's c_t from c_{t-1}, the GRU's hn_t; gates_t's input
+ * projections are replaced by the activations, as lstm/gru_step_forward do. Shared memory: the weights
+ * [G 32][ld], h_{t-1}'s rows [ROWS][ld] (ld from K = H), the partial sums [4][G][ROWS][32].
+ *
+ * Backward, t = T - u: dh = dh_t + drec_{t+1} W_hh^T, the inner dimension the G H columns of the next
+ * step's recurrent gradient (32 shared weight rows: W_hh's rows of the block's units), then the cell's
+ * gradients da_t (the GRU also drec_t) and dstate_{t-1}, from dstate_t (the LSTM's dc, the GRU's direct
+ * dh); at t = T nothing flows in. Shared memory: the weights [32][ld], drec_{t+1}'s rows [ROWS][ld] (ld
+ * from K = G H), the partial sums [4][ROWS][32].
+ *
+ * What the epilogue reads of its own unit (c, hn, dstate) the same thread wrote the step before; what
+ * it stages (h_{t-1}, drec_{t+1}) the other blocks wrote before the grid-wide barrier. */
+template <int G, int ROWS, bool BACKWARD>
+__global__ void __launch_bounds__(PERSIST_THREADS, 1) gated_recurrence_kernel(const __grid_constant__ RecurrenceArgs a)
+{
+    EXTERN_SHARED(float, shared);
+    const int H = a.H, B = a.B, T = a.T, GH = G * H, K = padded_k(BACKWARD ? GH : H), ld = shared_stride(K);
+    const int SUMS = BACKWARD ? 1 : G; /* weight rows (of 32) and sums per unit and batch row: forward one per gate */
+    float *w_s = shared, *v_s = w_s + SUMS * PERSIST_COLS * ld, *part_s = v_s + ROWS * ld;
+    const int r0 = blockIdx.x / a.col_tiles * ROWS, c0 = blockIdx.x % a.col_tiles * PERSIST_COLS;
+    const int lane = threadIdx.x % PERSIST_COLS, warp = threadIdx.x / PERSIST_COLS, j = c0 + lane;
+    const RecurrenceLayer &layer = a.layer[0];
+    const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
+
+    if (BACKWARD)
+        stage_weights<true>(w_s, ld, layer.w_hh, c0, H, H, GH);
+    else
+        for (int g = 0; g < G; g++)
+            stage_weights<false>(w_s + g * PERSIST_COLS * ld, ld, layer.w_hh, g * H + c0, (g + 1) * H, H, GH);
+
+    cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+    for (int u = 0; u < T; u++) {
+        const int t = BACKWARD ? T - u : u + 1;
+        /* forward h_{t-1}; backward drec_{t+1}, none at t = T */
+        const float *in = BACKWARD ? (t < T ? layer.drec + (size_t)t * BGH : NULL) : layer.state + (size_t)(t - 1) * BH;
+        if (in)
+            stage_rows(v_s, ld, in, r0, ROWS, B, BACKWARD ? GH : H);
+        __syncthreads();
+        int k0, k1;
+        warp_share(0, in ? K : 0, warp, &k0, &k1);
+        for (int g = 0; g < SUMS; g++)
+            tile_sums<ROWS>(part_s + (warp * SUMS + g) * ROWS * PERSIST_COLS + lane,
+                            w_s + (g * PERSIST_COLS + lane) * ld, v_s, ld, k0, k1);
+        __syncthreads();
+#pragma unroll
+        for (int e = 0; e < PERSIST_EPILOGUE; e++) {
+            const int q = warp + e * PERSIST_WARPS, b = r0 + q;
+            if (q >= ROWS || b >= B || j >= H)
+                continue;
+            float r[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* forward the gates' sums; backward r[0], dh through W_hh */
+#pragma unroll
+            for (int g = 0; g < SUMS; g++)
+#pragma unroll
+                for (int w = 0; w < PERSIST_WARPS; w++)
+                    r[g] += part_s[((w * SUMS + g) * ROWS + q) * PERSIST_COLS + lane];
+            if (BACKWARD)
+                gated_unit_backward<G>(layer, r[0], t, T, B, H, b, j);
+            else
+                gated_unit_forward<G>(layer, r, t, B, H, b, j);
+        }
+        if (u + 1 < T) /* the same for every block: all of them meet at each barrier */
+            grid.sync(); /* every block's units of this step are written before any block stages them */
+    }
+}
+
+/* Per block, the larger of the two directions: the tanh cell's weights (32 rows, [W_link | W_hh] when
+ * linked), staged rows and partial sums; a gated cell's as gated_recurrence_kernel lays them out. */
 static size_t persistent_shared_bytes(int rows, int H, int layers, int gates)
 {
-    const int width = (layers > 1 ? 2 : 1) * padded_k(H);
-    return sizeof(float) *
-           ((size_t)(gates * PERSIST_COLS + rows) * shared_stride(width) + (size_t)PERSIST_WARPS * rows * PERSIST_COLS);
+    const size_t partials = (size_t)PERSIST_WARPS * rows * PERSIST_COLS;
+    if (gates == 1)
+        return sizeof(float) * ((size_t)(PERSIST_COLS + rows) * shared_stride((layers > 1 ? 2 : 1) * padded_k(H)) +
+                                partials);
+    const size_t forward = (size_t)(gates * PERSIST_COLS + rows) * shared_stride(padded_k(H)) + gates * partials;
+    const size_t backward = (size_t)(PERSIST_COLS + rows) * shared_stride(padded_k(gates * H)) + partials;
+    return sizeof(float) * (forward > backward ? forward : backward);
 }
 
-/* Both directions of one ROWS: shared memory beyond the default 48 KiB allowed, how many blocks an SM
- * holds (registers, shared memory, threads) and the registers per thread. */
-template <int ROWS> static cudaError_t persistent_occupancy(int *per_sm, int *registers, size_t shared, int optin)
+/* The persistent kernel of a cell (G gates) and tile height, forward or backward. */
+typedef void (*RecurrenceKernel)(const RecurrenceArgs);
+template <int ROWS, bool BACKWARD> static RecurrenceKernel recurrence_kernel_of(int gates)
 {
-    cudaError_t status;
-    if ((status = cudaFuncSetAttribute(rnn_recurrence_kernel<ROWS, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       optin)) != cudaSuccess ||
-        (status = cudaFuncSetAttribute(rnn_recurrence_kernel<ROWS, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       optin)) != cudaSuccess)
-        return status;
-    int forward = 0, backward = 0;
-    cudaFuncAttributes fa, ba;
-    if ((status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&forward, rnn_recurrence_kernel<ROWS, false>,
-                                                                PERSIST_THREADS, shared)) != cudaSuccess ||
-        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&backward, rnn_recurrence_kernel<ROWS, true>,
-                                                                PERSIST_THREADS, shared)) != cudaSuccess ||
-        (status = cudaFuncGetAttributes(&fa, rnn_recurrence_kernel<ROWS, false>)) != cudaSuccess ||
-        (status = cudaFuncGetAttributes(&ba, rnn_recurrence_kernel<ROWS, true>)) != cudaSuccess)
-        return status;
-    *per_sm = forward < backward ? forward : backward;
-    *registers = fa.numRegs > ba.numRegs ? fa.numRegs : ba.numRegs;
-    return cudaSuccess;
+    return gates == 4   ? gated_recurrence_kernel<4, ROWS, BACKWARD>
+           : gates == 3 ? gated_recurrence_kernel<3, ROWS, BACKWARD>
+                        : rnn_recurrence_kernel<ROWS, BACKWARD>;
 }
-
-static cudaError_t occupancy(int rows, int *per_sm, int *registers, size_t shared, int optin)
+template <bool BACKWARD> static RecurrenceKernel recurrence_kernel(int gates, int rows)
 {
     switch (rows) {
     case 1:
-        return persistent_occupancy<1>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<1, BACKWARD>(gates);
     case 2:
-        return persistent_occupancy<2>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<2, BACKWARD>(gates);
     case 4:
-        return persistent_occupancy<4>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<4, BACKWARD>(gates);
     default:
-        return persistent_occupancy<8>(per_sm, registers, shared, optin);
+        return recurrence_kernel_of<8, BACKWARD>(gates);
     }
+}
+
+/* Both directions of one cell and tile height: shared memory beyond the default 48 KiB allowed, how many
+ * blocks an SM holds (registers, shared memory, threads) and the registers per thread. */
+static cudaError_t occupancy(int gates, int rows, int *per_sm, int *registers, size_t shared, int optin)
+{
+    const RecurrenceKernel forward = recurrence_kernel<false>(gates, rows), backward = recurrence_kernel<true>(gates, rows);
+    cudaError_t status;
+    int fb = 0, bb = 0;
+    cudaFuncAttributes fa, ba;
+    if ((status = cudaFuncSetAttribute(forward, cudaFuncAttributeMaxDynamicSharedMemorySize, optin)) != cudaSuccess ||
+        (status = cudaFuncSetAttribute(backward, cudaFuncAttributeMaxDynamicSharedMemorySize, optin)) != cudaSuccess ||
+        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fb, forward, PERSIST_THREADS, shared)) != cudaSuccess ||
+        (status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bb, backward, PERSIST_THREADS, shared)) !=
+            cudaSuccess ||
+        (status = cudaFuncGetAttributes(&fa, forward)) != cudaSuccess ||
+        (status = cudaFuncGetAttributes(&ba, backward)) != cudaSuccess)
+        return status;
+    *per_sm = fb < bb ? fb : bb;
+    *registers = fa.numRegs > ba.numRegs ? fa.numRegs : ba.numRegs;
+    return cudaSuccess;
 }
 
 /* The best tile height for `layers` layers per launch, or blocks == 0 with why_not. The height comes
@@ -449,7 +857,7 @@ static cudaError_t plan_layers(RecurrencePlan *plan, const RecurrenceRequest *r,
         const int row_tiles = (r->B + rows - 1) / rows, col_tiles = (r->H + PERSIST_COLS - 1) / PERSIST_COLS;
         const int blocks = layers * row_tiles * col_tiles;
         int per_sm = 0, registers = 0;
-        cudaError_t status = occupancy(rows, &per_sm, &registers, shared, optin);
+        cudaError_t status = occupancy(r->gates, rows, &per_sm, &registers, shared, optin);
         if (status != cudaSuccess)
             return status;
         if (blocks > per_sm * sms) {
@@ -460,11 +868,15 @@ static cudaError_t plan_layers(RecurrencePlan *plan, const RecurrenceRequest *r,
         const double cost = (double)side_by_side * (width / 4) * (4 + rows) + (double)rows * width / 32;
         if (plan->blocks == 0 || cost < best) {
             best = cost;
-            *plan = RecurrencePlan{layers, rows, row_tiles, col_tiles, blocks, shared, per_sm, registers, NULL, NULL};
+            *plan = RecurrencePlan{layers, r->gates, rows, row_tiles, col_tiles, blocks, shared, per_sm, registers, NULL,
+                                   NULL};
         }
     }
     return cudaSuccess;
 }
+
+const char GATED_NO_WAVEFRONT[] = "the wavefront runs the tanh cell only; gru and lstm run one persistent launch per "
+                                  "layer";
 
 /* A wavefront of all the layers when it fits on the device at once (T + L - 1 grid-wide barriers per
  * direction instead of L T), else one launch per layer, else none. */
@@ -482,15 +894,15 @@ cudaError_t plan_recurrence(RecurrencePlan *plan, const RecurrenceRequest *reque
         plan->why_not = "the device has no cooperative launch";
         return cudaSuccess;
     }
-    const char *why_not_wavefront = NULL;
-    if (request->layers > 1 && request->wavefront) {
+    const char *why_not_wavefront = request->gates > 1 ? GATED_NO_WAVEFRONT : NULL;
+    if (request->layers > 1 && request->wavefront && request->gates == 1) {
         if ((status = plan_layers(plan, request, request->layers, sms, optin)) != cudaSuccess || plan->blocks)
             return status;
         why_not_wavefront = plan->why_not;
     }
     if ((status = plan_layers(plan, request, 1, sms, optin)) != cudaSuccess)
         return status;
-    plan->why_not_wavefront = request->layers > 1 ? why_not_wavefront : NULL;
+    plan->why_not_wavefront = request->layers > 1 && request->wavefront ? why_not_wavefront : NULL;
     return cudaSuccess;
 }
 
@@ -501,16 +913,8 @@ static cudaError_t launch_persistent(const RecurrenceArgs *args, const Recurrenc
     a.row_tiles = p->row_tiles;
     a.col_tiles = p->col_tiles;
     const int blocks = a.layers * p->row_tiles * p->col_tiles;
-    switch (p->rows) {
-    case 1:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<1, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    case 2:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<2, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    case 4:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<4, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    default:
-        return LAUNCH_COOPERATIVE((rnn_recurrence_kernel<8, BACKWARD>), blocks, PERSIST_THREADS, p->shared_bytes, s)(a);
-    }
+    return LAUNCH_COOPERATIVE(recurrence_kernel<BACKWARD>(p->gates, p->rows), blocks, PERSIST_THREADS, p->shared_bytes,
+                              s)(a);
 }
 
 cudaError_t rnn_forward_persistent(const RecurrenceArgs *args, const RecurrencePlan *plan, cudaStream_t s)
@@ -700,45 +1104,67 @@ __device__ void block_extreme(const float *z, int n, bool smallest, const bool *
     __syncthreads();
 }
 
-/* One character: the input row, every layer h = tanh(u W_xh + b + h W_hh), the logits b_y + h W_hy, and
- * with draw.sample the next character by sample_logits' rule: the most likely with argmax; else, among
- * the logits at least the top-k-th largest (all without top-k), p_j = exp((z_j - z_best) / T), and the
- * first j whose running sum (in double, in index order) exceeds u times the total. */
+/* One character: the input row, every layer's step (h = tanh(u W_xh + b + h W_hh), or a gated cell's,
+ * whose input and recurrent products are kept apart as the GRU's reset gate needs), the logits b_y +
+ * h W_hy, and with draw.sample the next character by sample_logits' rule: the most likely with argmax;
+ * else, among the logits at least the top-k-th largest (all without top-k), p_j = exp((z_j - z_best) /
+ * T), and the first j whose running sum (in double, in index order) exceeds u times the total. */
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_step_kernel(SampleModel m, int token, SampleDraw draw,
                                                                        token_t *out)
 {
     EXTERN_SHARED(float, shared);
     __shared__ float value_s[SAMPLE_THREADS];
     __shared__ int index_s[SAMPLE_THREADS];
-    const int H = m.H, E = m.E, V = m.V, I_max = E > H ? E : H;
-    float *in_s = shared, *prev_s = in_s + I_max, *acc_s = prev_s + H, *part_s = acc_s + H;
+    const int H = m.H, E = m.E, V = m.V, I_max = E > H ? E : H, G = gates_of(m.cell), GH = G * H;
+    float *in_s = shared, *prev_s = in_s + I_max, *acc_s = prev_s + H, *rec_s = acc_s + GH;
+    float *part_s = rec_s + (G > 1 ? GH : 0);
     float *p_s = part_s + SAMPLE_WARPS * 32; /* [V] when drawing */
     bool *keep_s = (bool *)(p_s + V);
 
     /* Layer 0's input: a row of Emb W_xh when the backend keeps it, else the embedding row. */
     const int folded = m.vocab_rows != NULL;
-    for (int k = threadIdx.x; k < (folded ? H : E); k += SAMPLE_THREADS)
-        in_s[k] = folded ? m.vocab_rows[(size_t)token * H + k] : m.embedding[(size_t)token * E + k];
+    if (folded)
+        for (int k = threadIdx.x; k < GH; k += SAMPLE_THREADS)
+            acc_s[k] = m.vocab_rows[(size_t)token * GH + k];
+    else
+        for (int k = threadIdx.x; k < E; k += SAMPLE_THREADS)
+            in_s[k] = m.embedding[(size_t)token * E + k];
     for (int l = 0; l < m.L; l++) {
         float *h = m.h + (size_t)l * H;
         for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
             prev_s[k] = h[k];
         __syncthreads();
-        if (l == 0 && folded) {
-            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
-                acc_s[k] = in_s[k];
-            __syncthreads();
-        } else {
-            block_matvec(in_s, l == 0 ? E : H, m.w_xh[l], H, NULL, acc_s, part_s);
-        }
-        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS)
+        if (!(l == 0 && folded))
+            block_matvec(in_s, l == 0 ? E : H, m.w_xh[l], GH, NULL, acc_s, part_s);
+        for (int k = threadIdx.x; k < GH; k += SAMPLE_THREADS)
             acc_s[k] += m.b_h[l][k];
         __syncthreads();
-        block_matvec(prev_s, H, m.w_hh[l], H, acc_s, acc_s, part_s);
-        for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
-            const float v = tanhf(acc_s[k]);
-            h[k] = v;
-            in_s[k] = v; /* the next layer's input */
+        if (G == 1) {
+            block_matvec(prev_s, H, m.w_hh[l], H, acc_s, acc_s, part_s);
+            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
+                const float v = tanhf(acc_s[k]);
+                h[k] = v;
+                in_s[k] = v; /* the next layer's input */
+            }
+        } else {
+            block_matvec(prev_s, H, m.w_hh[l], GH, NULL, rec_s, part_s);
+            const float *b_hn = m.b_h[l] + GH; /* the GRU's (SampleModel) */
+            for (int k = threadIdx.x; k < H; k += SAMPLE_THREADS) {
+                float act[4], v;
+                if (G == 4) {
+                    const float pre[4] = {acc_s[k] + rec_s[k], acc_s[H + k] + rec_s[H + k],
+                                          acc_s[2 * H + k] + rec_s[2 * H + k], acc_s[3 * H + k] + rec_s[3 * H + k]};
+                    float *c = m.c + (size_t)l * H + k;
+                    lstm_cell_forward(pre, *c, act, c, &v);
+                } else {
+                    const float x[3] = {acc_s[k], acc_s[H + k], acc_s[2 * H + k]};
+                    const float r[3] = {rec_s[k], rec_s[H + k], rec_s[2 * H + k]};
+                    float hn;
+                    gru_cell_forward(x, r, b_hn[k], prev_s[k], act, &hn, &v);
+                }
+                h[k] = v;
+                in_s[k] = v;
+            }
         }
         __syncthreads();
     }
@@ -792,8 +1218,9 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_step_kernel(SampleModel
 
 static size_t sample_shared_bytes(const SampleModel *m, int drawing)
 {
-    const int I_max = m->E > m->H ? m->E : m->H;
-    return sizeof(float) * ((size_t)I_max + 2 * m->H + SAMPLE_WARPS * 32 + (drawing ? m->V : 0)) +
+    const int I_max = m->E > m->H ? m->E : m->H, G = gates_of(m->cell);
+    return sizeof(float) * ((size_t)I_max + m->H + (G > 1 ? 2 * G : 1) * (size_t)m->H + SAMPLE_WARPS * 32 +
+                            (drawing ? m->V : 0)) +
            (drawing ? (size_t)m->V : 0);
 }
 

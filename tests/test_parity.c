@@ -78,7 +78,7 @@ static Pair make_pair_with(const Shape *s, uint64_t seed, const Variant *variant
     cr_assert_eq(backend_create(&p.cuda, &cuda_backend_ops, &s->cfg, s->T, max_B, &variant->opts, &e), 0, "%s: %s",
                  variant->name, e.msg);
     p.P = model_num_params(&s->cfg);
-    p.nh = (size_t)s->cfg.layers * max_B * s->cfg.hidden;
+    p.nh = (size_t)model_state_sets(&s->cfg) * s->cfg.layers * max_B * s->cfg.hidden; /* h, and the LSTM's c */
     float *params = malloc(sizeof(float) * p.P), *zeros = calloc(p.P > p.nh ? p.P : p.nh, sizeof(float));
     float *carry = malloc(sizeof(float) * p.nh);
     model_init_params(&s->cfg, params, seed);
@@ -215,6 +215,55 @@ Test(parity, three_layers_stateful_carry_in_adam)
     check_parity(3, 0, 1, OPT_ADAM);
 }
 
+/* The gated cells and dropout, each cell in both modes with one and three layers, with and without
+ * dropout (the tanh cell's runs without it are the tests above), under every variant: two steps, the
+ * second from the state the first carried out (a graph replay where graphs are on). The masks are drawn
+ * at a global row offset and a step past 2^32, so that every part of the counter counts. */
+static const float CELL_DROPOUT = 0.3f; /* drops about a third: a mask that differs from the CPU's shows at once */
+
+static void check_cell_parity_of(CellKind cell, int layers, int window, float dropout, const Variant *variant)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = layers, .cell = cell}, .T = 4, .B = 3};
+    s.loss_from_t = window ? s.T - 1 : 0;
+    Pair p = make_pair(&s, 300 + 10 * (uint64_t)cell + (uint64_t)layers, variant);
+    Rng r;
+    rng_seed(&r, 11 + (uint64_t)window);
+    token_t x[12], y[12];
+    for (int step = 1; step <= 2; step++) {
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .loss_from_t = s.loss_from_t, .carry_in = step > 1,
+                   .carry_out = 1, .dropout = dropout, .dropout_seed = 0x9e3779b97f4a7c15u,
+                   .dropout_step = (1L << 32) + step, .dropout_row0 = 5};
+        cr_log_info("%s: %s, %d layers, %s mode, dropout %g, step %d", variant->name, cell_name(cell), layers,
+                    window ? "window" : "seq", dropout, step);
+        step_and_compare(&p, &s, &b);
+    }
+    expect_paths(&p);
+    free_pair(&p);
+}
+
+static void check_cell_parity(CellKind cell)
+{
+    for (int i = 0; i < n_variants(); i++)
+        for (int layers = 1; layers <= 3; layers += 2)
+            for (int window = 0; window < 2; window++)
+                for (int drop = cell == CELL_RNN; drop < 2; drop++)
+                    check_cell_parity_of(cell, layers, window, drop ? CELL_DROPOUT : 0.0f, &VARIANTS[i]);
+}
+
+Test(parity, gru_every_mode_layers_and_dropout)
+{
+    check_cell_parity(CELL_GRU);
+}
+Test(parity, lstm_every_mode_layers_and_dropout)
+{
+    check_cell_parity(CELL_LSTM);
+}
+Test(parity, rnn_with_dropout_every_mode_and_layers)
+{
+    check_cell_parity(CELL_RNN);
+}
+
 static void check_forward_only(const Variant *variant)
 {
     Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2}, .T = 5, .B = 3};
@@ -299,27 +348,64 @@ Test(parity, frequent_token_gradient_sums_over_several_chunks)
 /* The persistent kernel with each number of rows per block (1, 2, 4, 8), on a batch spread over several
  * row tiles and a hidden size over several column tiles, neither a whole number of tiles: one launch per
  * layer and a wavefront of three layers (each of whose layers above the first computes its input
- * projection, and below the top its gradient from above, in the kernel). */
+ * projection, and below the top its gradient from above, in the kernel); the gated cells' kernels, one
+ * launch per layer, each of whose blocks keeps every gate of its units, on a smaller model (B=9, H=38, one
+ * layer: their blocks are the emulated device's cost, and the other gated cases cover the layers). */
+static void check_every_tile_height(CellKind cell, int wave)
+{
+    for (int rows = 1; rows <= 8; rows *= 2) {
+        Variant v = {wave ? "wavefront, forced rows" : "persistent, forced rows",
+                     {.graphs = GRAPHS_ON, .recurrence = wave ? RECURRENCE_WAVEFRONT : RECURRENCE_PERSISTENT}};
+        v.opts.persistent_rows = rows;
+        const int gated = cell != CELL_RNN;
+        Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = gated ? 38 : 70, .layers = gated ? 1 : wave ? 3 : 2},
+                   .T = 3, .B = gated ? 9 : 11};
+        s.cfg.cell = cell;
+        Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
+        Rng r;
+        rng_seed(&r, 19);
+        token_t x[3 * 11], y[3 * 11];
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+        cr_log_info("%s: %s, rows per block %d", v.name, cell_name(cell), rows);
+        step_and_compare(&p, &s, &b);
+        b.carry_in = 1; /* from the state the first step carried out: the LSTM's c too */
+        step_and_compare(&p, &s, &b);
+        expect_paths(&p);
+        free_pair(&p);
+    }
+}
+
 Test(parity, persistent_kernel_every_tile_height)
 {
     for (int wave = 0; wave < 2; wave++)
-        for (int rows = 1; rows <= 8; rows *= 2) {
-            Variant v = {wave ? "wavefront, forced rows" : "persistent, forced rows",
-                         {.graphs = GRAPHS_ON, .recurrence = wave ? RECURRENCE_WAVEFRONT : RECURRENCE_PERSISTENT}};
-            v.opts.persistent_rows = rows;
-            Shape s = {.cfg = {.vocab = 17, .embed = 9, .hidden = 70, .layers = wave ? 3 : 2}, .T = 3, .B = 11};
-            Pair p = make_pair(&s, 31 + (uint64_t)rows, &v);
-            Rng r;
-            rng_seed(&r, 19);
-            token_t x[3 * 11], y[3 * 11];
-            random_batch(&s, &r, x, y);
-            Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
-            cr_log_info("%s: rows per block %d", v.name, rows);
-            step_and_compare(&p, &s, &b);
-            step_and_compare(&p, &s, &b);
-            expect_paths(&p);
-            free_pair(&p);
-        }
+        check_every_tile_height(CELL_RNN, wave);
+}
+Test(parity, gated_persistent_kernel_every_tile_height)
+{
+    check_every_tile_height(CELL_GRU, 0);
+    check_every_tile_height(CELL_LSTM, 0);
+}
+
+/* H a multiple of 4 stages rows with 16-byte loads, but only from 16-byte aligned rows: behind the
+ * embedding's T B E = 105 floats (E odd) the first layer's h is not, and a 16-byte load from it would
+ * fault on a GPU (the sanitizer build reports it as a misaligned load). The LSTM's da (G H = 64) too. */
+Test(parity, persistent_kernel_stages_rows_that_are_not_16_byte_aligned)
+{
+    const Variant v = {"persistent", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_PERSISTENT}};
+    const CellKind cells[] = {CELL_RNN, CELL_LSTM};
+    for (int i = 0; i < 2; i++) {
+        Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 16, .layers = 2, .cell = cells[i]}, .T = 5, .B = 3};
+        Pair p = make_pair(&s, 41, &v);
+        Rng r;
+        rng_seed(&r, 23);
+        token_t x[15], y[15];
+        random_batch(&s, &r, x, y);
+        Batch b = {.x = x, .y = y, .T = s.T, .B = s.B, .carry_out = 1};
+        step_and_compare(&p, &s, &b);
+        expect_paths(&p);
+        free_pair(&p);
+    }
 }
 
 /* Runs three steps with the emulated device's fault injection `variable`=1 and expects eager launches
@@ -410,9 +496,10 @@ Test(parity, tf32_products_round_like_tensor_cores_on_a_large_product)
     }
 }
 
-Test(parity, generation_logits_match)
+/* Each cell, the LSTM carrying c from character to character. */
+static void check_generation_logits(CellKind cell)
 {
-    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 3}, .T = 1, .B = 1};
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 3, .cell = cell}, .T = 1, .B = 1};
     Pair p = make_pair(&s, 9, &VARIANTS[0]);
     float logits[2][11];
     Err e;
@@ -424,7 +511,7 @@ Test(parity, generation_logits_match)
         for (int i = 0; i < 2; i++)
             cr_assert_eq(both[i]->ops->sample_step(both[i]->ctx, tokens[k], logits[i], &e), 0, "%s", e.msg);
         double err = rel_l2(logits[0], logits[1], 11);
-        cr_expect(err <= PARITY_REL_L2, "logits after token %d: relative L2 error %.3g", k, err);
+        cr_expect(err <= PARITY_REL_L2, "%s: logits after token %d: relative L2 error %.3g", cell_name(cell), k, err);
     }
     CudaStats st; /* one launch of the sampling kernel per character */
     cuda_backend_stats(p.cuda.ctx, &st);
@@ -432,13 +519,26 @@ Test(parity, generation_logits_match)
     free_pair(&p);
 }
 
+Test(parity, generation_logits_match)
+{
+    check_generation_logits(CELL_RNN);
+}
+Test(parity, generation_logits_match_gru)
+{
+    check_generation_logits(CELL_GRU);
+}
+Test(parity, generation_logits_match_lstm)
+{
+    check_generation_logits(CELL_LSTM);
+}
+
 /* The character the device draws (sample_token) is the one the host's rule draws from the CPU's logits
  * with the same uniform numbers, under every sampler setting; a prime is fed without drawing. The logits
  * differ by rounding only, so a different character would mean a different rule. */
-Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
+static void check_drawn_characters(CellKind cell)
 {
     enum { DRAWS = 16 }; /* per setting: with 23 characters, a wrong rule shows within a few */
-    Shape s = {.cfg = {.vocab = 23, .embed = 7, .hidden = 13, .layers = 2}, .T = 1, .B = 1};
+    Shape s = {.cfg = {.vocab = 23, .embed = 7, .hidden = 13, .layers = 2, .cell = cell}, .T = 1, .B = 1};
     Pair p = make_pair(&s, 15, &VARIANTS[0]);
     const SamplerConfig settings[] = {{1.0f, 0, 0}, {0.7f, 0, 0}, {1.3f, 5, 0}, {1.0f, 1, 0}, {1.0f, 0, 1}};
     float logits[23], scratch[46];
@@ -460,13 +560,19 @@ Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
             differ += cpu != cuda;
             token = cpu; /* both go on from the same character */
         }
-        cr_expect_eq(differ, 0, "temperature %g, top-k %d, argmax %d: %d of %d characters differ", sc->temperature,
-                     sc->top_k, sc->argmax, differ, DRAWS);
+        cr_expect_eq(differ, 0, "%s: temperature %g, top-k %d, argmax %d: %d of %d characters differ",
+                     cell_name(cell), sc->temperature, sc->top_k, sc->argmax, differ, DRAWS);
     }
     CudaStats st;
     cuda_backend_stats(p.cuda.ctx, &st);
     cr_expect_eq(st.host_draws, 0, "every character drawn on the device");
     free_pair(&p);
+}
+
+Test(parity, characters_drawn_on_the_device_follow_the_hosts_rule)
+{
+    for (CellKind cell = CELL_RNN; cell <= CELL_LSTM; cell++)
+        check_drawn_characters(cell);
 }
 
 /* Told, once each, whenever a slower path runs: here eager launches asked for, and a deep model whose
@@ -500,6 +606,53 @@ Test(parity, slower_paths_are_told_once_with_the_reason)
     cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
     cr_expect(strstr(text, "one cooperative launch per layer") && strstr(text, "blocks of 128 threads"), "%s", text);
     backend_destroy(&be);
+}
+
+/* A gated cell asked for the wavefront runs one persistent launch per layer, says why once, and describe
+ * says so. */
+Test(parity, gated_cell_runs_one_persistent_launch_per_layer)
+{
+    skip_without_device();
+    const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2, .cell = CELL_LSTM};
+    const BackendOptions o = {.graphs = GRAPHS_ON, .recurrence = RECURRENCE_WAVEFRONT, .note = remember};
+    Backend be;
+    Err e;
+    n_told = 0;
+    cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 3, &o, &e), 0, "%s", e.msg);
+    cr_assert_eq(n_told, 1, "%d notes: %s", n_told, told[0]);
+    cr_expect(strstr(told[0], "one persistent launch per layer") && strstr(told[0], "runs the tanh cell only"), "%s",
+              told[0]);
+    char text[4096];
+    cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
+    cr_expect(strstr(text, "one cooperative launch per layer") && strstr(text, "runs the tanh cell only"), "%s", text);
+    backend_destroy(&be);
+}
+
+/* Shared memory decides: at H = 460 a block keeps the GRU's 3 x 32 columns of W_hh (183,728 bytes) but
+ * not the LSTM's 4 x 32 (243,920 bytes against the H100's 227 KiB), so the GRU runs the persistent
+ * kernel and the LSTM steps one kernel per timestep, saying why. */
+Test(parity, gated_cell_steps_per_timestep_where_its_weights_do_not_fit)
+{
+    skip_without_device();
+    for (CellKind cell = CELL_GRU; cell <= CELL_LSTM; cell++) {
+        const ModelConfig cfg = {.vocab = 11, .embed = 7, .hidden = 460, .layers = 1, .cell = cell};
+        const BackendOptions o = {.graphs = GRAPHS_OFF, .note = remember};
+        Backend be;
+        Err e;
+        n_told = 0;
+        cr_assert_eq(backend_create(&be, &cuda_backend_ops, &cfg, 2, 1, &o, &e), 0, "%s", e.msg);
+        char text[4096];
+        cr_assert_eq(be.ops->describe(be.ctx, text, sizeof text, &e), 0, "%s", e.msg);
+        if (cell == CELL_GRU) {
+            cr_expect(strstr(text, "one cooperative launch per layer"), "%s", text);
+        } else {
+            cr_expect(strstr(told[0], "one kernel per timestep") &&
+                          strstr(told[0], "W_hh's columns do not fit in shared memory"),
+                      "%s", told[0]);
+            cr_expect(strstr(text, "one kernel per timestep"), "%s", text);
+        }
+        backend_destroy(&be);
+    }
 }
 
 /* selftest_run, which `charrnn selftest` prints, must be able to fail: a backend whose gradient norm is
