@@ -9,16 +9,24 @@
 #include "options.h"
 #include "train.h"
 
+static const char *const STATES[] = {"zero", "carried", NULL};
+
 static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
 {
     const char *path = DEFAULT_CHECKPOINT, *data = NULL;
     long batches = 0;
+    int state = -1; /* STATES index; -1: as the model was trained */
     int dev = (int)g->device, threads = cli_default_threads(), tf32 = 0;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "checkpoint to evaluate"},
         {"--data", ARG_STRING, &data, 0, 0, NULL, "FILE",
          "evaluate on all of FILE (default: the validation split of the training text)"},
-        {"--batches", ARG_LONG, &batches, 0, 1e12, NULL, "N", "at most N batches spread over the text; 0: all"},
+        {"--batches", ARG_LONG, &batches, 0, 1e12, NULL, "N",
+         "at most N batches spread over the text (with the state carried: the first N chunks of every stream); "
+         "0: all"},
+        {"--state", ARG_CHOICE, &state, 0, 0, STATES, "STATE",
+         "zero: every chunk from a zero state; carried: B contiguous streams, the state carried from chunk to "
+         "chunk (seq mode) [default: carried for a --stateful run, else zero]"},
         DEVICE_OPTIONS(&dev, &threads, &tf32),
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -26,7 +34,8 @@ static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
     if (!cli_parse(opts, n_opts, argc, argv, "eval", "charrnn [--device DEVICE] eval [options]",
                    "Prints a checkpoint's mean cross-entropy in nats and bits per character, with the\n"
                    "batch shape and mode it was trained with (seq: chunks of --seq-len characters from a\n"
-                   "zero state; window: every position with its --seq-len context).",
+                   "zero state, or with --stateful runs the text as --batch contiguous streams with the state\n"
+                   "carried from chunk to chunk; window: every position with its --seq-len context).",
                    g, &status))
         return cli_agree(status);
     if (tf32 && dev == DEVICE_CPU)
@@ -74,8 +83,18 @@ static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
                 c->batch, dist->size, c->batch);
         goto done;
     }
-    if (eval_examples(c->mode, n, c->seq_len) == 0) {
-        err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
+    const int carried = state < 0 ? c->stateful : state == 1;
+    if (carried && c->mode != MODE_SEQ) {
+        err_set(&e, "eval: --state carried needs a seq-mode model; %s was trained in window mode, whose examples are "
+                    "independent", path);
+        goto done;
+    }
+    if (eval_predictions(c->mode, carried, n, c->seq_len, c->batch, 0) == 0) {
+        if (carried)
+            err_set(&e, "eval: %s: %zu characters is too short to evaluate as %d streams with the state carried "
+                        "(at least %d needed)", data, n, c->batch, c->batch + 1);
+        else
+            err_set(&e, "eval: %s: %zu characters is too short to evaluate with seq-len %d", data, n, c->seq_len);
         goto done;
     }
     /* Each rank holds its share of every batch. */
@@ -106,15 +125,14 @@ static int eval(int argc, char **argv, const GlobalOptions *g, const Dist *dist)
     if ((status = cli_agree(EXIT_OK)) != EXIT_OK)
         goto cleanup;
     status = EXIT_ERROR;
-    if (evaluate(&be, c->mode, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
+    if (evaluate(&be, c->mode, carried, tokens, n, c->seq_len, c->batch, batches, &loss, &e) != 0)
         goto done;
     char count[32];
-    size_t examples = eval_used(c->mode, n, c->seq_len, c->batch, batches);
-    size_t predictions = c->mode == MODE_WINDOW ? examples : examples * (size_t)c->seq_len;
+    size_t predictions = eval_predictions(c->mode, carried, n, c->seq_len, c->batch, batches);
     if (dist->rank == 0)
-        printf("%.4f nats/char  %.4f bits/char  (%s predictions on %s%s, step %ld)\n", loss, loss / LN2,
+        printf("%.4f nats/char  %.4f bits/char  (%s predictions on %s%s%s, step %ld)\n", loss, loss / LN2,
                fmt_count(predictions, count, sizeof count), file_tokens ? "" : "the validation split of ", data,
-               ck.step);
+               carried ? ", state carried" : "", ck.step);
     status = EXIT_OK;
 done:
     if (status != EXIT_OK)

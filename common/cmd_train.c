@@ -606,12 +606,12 @@ static int after_step(Trainer *tr, const Dataset *d, const RunOptions *r, Progre
     const TrainConfig *c = &tr->cfg;
     const RunSettings *rs = &r->settings;
     size_t n_val = d->n - d->n_train;
-    int can_eval = rs->eval_every > 0 && eval_examples(c->mode, n_val, c->seq_len) > 0;
+    int can_eval = rs->eval_every > 0 && eval_predictions(c->mode, c->stateful, n_val, c->seq_len, c->batch, 0) > 0;
     int eval_now = can_eval && (tr->step % rs->eval_every == 0 || tr->step == c->steps);
     if (eval_now) {
         double v;
-        if (evaluate(tr->be, c->mode, d->tokens + d->n_train, n_val, c->seq_len, c->batch, rs->eval_batches, &v, e) !=
-            0)
+        if (evaluate(tr->be, c->mode, c->stateful, d->tokens + d->n_train, n_val, c->seq_len, c->batch,
+                     rs->eval_batches, &v, e) != 0)
             return -1;
         p->val_loss = (float)v;
         p->val_step = tr->step;
@@ -898,7 +898,7 @@ static int train(int argc, char **argv, const GlobalOptions *g, const Dist *dist
                 r->data, fmt_count(d.n_train, n2, sizeof n2), fmt_count(d.n - d.n_train, n3, sizeof n3), tr.step + 1,
                 c->steps, r->out, log ? "; log " : "", log ? r->log : "");
     if (!p.quiet && r->settings.eval_every > 0 && c->val_fraction > 0.0f &&
-        eval_examples(c->mode, d.n - d.n_train, c->seq_len) == 0)
+        eval_predictions(c->mode, c->stateful, d.n - d.n_train, c->seq_len, c->batch, 0) == 0)
         fprintf(stderr, "charrnn: the validation split is too short to evaluate; training without validation\n");
 
     p.start = now_seconds();

@@ -364,3 +364,32 @@ void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size
         seq_example(tokens, k * (size_t)T, T, B, b, x, y);
     }
 }
+
+size_t eval_stream_chunks(size_t n, int T, int B, long max_chunks)
+{
+    size_t stream_len = n > 1 ? (n - 1) / (size_t)B : 0;
+    size_t chunks = (stream_len + (size_t)T - 1) / (size_t)T;
+    if (max_chunks > 0 && (size_t)max_chunks < chunks)
+        return (size_t)max_chunks;
+    return chunks;
+}
+
+int eval_stream_batch(const token_t *tokens, size_t n, int T, int B, size_t k, int first, int count, token_t *x,
+                      token_t *y)
+{
+    const size_t stream_len = (n - 1) / (size_t)B, start = k * (size_t)T;
+    const int len = stream_len - start < (size_t)T ? (int)(stream_len - start) : T;
+    for (int b = 0; b < count; b++)
+        seq_example(tokens, (size_t)(first + b) * stream_len + start, len, count, b, x, y);
+    return len;
+}
+
+size_t eval_predictions(BatchMode mode, int carried, size_t n, int T, int B, long max_batches)
+{
+    if (carried && mode == MODE_SEQ) {
+        size_t stream_len = n > 1 ? (n - 1) / (size_t)B : 0, chunks = eval_stream_chunks(n, T, B, max_batches);
+        return (chunks * (size_t)T < stream_len ? chunks * (size_t)T : stream_len) * (size_t)B;
+    }
+    size_t used = eval_used(mode, n, T, B, max_batches);
+    return mode == MODE_WINDOW ? used : used * (size_t)T;
+}

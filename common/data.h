@@ -71,4 +71,15 @@ size_t eval_used(BatchMode mode, size_t n, int T, int B, long max_batches);
 void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size_t used, size_t first, int count,
                 token_t *x, token_t *y);
 
+/* Evaluation with the state carried (seq mode, as a --stateful run trains): the text is cut into B
+ * contiguous streams of (n - 1) / B predictions, each read from a zero state once, T characters at a
+ * time (the last chunk may be shorter). eval_stream_chunks says how many chunks every stream gives (at
+ * most max_chunks when that is positive: the first ones); eval_stream_batch fills chunk k of streams
+ * first .. first+count-1 and returns its length. */
+size_t eval_stream_chunks(size_t n, int T, int B, long max_chunks);
+int eval_stream_batch(const token_t *tokens, size_t n, int T, int B, size_t k, int first, int count, token_t *x,
+                      token_t *y);
+/* How many predictions an evaluation counts (0: the text is too short to evaluate that way). */
+size_t eval_predictions(BatchMode mode, int carried, size_t n, int T, int B, long max_batches);
+
 #endif

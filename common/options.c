@@ -172,8 +172,9 @@ static void format_default(const Option *o, char *buf, size_t n)
         if (*(const char **)o->target)
             snprintf(buf, n, "%s", *(const char **)o->target);
         break;
-    case ARG_CHOICE:
-        snprintf(buf, n, "%s", o->choices[*(int *)o->target]);
+    case ARG_CHOICE: /* a negative index: the default depends on something else, and the help says what */
+        if (*(int *)o->target >= 0)
+            snprintf(buf, n, "%s", o->choices[*(int *)o->target]);
         break;
     case ARG_FLAG:
         break;

@@ -282,13 +282,74 @@ void trainer_free(Trainer *tr)
     tr->zero_carry = tr->replica = NULL;
 }
 
-int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches, double *loss,
-             Err *e)
+/* One evaluation batch's forward pass; its loss, summed over the counted positions, and their number
+ * are added to sums. */
+static int eval_forward(Backend *be, const Batch *b, double sums[2], Err *e)
+{
+    float batch_loss;
+    if (be->ops->forward(be->ctx, b, &batch_loss, e) != 0)
+        return -1;
+    double rows = (double)(b->T - b->loss_from_t) * (double)b->B;
+    sums[0] += (double)batch_loss * rows;
+    sums[1] += rows;
+    return 0;
+}
+
+/* Independent examples, each from a zero state: seq mode's chunks or window mode's positions. */
+static int eval_examples_apart(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B,
+                               long max_batches, token_t *x, token_t *y, double sums[2], Err *e)
 {
     size_t total = eval_examples(mode, n, T);
     if (total == 0)
         return err_set(e, "the text is too short to evaluate (%zu characters for --seq-len %d)", n, T);
     size_t used = eval_used(mode, n, T, B, max_batches);
+    const Dist *dist = be->dist;
+    for (size_t first = 0; first < used; first += (size_t)B) {
+        int count = used - first < (size_t)B ? (int)(used - first) : B;
+        Share s = dist_share(count, dist->rank, dist->size);
+        if (s.count == 0) /* a last batch smaller than the number of ranks */
+            continue;
+        eval_batch(mode, tokens, T, total, used, first + (size_t)s.first, s.count, x, y);
+        Batch b = {.x = x, .y = y, .T = T, .B = s.count, .loss_from_t = mode == MODE_WINDOW ? T - 1 : 0};
+        if (eval_forward(be, &b, sums, e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* B contiguous streams with the state carried from one chunk to the next. The backend's carried state
+ * belongs to the training run: it is kept aside and put back. */
+static int eval_streams(Backend *be, const token_t *tokens, size_t n, int T, int B, long max_batches, token_t *x,
+                        token_t *y, double sums[2], Err *e)
+{
+    size_t chunks = eval_stream_chunks(n, T, B, max_batches);
+    if (chunks == 0)
+        return err_set(e, "the text is too short to evaluate with the state carried (%zu characters for %d streams)",
+                       n, B);
+    Share s = dist_share(B, be->dist->rank, be->dist->size);
+    size_t carry_floats =
+        (size_t)model_state_sets(&be->cfg) * (size_t)be->cfg.layers * (size_t)be->max_B * (size_t)be->cfg.hidden;
+    float *kept = malloc(sizeof(float) * carry_floats);
+    if (!kept)
+        return err_set(e, "out of memory");
+    int rc = be->ops->get_carry(be->ctx, kept, e);
+    for (size_t k = 0; k < chunks && rc == 0; k++) {
+        int len = eval_stream_batch(tokens, n, T, B, k, s.first, s.count, x, y);
+        Batch b = {.x = x, .y = y, .T = len, .B = s.count, .carry_in = k > 0, .carry_out = 1};
+        rc = eval_forward(be, &b, sums, e);
+    }
+    Err put_back;
+    if (be->ops->set_carry(be->ctx, kept, &put_back) != 0 && rc == 0) {
+        *e = put_back;
+        rc = -1;
+    }
+    free(kept);
+    return rc;
+}
+
+int evaluate(Backend *be, BatchMode mode, int carried, const token_t *tokens, size_t n, int T, int B,
+             long max_batches, double *loss, Err *e)
+{
     token_t *x = malloc(sizeof(token_t) * (size_t)T * (size_t)B);
     token_t *y = malloc(sizeof(token_t) * (size_t)T * (size_t)B);
     if (!x || !y) {
@@ -296,26 +357,12 @@ int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T
         free(y);
         return err_set(e, "out of memory");
     }
-    const Dist *dist = be->dist;
     double sums[2] = {0.0, 0.0}; /* the loss summed over the counted positions, and their number */
-    int rc = 0;
-    for (size_t first = 0; first < used && rc == 0; first += (size_t)B) {
-        int count = used - first < (size_t)B ? (int)(used - first) : B;
-        Share s = dist_share(count, dist->rank, dist->size);
-        if (s.count == 0) /* a last batch smaller than the number of ranks */
-            continue;
-        eval_batch(mode, tokens, T, total, used, first + (size_t)s.first, s.count, x, y);
-        Batch b = {.x = x, .y = y, .T = T, .B = s.count, .loss_from_t = mode == MODE_WINDOW ? T - 1 : 0};
-        float batch_loss;
-        if ((rc = be->ops->forward(be->ctx, &b, &batch_loss, e)) != 0)
-            break;
-        size_t rows = (size_t)(T - b.loss_from_t) * (size_t)s.count;
-        sums[0] += (double)batch_loss * (double)rows;
-        sums[1] += (double)rows;
-    }
+    int rc = carried && mode == MODE_SEQ ? eval_streams(be, tokens, n, T, B, max_batches, x, y, sums, e)
+                                         : eval_examples_apart(be, mode, tokens, n, T, B, max_batches, x, y, sums, e);
     free(x);
     free(y);
-    if (rc != 0 || dist_sum_doubles(dist, sums, 2, e) != 0)
+    if (rc != 0 || dist_sum_doubles(be->dist, sums, 2, e) != 0)
         return -1;
     *loss = sums[0] / sums[1];
     /* The loss of finite logits is finite (softmax_xent is stable); only logits that overflowed are not. */

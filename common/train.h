@@ -53,10 +53,12 @@ int trainer_snapshot(const Trainer *tr, float train_loss, float val_loss, Checkp
 void trainer_free(Trainer *tr);
 
 /* Mean loss (nats/char) over a text's evaluation examples (see eval_examples): all of them when
- * max_batches <= 0, else max_batches batches of B spread evenly over the text. A loss that is not finite
- * is an error. With several ranks (be->dist) each batch's rows are shared among them as in training, and
- * every rank gets the mean. */
-int evaluate(Backend *be, BatchMode mode, const token_t *tokens, size_t n, int T, int B, long max_batches, double *loss,
-             Err *e);
+ * max_batches <= 0, else max_batches batches of B spread evenly over the text. With `carried` (seq mode)
+ * the text is instead B contiguous streams read with the state carried (see eval_stream_chunks), the
+ * first max_batches chunks of each when max_batches > 0; the backend's own carried state is left as it
+ * was. A loss that is not finite is an error. With several ranks (be->dist) each batch's rows are shared
+ * among them as in training, and every rank gets the mean. */
+int evaluate(Backend *be, BatchMode mode, int carried, const token_t *tokens, size_t n, int T, int B,
+             long max_batches, double *loss, Err *e);
 
 #endif

@@ -299,6 +299,19 @@ Test(cli, window_mode_and_stateful_runs_train, .init = setup, .fini = teardown)
                  0, "%s", err);
     cr_assert_eq(RUN("--device", "cpu", "train", "--resume", "s.ckpt", "--steps", "9"), 0, "%s", err);
     cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "w.ckpt"), 0, "%s", err);
+    /* A stateful run is evaluated as it trains, with the state carried; --state picks either way. */
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "s.ckpt", "--data", "text.txt"), 0, "%s", err);
+    cr_expect(strstr(out, "state carried"), "%s", out);
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "s.ckpt", "--data", "text.txt", "--state", "zero"), 0,
+                 "%s", err);
+    cr_expect(!strstr(out, "state carried"), "%s", out);
+    cr_assert_eq(RUN("--device", "cpu", "eval", "--checkpoint", "c.ckpt", "--data", "text.txt", "--state", "carried"),
+                 0, "%s", err);
+    cr_expect(strstr(out, "state carried"), "%s", out);
+    EXPECT_USAGE_ERROR("--state carried needs a seq-mode model", "--device", "cpu", "eval", "--checkpoint", "w.ckpt",
+                       "--state", "carried");
+    EXPECT_USAGE_ERROR("--state: expected one of zero, carried, got 'warm'", "--device", "cpu", "eval", "--checkpoint",
+                       "s.ckpt", "--state", "warm");
 }
 
 Test(cli, unwritable_checkpoint_path_is_refused_before_training, .init = setup, .fini = teardown)

@@ -15,6 +15,7 @@
 #include "model.h"
 #include "sampler.h"
 #include "selftest.h"
+#include "train.h"
 
 /* The tolerances are selftest.h's, stated once for the suite and for `charrnn selftest`: PARITY_REL_L2
  * relative L2 per tensor in float32 (the two differ only in summation order, up to ~7e-7), TF32_REL_L2
@@ -262,6 +263,42 @@ Test(parity, lstm_every_mode_layers_and_dropout)
 Test(parity, rnn_with_dropout_every_mode_and_layers)
 {
     check_cell_parity(CELL_RNN);
+}
+
+/* Evaluation with the state carried: chunks of 5, 5 and 2 over three streams, each chunk starting from
+ * the last one's state, and the run's own carried state put back afterwards, on both. */
+static void check_carried_evaluation(CellKind cell, const Variant *variant)
+{
+    Shape s = {.cfg = {.vocab = 11, .embed = 7, .hidden = 13, .layers = 2, .cell = cell}, .T = 5, .B = 3};
+    Pair p = make_pair(&s, 70 + (uint64_t)cell, variant);
+    Rng r;
+    rng_seed(&r, 17);
+    token_t text[37];
+    for (int i = 0; i < 37; i++)
+        text[i] = (token_t)rng_below(&r, (uint64_t)s.cfg.vocab);
+    double loss[2];
+    float *kept[2] = {malloc(sizeof(float) * p.nh), malloc(sizeof(float) * p.nh)}, *after = malloc(sizeof(float) * p.nh);
+    Err e;
+    Backend *both[2] = {&p.cpu, &p.cuda};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(both[i]->ops->get_carry(both[i]->ctx, kept[i], &e), 0, "%s", e.msg);
+        cr_assert_eq(evaluate(both[i], MODE_SEQ, 1, text, 37, s.T, s.B, 0, &loss[i], &e), 0, "%s", e.msg);
+        cr_assert_eq(both[i]->ops->get_carry(both[i]->ctx, after, &e), 0, "%s", e.msg);
+        cr_expect(memcmp(kept[i], after, sizeof(float) * p.nh) == 0, "%s: %s: evaluation changed the carried state",
+                  variant->name, both[i]->ops->name);
+    }
+    cr_expect(fabs(loss[1] - loss[0]) <= PARITY_REL_L2 * loss[0], "%s: %s: cpu %.8f, cuda %.8f", variant->name,
+              cell_name(cell), loss[0], loss[1]);
+    free(kept[0]), free(kept[1]), free(after);
+    expect_paths(&p);
+    free_pair(&p);
+}
+
+Test(parity, evaluation_with_the_state_carried_matches)
+{
+    for (int i = 0; i < n_variants(); i++)
+        for (CellKind cell = CELL_RNN; cell <= CELL_LSTM; cell++)
+            check_carried_evaluation(cell, &VARIANTS[i]);
 }
 
 static void check_forward_only(const Variant *variant)

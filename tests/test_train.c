@@ -197,9 +197,9 @@ Test(train, learns_a_periodic_text)
     cr_assert_eq(backend_create(&be, &cpu_backend_ops, &c.model, c.seq_len, c.batch, NULL, &e), 0);
     cr_assert_eq(trainer_start(&tr, &c, &d, "periodic", &be, &e), 0, "%s", e.msg);
     double before, after;
-    cr_assert_eq(evaluate(&be, c.mode, d.tokens + d.n_train, d.n - d.n_train, c.seq_len, c.batch, 0, &before, &e), 0);
+    cr_assert_eq(evaluate(&be, c.mode, 0, d.tokens + d.n_train, d.n - d.n_train, c.seq_len, c.batch, 0, &before, &e), 0);
     run_steps(&tr, c.steps);
-    cr_assert_eq(evaluate(&be, c.mode, d.tokens + d.n_train, d.n - d.n_train, c.seq_len, c.batch, 0, &after, &e), 0);
+    cr_assert_eq(evaluate(&be, c.mode, 0, d.tokens + d.n_train, d.n - d.n_train, c.seq_len, c.batch, 0, &after, &e), 0);
     cr_assert_gt(before, 2.5, "an untrained model should be near uniform (ln 27 = 3.3), got %f", before);
     cr_assert_lt(after, 0.05, "validation loss %f after %ld steps, expected under 0.05", after, c.steps);
     trainer_free(&tr);
@@ -218,7 +218,7 @@ Test(train, evaluate_weights_batches_by_their_predictions)
     /* 20 chunks of 7 in a 141-token text: 6 full batches of 3 and one of 2 */
     size_t n = 141;
     double all;
-    cr_assert_eq(evaluate(&be, MODE_SEQ, d.tokens, n, 7, 3, 0, &all, &e), 0);
+    cr_assert_eq(evaluate(&be, MODE_SEQ, 0, d.tokens, n, 7, 3, 0, &all, &e), 0);
     double sum = 0.0;
     token_t x[21], y[21];
     for (size_t k = 0; k < 20; k++) {
@@ -230,6 +230,62 @@ Test(train, evaluate_weights_batches_by_their_predictions)
     }
     cr_assert_float_eq(all, sum / 20, 1e-5);
     stop_small(&d, &be, &tr);
+}
+
+/* With the state carried, evaluation reads B streams as B whole sequences: its loss is the mean of the
+ * streams' losses, each in one pass from a zero state, whatever the chunking (7, 7 and 3 here), and the
+ * training run's own carried state is left as it was. */
+static void check_carried_evaluation(CellKind cell)
+{
+    Dataset d;
+    TrainConfig c;
+    Backend be, whole;
+    Trainer tr;
+    Err e;
+    start_cell_run(&d, &c, &be, &tr, 20, 1, cell);
+    run_steps(&tr, 2); /* a carried state that is not zero */
+    const int T = c.seq_len, B = c.batch, len = 2 * T + 3;
+    const size_t n = (size_t)B * (size_t)len + 1, P = model_num_params(&c.model);
+    const size_t nh = (size_t)model_state_sets(&c.model) * c.model.layers * B * c.model.hidden;
+    cr_assert_eq(eval_stream_chunks(n, T, B, 0), 3);
+    cr_assert_eq(eval_predictions(MODE_SEQ, 1, n, T, B, 0), (size_t)B * len);
+    cr_assert_eq(eval_predictions(MODE_SEQ, 1, n, T, B, 2), (size_t)B * 2 * T);
+    float *kept = malloc(sizeof(float) * nh), *after = malloc(sizeof(float) * nh), *params = malloc(sizeof(float) * P);
+    cr_assert_eq(be.ops->get_carry(be.ctx, kept, &e), 0, "%s", e.msg);
+    double carried, apart;
+    cr_assert_eq(evaluate(&be, MODE_SEQ, 1, d.tokens, n, T, B, 0, &carried, &e), 0, "%s", e.msg);
+    cr_assert_eq(be.ops->get_carry(be.ctx, after, &e), 0, "%s", e.msg);
+    cr_expect(memcmp(kept, after, sizeof(float) * nh) == 0, "%s: evaluation changed the run's carried state",
+              cell_name(cell));
+
+    cr_assert_eq(backend_create(&whole, &cpu_backend_ops, &c.model, len, 1, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(be.ops->get_params(be.ctx, params, &e), 0, "%s", e.msg);
+    cr_assert_eq(whole.ops->set_params(whole.ctx, params, &e), 0, "%s", e.msg);
+    double sum = 0.0;
+    token_t x[64], y[64];
+    for (int b = 0; b < B; b++) {
+        seq_example(d.tokens, (size_t)b * (size_t)len, len, 1, 0, x, y);
+        Batch one = {.x = x, .y = y, .T = len, .B = 1};
+        float loss;
+        cr_assert_eq(whole.ops->forward(whole.ctx, &one, &loss, &e), 0, "%s", e.msg);
+        sum += loss;
+    }
+    cr_expect_float_eq(carried, sum / B, 1e-5, "%s: carried %.7f, whole streams %.7f", cell_name(cell), carried,
+                       sum / B);
+    /* The same text in zero-state chunks is another number: the state did carry. */
+    cr_assert_eq(evaluate(&be, MODE_SEQ, 0, d.tokens, n, T, B, 0, &apart, &e), 0, "%s", e.msg);
+    cr_expect(fabs(apart - carried) > 1e-4, "%s: zero-state chunks %.7f, carried %.7f", cell_name(cell), apart,
+              carried);
+    free(kept), free(after), free(params);
+    backend_destroy(&whole);
+    stop_small(&d, &be, &tr);
+}
+
+Test(train, evaluation_with_the_state_carried_reads_whole_streams)
+{
+    check_carried_evaluation(CELL_RNN);
+    check_carried_evaluation(CELL_GRU);
+    check_carried_evaluation(CELL_LSTM);
 }
 
 static void check_stepwise_sampling(CellKind cell)
@@ -291,7 +347,7 @@ Test(train, evaluation_is_without_dropout)
     run_steps(&tr, 2);
     const size_t n = (size_t)c.seq_len * c.batch;
     double eval;
-    cr_assert_eq(evaluate(&be, MODE_SEQ, d.tokens, n + 1, c.seq_len, c.batch, 0, &eval, &e), 0, "%s", e.msg);
+    cr_assert_eq(evaluate(&be, MODE_SEQ, 0, d.tokens, n + 1, c.seq_len, c.batch, 0, &eval, &e), 0, "%s", e.msg);
     token_t *x = malloc(sizeof(token_t) * n), *y = malloc(sizeof(token_t) * n);
     eval_batch(MODE_SEQ, d.tokens, c.seq_len, eval_examples(MODE_SEQ, n + 1, c.seq_len), c.batch, 0, c.batch, x, y);
     Batch b = {.x = x, .y = y, .T = c.seq_len, .B = c.batch};
