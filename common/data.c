@@ -365,9 +365,15 @@ void eval_batch(BatchMode mode, const token_t *tokens, int T, size_t total, size
     }
 }
 
+/* Predictions per stream of an evaluation with the state carried. */
+static size_t stream_length(size_t n, int B)
+{
+    return n > 1 ? (n - 1) / (size_t)B : 0;
+}
+
 size_t eval_stream_chunks(size_t n, int T, int B, long max_chunks)
 {
-    size_t stream_len = n > 1 ? (n - 1) / (size_t)B : 0;
+    size_t stream_len = stream_length(n, B);
     size_t chunks = (stream_len + (size_t)T - 1) / (size_t)T;
     if (max_chunks > 0 && (size_t)max_chunks < chunks)
         return (size_t)max_chunks;
@@ -377,7 +383,7 @@ size_t eval_stream_chunks(size_t n, int T, int B, long max_chunks)
 int eval_stream_batch(const token_t *tokens, size_t n, int T, int B, size_t k, int first, int count, token_t *x,
                       token_t *y)
 {
-    const size_t stream_len = (n - 1) / (size_t)B, start = k * (size_t)T;
+    const size_t stream_len = stream_length(n, B), start = k * (size_t)T;
     const int len = stream_len - start < (size_t)T ? (int)(stream_len - start) : T;
     for (int b = 0; b < count; b++)
         seq_example(tokens, (size_t)(first + b) * stream_len + start, len, count, b, x, y);
@@ -387,7 +393,7 @@ int eval_stream_batch(const token_t *tokens, size_t n, int T, int B, size_t k, i
 size_t eval_predictions(BatchMode mode, int carried, size_t n, int T, int B, long max_batches)
 {
     if (carried && mode == MODE_SEQ) {
-        size_t stream_len = n > 1 ? (n - 1) / (size_t)B : 0, chunks = eval_stream_chunks(n, T, B, max_batches);
+        size_t stream_len = stream_length(n, B), chunks = eval_stream_chunks(n, T, B, max_batches);
         return (chunks * (size_t)T < stream_len ? chunks * (size_t)T : stream_len) * (size_t)B;
     }
     size_t used = eval_used(mode, n, T, B, max_batches);
