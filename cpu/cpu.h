@@ -82,9 +82,11 @@ void input_projection_forward(float *p, const float *u, const float *w_xh, const
 void input_projection_backward(float *du, float *dw_xh, const float *da, const float *u, const float *w_xh, int rows,
                                int I, int N);
 
-/* Inverted dropout (dropout.h) of layer l's output for the batch b: out [T, B, H] = in * mask / (1 - p), the
- * same mask going forward and backward (out may be in). */
-void dropout_apply(float *out, const float *in, const Batch *b, int l, int H);
+/* Inverted dropout (dropout.h) of layer l's output for the batch b: dropout_draw sets keep [T, B, H] to
+ * its mask, 1 where a unit is kept; dropout_apply computes out [n] = in * keep / (1 - p), the same mask
+ * going forward and backward (out may be in). */
+void dropout_draw(uint8_t *keep, const Batch *b, int l, int H);
+void dropout_apply(float *out, const float *in, const uint8_t *keep, float p, size_t n);
 
 /* out [rows, cols] = the row `row` repeated; sums [cols] += the column sums of m [rows, cols] (rows ld apart). */
 void broadcast_rows(float *out, const float *row, int rows, int cols);

@@ -34,6 +34,7 @@ typedef struct {
     float *du;                    /* [T, B, max(E, H)]: gradient for the embedding */
     float *dropped; /* [T, B, H]: a layer's output after dropout, for the one that reads it; du's memory: du
                      * holds the embedding's gradient, needed only where no dropped output is */
+    uint8_t *keep[MODEL_MAX_LAYERS]; /* [T, B, H] per layer: its dropout mask, drawn going forward */
     float *packed;                /* W_hh of the layer at hand in the micro-kernel's layout */
     float *step_g;                /* gated cells: [B, G H], one step's recurrent product */
     float *step_carry;            /* gated cells: [B, H] (LSTM [B, 2H]), what the backward pass carries */
@@ -65,7 +66,7 @@ static float *take(float **a, size_t floats)
 /* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
  * one place that sizes them, for cpu_create and for the memory estimate alike. Each is taken in whole
  * cache lines (lines()); a buffer a cell does not use has size 0. */
-enum { CPU_BUFFERS = 16 };
+enum { CPU_BUFFERS = 17 };
 static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
 {
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
@@ -91,6 +92,7 @@ static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_
         V <= T * B ? V * GH : 0, /* vocab_rows: only where some batch can fold the embedding */
         S * L * B * H,           /* carry */
         lines(S * L * H) + lines(W) + lines(gated ? 3 * GH + H : H), /* sample_h, sample_x, sample_pre */
+        L * lines((T * B * H + 3) / 4), /* keep: a byte per unit, in floats */
     };
     memcpy(sizes, s, sizeof s);
 }
@@ -194,6 +196,8 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->sample_h = take(&a, S * L * H);
     c->sample_x = take(&a, W);
     c->sample_pre = take(&a, cfg->cell != CELL_RNN ? 3 * GH + H : H);
+    for (size_t l = 0; l < L; l++)
+        c->keep[l] = (uint8_t *)take(&a, (T * B * H + 3) / 4);
     return c;
 }
 
@@ -279,13 +283,14 @@ static float *carried(const CpuModel *c, int s, int l)
 }
 
 /* Layer l's output h_1..h_T [T, B, H] as the layer above (or the output projection) reads it: after
- * dropout, in c->dropped, when the batch has dropout. */
+ * dropout, in c->dropped, when the batch has dropout (with the mask the forward pass drew). */
 static const float *layer_output(CpuModel *c, const Batch *b, int l)
 {
-    const float *h = c->h[l] + (size_t)b->B * c->cfg.hidden;
+    const size_t state = (size_t)b->B * c->cfg.hidden;
+    const float *h = c->h[l] + state;
     if (b->dropout <= 0.0f)
         return h;
-    dropout_apply(c->dropped, h, b, l, c->cfg.hidden);
+    dropout_apply(c->dropped, h, c->keep[l], b->dropout, (size_t)b->T * state);
     return c->dropped;
 }
 
@@ -359,6 +364,8 @@ static int forward_to_logits(CpuModel *c, const Batch *b)
         layer_recurrence_forward(c, l, T, B);
         for (int s = 0; s < S && b->carry_out; s++)
             memcpy(carried(c, s, l), state_buffer(c, s, l) + (size_t)T * state, sizeof(float) * state);
+        if (b->dropout > 0.0f)
+            dropout_draw(c->keep[l], b, l, H);
         u = layer_output(c, b, l);
     }
     /* Only the counted timesteps need logits: all of them in seq mode, the last one in window mode. */
@@ -399,7 +406,7 @@ static int cpu_forward_backward(void *ctx, const Batch *b, float *loss, Err *e)
 
     for (int l = L - 1; l >= 0; l--) {
         if (b->dropout > 0.0f) /* from the gradient at the dropped output to the gradient at h: the same mask */
-            dropout_apply(c->dh, c->dh, b, l, H);
+            dropout_apply(c->dh, c->dh, c->keep[l], b->dropout, (size_t)T * state);
         layer_recurrence_backward(c, l, T, B);
         if (l == 0 && fold_embedding(c, b)) {
             embedding_projection_backward(c->g.embedding, c->g.w_xh[0], c->vocab_rows, b->x, c->da, c->p.embedding,

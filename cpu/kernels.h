@@ -12,6 +12,7 @@
 #define CHARRNN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/vocab.h"
 
@@ -58,6 +59,9 @@ typedef struct {
     void (*adam)(float *p, const float *g, float *m, float *v, size_t n, const AdamStep *s);
     void (*sgd)(float *p, const float *g, float *v, size_t n, float lr, float momentum, float grad_scale);
     double (*sum_squares)(const float *x, size_t n);
+    /* keep[j] (0 or 1) for units 0..H-1 of one row of a layer's output: common/dropout.h's decision, with
+     * that row's counter (its first word, the group of four units, is ignored), key and threshold. */
+    void (*dropout_keep)(uint8_t *keep, int H, const uint32_t ctr[4], const uint32_t key[2], uint32_t threshold);
 } Kernels;
 
 typedef enum { SIMD_BASELINE, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } SimdLevel;

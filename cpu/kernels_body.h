@@ -9,8 +9,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/dropout.h"
 #include "fastmath.h"
 #include "kernels.h"
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #define NR (NV * VW)
 #define INLINE static inline __attribute__((always_inline))
@@ -18,6 +22,7 @@
 typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 typedef int32_t vi __attribute__((vector_size(VW * sizeof(float))));
 typedef uint32_t vu __attribute__((vector_size(VW * sizeof(float))));
+typedef uint64_t vu2 __attribute__((vector_size(VW * sizeof(float)))); /* the same bits as VW / 2 pairs */
 
 /* ---- vectors ---- */
 
@@ -366,6 +371,71 @@ static double KERNEL(sum_squares)(const float *x, size_t n)
     return sum;
 }
 
+/* ---- dropout masks ---- */
+
+/* The 64-bit products m a of every lane, as their high and low 32 bits: one unsigned 32 x 32 -> 64
+ * multiply of the even lanes and one of the odd lanes (shifted down), put back in lane order. */
+INLINE void mulhilo_lanes(vu a, uint32_t m, vu *hi, vu *lo)
+{
+    const vu2 w = (vu2)a, odd = w >> 32, mm = (vu2){0} + m;
+    vu2 pe, po;
+#if defined(__AVX512F__) && VW == 16
+    pe = (vu2)_mm512_mul_epu32((__m512i)w, (__m512i)mm);
+    po = (vu2)_mm512_mul_epu32((__m512i)odd, (__m512i)mm);
+#elif defined(__AVX2__) && VW == 8
+    pe = (vu2)_mm256_mul_epu32((__m256i)w, (__m256i)mm);
+    po = (vu2)_mm256_mul_epu32((__m256i)odd, (__m256i)mm);
+#elif defined(__SSE2__) && VW == 4
+    pe = (vu2)_mm_mul_epu32((__m128i)w, (__m128i)mm);
+    po = (vu2)_mm_mul_epu32((__m128i)odd, (__m128i)mm);
+#else
+    for (int l = 0; l < VW / 2; l++)
+        pe[l] = (w[l] & 0xFFFFFFFFu) * mm[l], po[l] = odd[l] * mm[l];
+#endif
+    *hi = (vu)((pe >> 32) | (po & 0xFFFFFFFF00000000u));
+    *lo = (vu)((pe & 0xFFFFFFFFu) | (po << 32));
+}
+
+/* dropout.h's philox4x32_10 on VW counters at once, one per lane. */
+INLINE void philox_lanes(vu c[4], uint32_t k0, uint32_t k1)
+{
+    vu c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
+    for (int round = 0; round < PHILOX_ROUNDS; round++) {
+        vu hi0, lo0, hi1, lo1;
+        mulhilo_lanes(c0, PHILOX_M0, &hi0, &lo0);
+        mulhilo_lanes(c2, PHILOX_M1, &hi1, &lo1);
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    c[0] = c0, c[1] = c1, c[2] = c2, c[3] = c3;
+}
+
+/* keep[j] = dropout_keep(...) (dropout.h) for the H units of one row: unit j takes output j % 4 of the
+ * Philox block whose counter is ctr with its first word, the group, j / 4. VW groups at a time, one per
+ * lane; the decisions are those of the scalar generator, bit for bit. */
+static void KERNEL(dropout_keep)(uint8_t *keep, int H, const uint32_t ctr[4], const uint32_t key[2],
+                                 uint32_t threshold)
+{
+    const int groups = (H + 3) / 4;
+    vu lane;
+    for (int l = 0; l < VW; l++)
+        lane[l] = (uint32_t)l;
+    for (int g0 = 0; g0 < groups; g0 += VW) {
+        vu c[4] = {lane + (uint32_t)g0, (vu){0} + ctr[1], (vu){0} + ctr[2], (vu){0} + ctr[3]};
+        philox_lanes(c, key[0], key[1]);
+        const int n = groups - g0 < VW ? groups - g0 : VW;
+        uint8_t *out = keep + 4 * (size_t)g0;
+        for (int l = 0; l < n; l++)
+            for (int k = 0; k < 4; k++)
+                if (4 * (g0 + l) + k < H)
+                    out[4 * l + k] = c[k][l] >= threshold;
+    }
+}
+
 const Kernels KERNEL(kernels) = {
     .name = KERNELS_NAME,
     .mr = MR,
@@ -378,4 +448,5 @@ const Kernels KERNEL(kernels) = {
     .adam = KERNEL(adam),
     .sgd = KERNEL(sgd),
     .sum_squares = KERNEL(sum_squares),
+    .dropout_keep = KERNEL(dropout_keep),
 };

@@ -85,24 +85,32 @@ void add_column_sums(float *sums, const float *m, int rows, int cols, int ld)
     }
 }
 
-void dropout_apply(float *out, const float *in, const Batch *b, int l, int H)
+void dropout_draw(uint8_t *keep, const Batch *b, int l, int H)
 {
-    /* out = in * mask / (1 - p), the mask drawn four units per call of the generator (dropout.h). */
+    /* One row [H] of one timestep at a time, the generator's lanes across its groups of four units. */
     const uint32_t threshold = dropout_threshold(b->dropout);
-    const float scale = dropout_scale(b->dropout);
+    const Kernels *k = kernels();
     const int rows = b->T * b->B;
 #pragma omp parallel for schedule(static) if ((size_t)rows * H >= PARALLEL_ELEMENTS)
     for (int i = 0; i < rows; i++) {
-        const int t = i / b->B, row = b->dropout_row0 + i % b->B;
-        const float *x = in + (size_t)i * H;
-        float *y = out + (size_t)i * H;
-        for (int j4 = 0; 4 * j4 < H; j4++) {
-            uint32_t ctr[4], key[2], r[4];
-            dropout_counter(ctr, key, b->dropout_seed, b->dropout_step, l, t, row, j4);
-            philox4x32_10(ctr, key, r);
-            for (int k = 0; k < 4 && 4 * j4 + k < H; k++)
-                y[4 * j4 + k] = r[k] >= threshold ? x[4 * j4 + k] * scale : 0.0f;
-        }
+        uint32_t ctr[4], key[2];
+        dropout_counter(ctr, key, b->dropout_seed, b->dropout_step, l, i / b->B, b->dropout_row0 + i % b->B, 0);
+        k->dropout_keep(keep + (size_t)i * H, H, ctr, key, threshold);
+    }
+}
+
+void dropout_apply(float *out, const float *in, const uint8_t *keep, float p, size_t n)
+{
+    /* keep ? in * scale : +0, as a bit mask rather than a branch: the mask is random, so a branch would be
+     * mispredicted a third of the time, and the loop vectorises. */
+    const float scale = dropout_scale(p);
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_ELEMENTS)
+    for (size_t i = 0; i < n; i++) {
+        const float v = in[i] * scale;
+        uint32_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        bits &= 0u - (uint32_t)keep[i];
+        memcpy(&out[i], &bits, sizeof bits);
     }
 }
 

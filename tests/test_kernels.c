@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/dropout.h"
 #include "../cpu/cpu.h"
 #include "../cpu/fastmath.h"
 #include "../cpu/kernels.h"
@@ -402,6 +403,55 @@ Test(elementwise, optimizers_and_norm_match_the_formulas_avx512_shape)
 Test(elementwise, optimizers_and_norm_match_the_formulas_baseline)
 {
     check_optimizers(BASELINE);
+}
+
+/* The vectorised dropout masks against dropout.h's scalar decision, unit by unit: rows of every length
+ * around the vector widths (a partial last group of four, a partial last vector of groups), counters
+ * with high bits set, and the thresholds of p = 0 and of p near 1. */
+static void check_dropout_keep(Set level)
+{
+    const Kernels *k = use_level(level);
+    const int widths[] = {1, 3, 4, 5, 15, 16, 17, 31, 63, 64, 65, 67, 129, 384};
+    const float probabilities[] = {0.0f, 0.3f, 0.5f, 0.999f};
+    const uint64_t seeds[] = {1337, 0xFEDCBA9876543210u};
+    uint8_t keep[384 + 1];
+    long kept = 0, units = 0;
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+        for (size_t pi = 0; pi < sizeof probabilities / sizeof *probabilities; pi++)
+            for (size_t si = 0; si < 2; si++) {
+                const int H = widths[w], l = (int)(w % 3), t = (int)(65535 - 7 * w), row = (int)(pi * 40 + si);
+                const long step = si ? 0x5A5A5A5A5A5L : (long)(w + 1);
+                const uint32_t threshold = dropout_threshold(probabilities[pi]);
+                uint32_t ctr[4], key[2];
+                dropout_counter(ctr, key, seeds[si], step, l, t, row, 12345); /* the group word is ignored */
+                memset(keep, 0xAA, sizeof keep);
+                k->dropout_keep(keep, H, ctr, key, threshold);
+                for (int j = 0; j < H; j++) {
+                    const int want = dropout_keep(seeds[si], step, l, t, row, j, threshold);
+                    cr_assert_eq(keep[j], want, "%s: H %d, p %g, unit %d: %d, the scalar generator says %d",
+                                 k->name, H, probabilities[pi], j, keep[j], want);
+                    kept += want, units++;
+                }
+                cr_assert_eq(keep[H], 0xAA, "%s: H %d: a byte beyond the row was written", k->name, H);
+            }
+    cr_expect(kept > units / 3 && kept < units, "%ld of %ld units kept", kept, units);
+}
+
+Test(elementwise, dropout_masks_match_the_scalar_generator_avx512)
+{
+    check_dropout_keep(AVX512);
+}
+Test(elementwise, dropout_masks_match_the_scalar_generator_avx2)
+{
+    check_dropout_keep(AVX2);
+}
+Test(elementwise, dropout_masks_match_the_scalar_generator_avx512_shape)
+{
+    check_dropout_keep(AVX512_SHAPE);
+}
+Test(elementwise, dropout_masks_match_the_scalar_generator_baseline)
+{
+    check_dropout_keep(BASELINE);
 }
 
 /* A deliberately wrong recurrence fails the comparison used above (so the test can fail): the

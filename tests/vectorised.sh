@@ -40,6 +40,7 @@ for set in baseline:xmm avx2:ymm avx512:zmm; do
   expect "adam_$name" "sqrtps.*%$reg" "packed square root on $reg"
   expect "sgd_$name" "(vfmadd[0-9]+ps|mulps).*%$reg" "packed multiply-adds on $reg"
   expect "sum_squares_$name" "(cvtps2pd|vcvtps2pd).*%$reg" "packed conversion to double on $reg"
+  expect "dropout_keep_$name" "pmuludq.*%$reg" "packed 32-bit products (the masks' Philox rounds) on $reg"
   for f in softmax_xent:exp tanh:tanh tile_rows:tanh; do
     if body "${f%%:*}_$name" | grep -E "R_X86_64_PLT32[[:space:]]+${f##*:}f?-" >/dev/null; then
       echo "vectorised: ${f%%:*}_$name calls libm's ${f##*:}"
