@@ -214,7 +214,7 @@ Test(dist, every_rank_runs_on_the_fixed_openblas_kernels_and_one_says_so, .init 
 {
     const char *why, *fix = blas_fix_of_prescott(&why);
     if (!fix)
-        cr_skip_test("%s", why);
+        SKIP_REMOVING(dir, "%s", why);
     unsetenv("OPENBLAS_CORETYPE");
     setenv("CHARRNN_TEST_BLAS_CORENAME", "Prescott", 1);
     setenv("OPENBLAS_VERBOSE", "2", 1); /* each process names the kernels it loads: "Core: Haswell" */
@@ -282,7 +282,7 @@ Test(dist, two_gpus_train_what_one_trains_through_nccl, .init = setup, .fini = t
     for (size_t i = 0; rc != 0 && i < sizeof no_two_gpus / sizeof no_two_gpus[0]; i++) {
         const char *line = strstr(err, no_two_gpus[i]);
         if (line)
-            cr_skip_test("needs two GPUs: %.*s", (int)strcspn(line, "\n"), line);
+            SKIP_REMOVING(dir, "needs two GPUs: %.*s", (int)strcspn(line, "\n"), line);
     }
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert_eq(run(NULL, NULL, SMALL_RUN("--device", "cuda", "--steps", "4", "--stateful", "--out", "one.ckpt")), 0,
@@ -498,7 +498,7 @@ Test(dist, a_rank_that_dies_ends_the_job_naming_it, .init = setup, .fini = teard
 Test(dist, mpirun_of_a_build_without_mpi_says_so, .init = setup_launcher, .fini = teardown)
 {
 #ifdef CHARRNN_BUILT_WITH_MPI
-    cr_skip_test("this charrnn is built with MPI (the other tests run it under mpirun)");
+    SKIP_REMOVING(dir, "this charrnn is built with MPI (the other tests run it under mpirun)");
 #endif
     int rc = run(MPIRUN2, NULL, (char *[]){"--device", "cpu", "train", "--data", "text.txt", NULL});
     cr_expect_eq(rc, 2, "status %d: %s", rc, err);
