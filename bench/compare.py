@@ -172,8 +172,8 @@ def ours(args, name, threads, env, work):
         (["--tf32"] if args.tf32 else [])
     cmd = [args.bin, "train"] + device + cell_flags(args) + [
         "--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers", str(L), "--seq-len", str(T),
-        "--batch", str(B), "--steps", str(args.steps + 3), "--lr-schedule", "constant", "--eval-every", "0",
-        "--save-every", "0", "--out", ckpt, "--overwrite", "--log", log]
+        "--batch", str(B), "--steps", str(args.steps + 3), "--lr", "0.002", "--lr-schedule", "constant",
+        "--eval-every", "0", "--save-every", "0", "--out", ckpt, "--overwrite", "--log", log]
     if args.device == "cuda":
         with GpuMemory() as gpu:
             peak_rss_run(cmd, env, work)
@@ -276,8 +276,8 @@ def quality(args, work):
     device = ["--device", args.device] + (["--tf32"] if args.tf32 else [])
     run([args.bin, "train"] + device + cell_flags(args, dropout=True) + [
         "--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers", str(L), "--seq-len", str(T),
-        "--batch", str(B), "--steps", str(args.quality_steps), "--lr-schedule", "constant", "--eval-every", "0",
-        "--save-every", "0", "--out", ckpt, "--overwrite"], os.environ, work, stdout=subprocess.DEVNULL)
+        "--batch", str(B), "--steps", str(args.quality_steps), "--lr", "0.002", "--lr-schedule", "constant",
+        "--eval-every", "0", "--save-every", "0", "--out", ckpt, "--overwrite"], os.environ, work, stdout=subprocess.DEVNULL)
     out = run([args.bin, "eval"] + device + ["--checkpoint", ckpt], os.environ, work, stdout=subprocess.PIPE)
     ours_loss = float(out.stdout.split()[0])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")

@@ -712,6 +712,9 @@ Test(cli, every_cell_trains_samples_evaluates_and_resumes, .init = setup, .fini 
         snprintf(expect, sizeof expect, "model          %s cell, vocab", cell);
         cr_expect(strstr(out, expect) && strstr(out, "layers 2, dropout 0.25:"), "%s", out);
         cr_expect(strstr(out, "(checkpoint format 3)"), "%s", out);
+        /* the default peak rate: 2e-3 for the tanh cell, 5e-3 for the gated ones */
+        cr_expect(strstr(out, i == 0 ? "adam, lr 0.002 (cosine to 0.0002)" : "adam, lr 0.005 (cosine to 0.0005)"),
+                  "%s: %s", cell, out);
         cr_assert_eq(RUN("--device", "cpu", "sample", "--checkpoint", "m.ckpt", "--length", "30", "--prime", "It"), 0,
                      "%s: %s", cell, err);
         cr_expect_eq(strncmp(out, "It", 2), 0, "%s", out);
@@ -725,4 +728,9 @@ Test(cli, every_cell_trains_samples_evaluates_and_resumes, .init = setup, .fini 
                      cell, err);
         cr_expect(strstr(err, "trained to step 6"), "%s", err);
     }
+    /* a rate that is given is the rate, whatever the cell */
+    cr_assert_eq(TRAIN_TINY("--steps", "1", "--cell", "lstm", "--lr", "0.001", "--out", "m.ckpt", "--overwrite"), 0, "%s",
+                 err);
+    cr_assert_eq(RUN("info", "--checkpoint", "m.ckpt"), 0, "%s", err);
+    cr_expect(strstr(out, "adam, lr 0.001 (cosine to 0.0001)"), "%s", out);
 }
