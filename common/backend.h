@@ -93,8 +93,9 @@ typedef struct BackendOps {
     int (*sample_step)(void *ctx, int token, float *logits /* [V] */, Err *e);
 
     /* What create() allocates for this model and batch shape, computed from the very sizes it allocates,
-     * so that a command can refuse a run too large before allocating anything. */
-    MemoryNeed (*memory)(const ModelConfig *cfg, int max_T, int max_B);
+     * so that a command can refuse a run too large before allocating anything. dropout: the run draws
+     * dropout masks (a backend may leave out a buffer that a run without them never touches). */
+    MemoryNeed (*memory)(const ModelConfig *cfg, int max_T, int max_B, int dropout);
     /* Free and total bytes of the backend's own device memory; NULL for a backend in host memory. */
     int (*device_memory)(uint64_t *free_bytes, uint64_t *total_bytes, Err *e);
 

@@ -99,9 +99,9 @@ int memory_available(const BackendOps *ops, MemoryNeed *avail, Err *e)
 }
 
 /* The backend's buffers, plus host bytes of the command's own. */
-static MemoryNeed plus(const BackendOps *ops, const ModelConfig *m, int T, int B, uint64_t host)
+static MemoryNeed plus(const BackendOps *ops, const ModelConfig *m, int T, int B, int dropout, uint64_t host)
 {
-    MemoryNeed need = ops->memory ? ops->memory(m, T, B) : (MemoryNeed){0, 0};
+    MemoryNeed need = ops->memory ? ops->memory(m, T, B, dropout) : (MemoryNeed){0, 0};
     need.host += host;
     return need;
 }
@@ -115,17 +115,17 @@ MemoryNeed train_memory(const BackendOps *ops, const TrainConfig *c)
     /* A save holds a copy of the state and the file's image at once; starting a run holds the initial
      * parameters and zero moments, less than that, and never at the same time. */
     const uint64_t save = 2 * checkpoint_size_estimate(c);
-    return plus(ops, &c->model, c->seq_len, c->batch, batch + zero_carry + save);
+    return plus(ops, &c->model, c->seq_len, c->batch, c->dropout > 0.0f, batch + zero_carry + save);
 }
 
 MemoryNeed eval_memory(const BackendOps *ops, const ModelConfig *m, int T, int B)
 {
-    return plus(ops, m, T, B, 2 * (uint64_t)T * (uint64_t)B * sizeof(token_t));
+    return plus(ops, m, T, B, 0, 2 * (uint64_t)T * (uint64_t)B * sizeof(token_t));
 }
 
 MemoryNeed sample_memory(const BackendOps *ops, const ModelConfig *m)
 {
-    return plus(ops, m, 1, 1, 3 * (uint64_t)m->vocab * sizeof(float)); /* logits and the sampler's scratch */
+    return plus(ops, m, 1, 1, 0, 3 * (uint64_t)m->vocab * sizeof(float)); /* logits and the sampler's scratch */
 }
 
 int memory_fits(const BackendOps *ops, const MemoryNeed *need, const MemoryNeed *avail, Err *e)

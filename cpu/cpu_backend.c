@@ -66,7 +66,7 @@ static float *take(float **a, size_t floats)
 /* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the
  * one place that sizes them, for cpu_create and for the memory estimate alike. Each is taken in whole
  * cache lines (lines()); a buffer a cell does not use has size 0. */
-enum { CPU_BUFFERS = 17 };
+enum { CPU_BUFFERS = 17, CPU_KEEP = 16 };
 static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CPU_BUFFERS])
 {
     const size_t T = (size_t)max_T, B = (size_t)max_B, L = (size_t)cfg->layers;
@@ -107,10 +107,14 @@ static size_t cpu_activation_floats(const ModelConfig *cfg, int max_T, int max_B
     return total;
 }
 
-/* Parameters, gradients and both moments, and the activations: all in host memory. */
-static MemoryNeed cpu_memory(const ModelConfig *cfg, int max_T, int max_B)
+/* Parameters, gradients and both moments, and the activations: all in host memory. The dropout masks'
+ * pages are never touched by a run without dropout (calloc), so they count only for a run with it. */
+static MemoryNeed cpu_memory(const ModelConfig *cfg, int max_T, int max_B, int dropout)
 {
-    const uint64_t floats = 4 * (uint64_t)model_num_params(cfg) + cpu_activation_floats(cfg, max_T, max_B);
+    size_t sizes[CPU_BUFFERS];
+    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    const uint64_t floats = 4 * (uint64_t)model_num_params(cfg) + cpu_activation_floats(cfg, max_T, max_B) -
+                            (dropout ? 0 : lines(sizes[CPU_KEEP]));
     return (MemoryNeed){.host = floats * sizeof(float), .device = 0};
 }
 
@@ -158,8 +162,8 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     c->grads = calloc(c->n_params, sizeof(float));
     c->m = calloc(c->n_params, sizeof(float));
     c->v = calloc(c->n_params, sizeof(float));
-    /* calloc: the pages of buffers a model never uses (du when the embedding is folded) are never
-     * touched, so they take no memory */
+    /* calloc: the pages of buffers a model never uses (du when the embedding is folded, the dropout
+     * masks in a run without dropout) are never touched, so they take no memory */
     c->acts_block = calloc(total, sizeof(float));
     if (!c->params || !c->grads || !c->m || !c->v || !c->acts_block) {
         err_set(e,

@@ -310,8 +310,9 @@ static const uint64_t CUDA_RUNTIME_RESERVE = 256u << 20;
 /* Every allocation of cuda_setup, from the same sizes: parameters, gradients and moments, activations,
  * the token batch and its buckets, the reduction results and cuBLAS's workspace on the device; the pinned
  * staging buffers and the host sampler's scratch on the host. */
-static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B)
+static MemoryNeed cuda_memory(const ModelConfig *cfg, int max_T, int max_B, int dropout)
 {
+    (void)dropout; /* device memory is taken whole by cudaMalloc, dropout's buffer with the rest */
     const uint64_t T = (uint64_t)max_T, B = (uint64_t)max_B, V = (uint64_t)cfg->vocab;
     size_t sizes[CUDA_BUFFERS];
     cuda_buffer_sizes(cfg, max_T, max_B, sizes);
