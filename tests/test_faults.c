@@ -259,7 +259,7 @@ static long peak_memory_kb(const char *data)
 Test(faults, large_text_takes_two_bytes_per_character, .init = setup, .fini = teardown)
 {
 #if defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("AddressSanitizer's own memory (redzones, shadow) would count against the budget");
+    SKIP_REMOVING(dir, "AddressSanitizer's own memory (redzones, shadow) would count against the budget");
 #endif
     const size_t chars = 24u << 20; /* 24 Mi characters */
     FILE *f = fopen(path_in_dir("big.txt"), "w");
@@ -412,7 +412,7 @@ static long train_peak_kib(const char *batch, const char *dropout, long *estimat
 Test(faults, the_memory_estimate_matches_what_a_run_uses, .init = setup, .fini = teardown)
 {
 #if defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("AddressSanitizer's own memory (redzones, shadow) would count against the estimate");
+    SKIP_REMOVING(dir, "AddressSanitizer's own memory (redzones, shadow) would count against the estimate");
 #endif
     const char *dropouts[] = {"0", "0.3"};
     for (int d = 0; d < 2; d++) {
