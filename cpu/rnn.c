@@ -104,7 +104,7 @@ void dropout_apply(float *out, const float *in, const uint8_t *keep, float p, si
     /* keep ? in * scale : +0, as a bit mask rather than a branch: the mask is random, so a branch would be
      * mispredicted a third of the time, and the loop vectorises. */
     const float scale = dropout_scale(p);
-#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_ELEMENTS)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= PARALLEL_ELEMENTS)
     for (size_t i = 0; i < n; i++) {
         const float v = in[i] * scale;
         uint32_t bits;
