@@ -277,7 +277,8 @@ def quality(args, work):
     run([args.bin, "train"] + device + cell_flags(args, dropout=True) + [
         "--data", args.data, "--embed", str(E), "--hidden", str(H), "--layers", str(L), "--seq-len", str(T),
         "--batch", str(B), "--steps", str(args.quality_steps), "--lr", "0.002", "--lr-schedule", "constant",
-        "--eval-every", "0", "--save-every", "0", "--out", ckpt, "--overwrite"], os.environ, work, stdout=subprocess.DEVNULL)
+        "--eval-every", "0", "--save-every", "0", "--out", ckpt, "--overwrite"],
+        os.environ, work, stdout=subprocess.DEVNULL)
     out = run([args.bin, "eval"] + device + ["--checkpoint", ckpt], os.environ, work, stdout=subprocess.PIPE)
     ours_loss = float(out.stdout.split()[0])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")

@@ -97,11 +97,11 @@ static void cpu_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_
     memcpy(sizes, s, sizeof s);
 }
 
-/* The floats of the activations' one allocation: every buffer in whole lines, and a line to align it. */
-static size_t cpu_activation_floats(const ModelConfig *cfg, int max_T, int max_B)
+/* The floats of the activations' one allocation: every buffer of sizes (cpu_buffer_sizes) in whole lines,
+ * and a line to align it. */
+static size_t cpu_activation_floats(const size_t sizes[CPU_BUFFERS])
 {
-    size_t sizes[CPU_BUFFERS], total = LINE_FLOATS;
-    cpu_buffer_sizes(cfg, max_T, max_B, sizes);
+    size_t total = LINE_FLOATS;
     for (size_t i = 0; i < CPU_BUFFERS; i++)
         total += lines(sizes[i]);
     return total;
@@ -113,7 +113,7 @@ static MemoryNeed cpu_memory(const ModelConfig *cfg, int max_T, int max_B, int d
 {
     size_t sizes[CPU_BUFFERS];
     cpu_buffer_sizes(cfg, max_T, max_B, sizes);
-    const uint64_t floats = 4 * (uint64_t)model_num_params(cfg) + cpu_activation_floats(cfg, max_T, max_B) -
+    const uint64_t floats = 4 * (uint64_t)model_num_params(cfg) + cpu_activation_floats(sizes) -
                             (dropout ? 0 : lines(sizes[CPU_KEEP]));
     return (MemoryNeed){.host = floats * sizeof(float), .device = 0};
 }
@@ -156,7 +156,7 @@ static void *cpu_create(const ModelConfig *cfg, int max_T, int max_B, const Back
     const size_t GH = (size_t)cell_gates(cfg->cell) * H;
     size_t sizes[CPU_BUFFERS];
     cpu_buffer_sizes(cfg, max_T, max_B, sizes);
-    const size_t total = cpu_activation_floats(cfg, max_T, max_B);
+    const size_t total = cpu_activation_floats(sizes);
 
     c->params = calloc(c->n_params, sizeof(float));
     c->grads = calloc(c->n_params, sizeof(float));
