@@ -29,13 +29,14 @@ int cmd_device(int argc, char **argv, const GlobalOptions *g)
     const char *path = NULL;
     int dev = (int)g->device, threads = cli_default_threads(), tf32 = 0;
     ModelConfig m = {.vocab = DEFAULT_VOCAB, .embed = DEFAULT_EMBED, .hidden = DEFAULT_HIDDEN, .layers = DEFAULT_LAYERS};
-    int T = DEFAULT_SEQ_LEN, B = DEFAULT_BATCH;
+    int T = DEFAULT_SEQ_LEN, B = DEFAULT_BATCH, cell = (int)CELL_RNN;
     Option opts[] = {
         {"--checkpoint", ARG_STRING, &path, 0, 0, NULL, "FILE", "the model and batch shape of a checkpoint"},
         {"--vocab", ARG_INT, &m.vocab, 2, 65536, NULL, "V", "vocabulary size (default: tiny shakespeare's 65)"},
         {"--embed", ARG_INT, &m.embed, 1, MODEL_MAX_WIDTH, NULL, "E", "character embedding width"},
         {"--hidden", ARG_INT, &m.hidden, 1, MODEL_MAX_WIDTH, NULL, "H", "hidden units per layer"},
         {"--layers", ARG_INT, &m.layers, 1, MODEL_MAX_LAYERS, NULL, "L", "stacked recurrent layers"},
+        {"--cell", ARG_CHOICE, &cell, 0, 0, CELL_NAMES, "CELL", "rnn (tanh), gru or lstm"},
         {"--seq-len", ARG_INT, &T, 1, MAX_SEQ_LEN, NULL, "T", "timesteps per sequence"},
         {"--batch", ARG_INT, &B, 1, MAX_BATCH, NULL, "B", "sequences per batch"},
         DEVICE_OPTIONS(&dev, &threads, &tf32),
@@ -62,13 +63,19 @@ int cmd_device(int argc, char **argv, const GlobalOptions *g)
             return cli_fail(EXIT_USAGE, e.msg);
         m = ck.cfg.model, T = ck.cfg.seq_len, B = ck.cfg.batch;
         checkpoint_free(&ck);
-    } else if (model_config_check(&m, &e) != 0) {
-        return cli_fail(EXIT_USAGE, e.msg);
+    } else {
+        m.cell = (CellKind)cell;
+        if (model_config_check(&m, &e) != 0)
+            return cli_fail(EXIT_USAGE, e.msg);
     }
+    int shaped = 0; /* an option gave the model or the batch shape */
+    for (int i = 0; i < n_opts; i++)
+        shaped |= opts[i].given && strcmp(opts[i].name, "--device") && strcmp(opts[i].name, "--threads") &&
+                  strcmp(opts[i].name, "--tf32");
     char n1[32];
-    printf("model       vocab %d, embed %d, hidden %d, layers %d (%s parameters); batches of %d x %d%s\n", m.vocab,
-           m.embed, m.hidden, m.layers, fmt_count(model_num_params(&m), n1, sizeof n1), B, T,
-           path ? "" : (option_find(opts, n_opts, "--hidden")->given ? "" : " (train's defaults)"));
+    printf("model       %s cell, vocab %d, embed %d, hidden %d, layers %d (%s parameters); batches of %d x %d%s\n",
+           cell_name(m.cell), m.vocab, m.embed, m.hidden, m.layers, fmt_count(model_num_params(&m), n1, sizeof n1), B, T,
+           path || shaped ? "" : " (train's defaults)");
     const BackendOps *ops, *cuda = NULL;
     const char *note;
     if (dev != DEVICE_CUDA) {

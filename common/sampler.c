@@ -15,16 +15,16 @@
 
 double sample_seconds_cpu(const ModelConfig *cfg)
 {
-    const double E = cfg->embed, H = cfg->hidden, L = cfg->layers, V = cfg->vocab;
-    return (E * H + H * H + (L - 1) * 2 * H * H + H * V) / CPU_SAMPLE_MACS_PER_S;
+    const double E = cfg->embed, H = cfg->hidden, L = cfg->layers, V = cfg->vocab, G = cell_gates(cfg->cell);
+    return (G * (E * H + H * H + (L - 1) * 2 * H * H) + H * V) / CPU_SAMPLE_MACS_PER_S;
 }
 
 /* Layer 0's input is a gathered row of Emb W_xh (the CUDA backend keeps it when V H is small), so the
  * kernel reads W_hh of every layer, W_xh above the first, and W_hy, once each. */
 double sample_seconds_gpu(const ModelConfig *cfg)
 {
-    const double H = cfg->hidden, L = cfg->layers, V = cfg->vocab;
-    const double bytes = sizeof(float) * (H * H + (L - 1) * 2 * H * H + H * V + H);
+    const double H = cfg->hidden, L = cfg->layers, V = cfg->vocab, G = cell_gates(cfg->cell);
+    const double bytes = sizeof(float) * (G * (H * H + (L - 1) * 2 * H * H) + H * V + H);
     return GPU_SAMPLE_LAUNCH_S + bytes / GPU_SAMPLE_L2_BYTES_PER_S;
 }
 

@@ -24,7 +24,8 @@ int sample_logits(const float *logits, int V, const SamplerConfig *s, Rng *rng, 
  * the CUDA backend (one launch of its one-block kernel), in seconds; `sample --device auto` takes the
  * faster. The CPU's figure is the multiply-adds per character at the rate measured on the development
  * machine; the GPU's, the launch and the two-byte copy back, plus reading every weight from L2 at one
- * SM's bandwidth (bench/floor.py prints the same model; the first GPU run measures both terms). */
+ * SM's bandwidth (bench/floor.py prints the same model for the tanh cell; the first GPU run measures both
+ * terms). A gated cell's G gates multiply its recurrent weights, and so both figures' part for them. */
 double sample_seconds_cpu(const ModelConfig *cfg);
 double sample_seconds_gpu(const ModelConfig *cfg);
 

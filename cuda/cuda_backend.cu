@@ -1296,12 +1296,15 @@ static int cuda_describe(void *ctx, char *text, size_t len, Err *e)
                 L > 1 ? (c->recurrence == RECURRENCE_PERSISTENT ? "as asked (CHARRNN_CUDA_RECURRENCE=persistent)"
                                                                 : p->why_not_wavefront)
                       : "");
+        char columns[64] = "32 columns";
+        if (p->gates > 1)
+            snprintf(columns, sizeof columns, "32 hidden units (%d gate columns)", 32 * p->gates);
         put(text, len, &used,
             "            %d blocks of 128 threads (%d layer%s x %d row tiles x %d column tiles), each %d batch rows x "
-            "32 columns, its 4 warps summing a quarter of k each; %zu bytes of shared memory per block, %d blocks "
+            "%s, its 4 warps summing a quarter of k each; %zu bytes of shared memory per block, %d blocks "
             "per SM at most, %d registers per thread (batch %d, hidden %d)\n",
             p->blocks, p->layers_per_launch, p->layers_per_launch > 1 ? "s" : "", p->row_tiles, p->col_tiles, p->rows,
-            p->shared_bytes, p->blocks_per_sm, p->registers, B, H);
+            columns, p->shared_bytes, p->blocks_per_sm, p->registers, B, H);
     }
     put(text, len, &used, "products    cuBLAS, %s\n",
         c->tf32 ? "TF32 on tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32)" : "float32 (CUBLAS_COMPUTE_32F)");

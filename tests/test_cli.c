@@ -332,7 +332,23 @@ Test(cli, selftest_and_device_run_on_the_cpu, .init = setup, .fini = teardown)
     cr_assert_eq(RUN("--device", "cpu", "selftest"), 0, "%s%s", out, err);
     cr_expect(strstr(out, "selftest: passed") && strstr(out, "W_hy") && strstr(out, "carried state"), "%s", out);
     cr_assert_eq(RUN("--device", "cpu", "device", "--layers", "3"), 0, "%s", err);
-    cr_expect(strstr(out, "layers 3") && strstr(out, "cpu ") && !strstr(out, "cuda"), "%s", out);
+    cr_expect(strstr(out, "rnn cell") && strstr(out, "layers 3") && strstr(out, "cpu ") && !strstr(out, "cuda") &&
+                  !strstr(out, "train's defaults"),
+              "%s", out);
+    /* a gated cell: its parameters, and sampling modelled over its 4 gates' weights (the tanh cell's
+     * recurrent multiply-adds 4 times over, the output projection once: 3.5 times the time here) */
+    double us[2] = {0, 0};
+    char *cells[2] = {"rnn", "lstm"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(RUN("--device", "cpu", "device", "--cell", cells[i], "--hidden", "100"), 0, "%s", err);
+        const char *at = strstr(out, "sampling modelled at ");
+        cr_assert(at && sscanf(at, "sampling modelled at %lf", &us[i]) == 1, "%s", out);
+    }
+    cr_expect(strstr(out, "lstm cell") && strstr(out, "(157,125 parameters)"), "%s", out);
+    cr_expect(us[1] > 3.0 * us[0] && us[1] < 4.0 * us[0], "rnn %g us, lstm %g us", us[0], us[1]);
+    cr_assert_eq(RUN("--device", "cpu", "device"), 0, "%s", err);
+    cr_expect(strstr(out, "(train's defaults)"), "%s", out);
+    EXPECT_USAGE_ERROR("--cell: expected one of rnn, gru, lstm", "device", "--cell", "elman");
     EXPECT_USAGE_ERROR("--tf32", "--device", "cpu", "selftest", "--tf32");
     EXPECT_USAGE_ERROR("--layers: expected a whole number from 1 to 16", "device", "--layers", "17");
 }

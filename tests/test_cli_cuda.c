@@ -140,6 +140,9 @@ Test(cli_cuda, device_shows_the_gpu_and_the_plan, .init = setup, .fini = teardow
     cr_expect(strstr(out, "hidden 13, layers 2") && strstr(out, "batches of 3 x 9") && strstr(out, "samples on cpu"),
               "%s", out);
     EXPECT_USAGE_ERROR("--checkpoint gives the model", "device", "--checkpoint", "g.ckpt", "--hidden", "5");
+    /* a gated cell's block keeps G x 32 columns of W_hh */
+    cr_assert_eq(RUN("--device", "cuda", "device", "--cell", "gru", "--hidden", "64", "--batch", "8"), 0, "%s", err);
+    cr_expect(strstr(out, "gru cell") && strstr(out, "32 hidden units (96 gate columns)"), "%s", out);
 }
 
 /* sample --device auto takes the device this model generates faster on: for a small model the CPU, said
