@@ -24,6 +24,15 @@ static int describe(const BackendOps *ops, const ModelConfig *m, int T, int B, i
     return EXIT_OK;
 }
 
+/* Whether an option given on the command line sets the model or the batch shape (all but --checkpoint and
+ * the device options). */
+static int shapes_the_model(const Option *o)
+{
+    const char *name = o->name;
+    return o->given && strcmp(name, "--checkpoint") && strcmp(name, "--device") && strcmp(name, "--threads") &&
+           strcmp(name, "--tf32");
+}
+
 int cmd_device(int argc, char **argv, const GlobalOptions *g)
 {
     const char *path = NULL;
@@ -51,11 +60,12 @@ int cmd_device(int argc, char **argv, const GlobalOptions *g)
         return status;
     if (tf32 && dev == DEVICE_CPU)
         return cli_fail(EXIT_USAGE, TF32_ON_CPU);
-    for (int i = 0; path && i < n_opts; i++)
-        if (opts[i].given && strcmp(opts[i].name, "--checkpoint") && strcmp(opts[i].name, "--device") &&
-            strcmp(opts[i].name, "--threads") && strcmp(opts[i].name, "--tf32"))
-            return cli_fail(EXIT_USAGE, "device: --checkpoint gives the model and batch shape; leave out the options "
-                                        "that would change them");
+    int shaped = 0; /* an option gave the model or the batch shape */
+    for (int i = 0; i < n_opts; i++)
+        shaped |= shapes_the_model(&opts[i]);
+    if (path && shaped)
+        return cli_fail(EXIT_USAGE, "device: --checkpoint gives the model and batch shape; leave out the options "
+                                    "that would change them");
     Err e;
     if (path) {
         Checkpoint ck;
@@ -68,10 +78,6 @@ int cmd_device(int argc, char **argv, const GlobalOptions *g)
         if (model_config_check(&m, &e) != 0)
             return cli_fail(EXIT_USAGE, e.msg);
     }
-    int shaped = 0; /* an option gave the model or the batch shape */
-    for (int i = 0; i < n_opts; i++)
-        shaped |= opts[i].given && strcmp(opts[i].name, "--device") && strcmp(opts[i].name, "--threads") &&
-                  strcmp(opts[i].name, "--tf32");
     char n1[32];
     printf("model       %s cell, vocab %d, embed %d, hidden %d, layers %d (%s parameters); batches of %d x %d%s\n",
            cell_name(m.cell), m.vocab, m.embed, m.hidden, m.layers, fmt_count(model_num_params(&m), n1, sizeof n1), B, T,
