@@ -3,13 +3,16 @@
  * last error, and a sticky error after a device fault that every later call returns until
  * cudaDeviceReset). Device memory is host memory from posix_memalign, allocated to the exact size
  * so AddressSanitizer reports accesses past its end, and filled with 0xFF bytes (NaN floats) so
- * that reading memory nobody wrote shows up in results. */
+ * that reading memory nobody wrote shows up in results. Of its 80 GiB, no more is free than the host
+ * has available. */
 #include "emu_internal.h"
 #include "emu_report.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -386,6 +389,32 @@ const ErrorInfo *error_info(cudaError_t e)
     return nullptr;
 }
 
+/* The device's memory is the host's: what the kernel counts as available (MemAvailable in
+ * /proc/meminfo), or, where that cannot be read, the free physical pages. */
+size_t host_memory_available()
+{
+    size_t kib = 0;
+    if (FILE *f = fopen("/proc/meminfo", "r")) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1)
+                break;
+        fclose(f);
+    }
+    if (kib > 0)
+        return kib << 10;
+    long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+}
+
+/* What a cudaMalloc may take now: the device's memory less what is allocated, and no more than the
+ * host has available, so that an allocation the host cannot hold fails as cudaMalloc does instead of
+ * meeting the host's out-of-memory killer when its pages are poisoned. */
+size_t device_free_bytes(size_t live_bytes)
+{
+    return std::min(emu::kTotalGlobalMem - live_bytes, host_memory_available());
+}
+
 } // namespace
 
 /* ---- Shared with the scheduler and cuBLAS ---- */
@@ -690,7 +719,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
         return finish(cudaErrorInvalidValue);
     std::lock_guard<std::mutex> lock(device().mutex);
     *total_bytes = emu::kTotalGlobalMem;
-    *free_bytes = emu::kTotalGlobalMem - device().live_bytes;
+    *free_bytes = device_free_bytes(device().live_bytes);
     return cudaSuccess;
 }
 
@@ -733,7 +762,7 @@ static cudaError_t allocate(void **ptr, size_t size, bool pinned_host)
     Device &d = device();
     std::lock_guard<std::mutex> lock(d.mutex);
     void *p = nullptr;
-    if (size > emu::kTotalGlobalMem - d.live_bytes || posix_memalign(&p, kDeviceAlign, size) != 0)
+    if (size > device_free_bytes(d.live_bytes) || posix_memalign(&p, kDeviceAlign, size) != 0)
         return finish(cudaErrorMemoryAllocation);
     if (!pinned_host)
         memset(p, kMemoryPoison, size);

@@ -5,7 +5,9 @@
 #include "emu_report.h"
 #include "kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <criterion/criterion.h>
 #include <cstring>
 #include <string>
@@ -135,6 +137,37 @@ Test(emu_runtime, allocation_beyond_the_80_GiB_of_the_device_fails)
     size_t free_bytes = 0, total = 0;
     cr_assert_eq(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
     cr_assert_eq(total, (size_t)80 << 30);
+}
+
+/* The host's MemAvailable, in bytes (0 where /proc/meminfo cannot be read). */
+static size_t host_available()
+{
+    size_t kib = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib << 10;
+}
+
+Test(emu_runtime, free_memory_is_no_more_than_the_host_has)
+{
+    const size_t before = host_available();
+    if (before == 0)
+        cr_skip_test("/proc/meminfo has no MemAvailable");
+    size_t free_bytes = 0, total = 0;
+    cr_assert_eq(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
+    const size_t after = host_available(), slack = (size_t)256 << 20;
+    cr_assert_leq(free_bytes, std::max(before, after) + slack, "free %zu, the host has %zu", free_bytes, after);
+    if (after + ((size_t)2 << 30) >= total)
+        cr_skip_test("the host has more memory available than the device has");
+    void *p = nullptr;
+    cr_assert_eq(cudaMalloc(&p, after + ((size_t)1 << 30)), cudaErrorMemoryAllocation,
+                 "an allocation beyond the host's memory must fail, not be poisoned into the OOM killer");
+    cr_assert_eq(cudaGetLastError(), cudaErrorMemoryAllocation);
 }
 
 Test(emu_runtime, streams_and_events_follow_cuda_handle_rules)
