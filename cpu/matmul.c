@@ -201,14 +201,26 @@ static int use_openblas(int M, int N, int K)
     return !blas_off && (long)M * N * K >= SMALL_PRODUCT;
 }
 
-/* Rows i0..i1-1 of the product in one single-threaded OpenBLAS call: the threads are the loops' own,
+/* Rows of C per OpenBLAS call where A is read as stored. OpenBLAS packs the rows of such an A it is
+ * given into its own working memory, up to a buffer of tens of MiB per calling thread: [T B, H] in one
+ * call would make that memory grow with the batch, unlike everything the memory estimate counts. In
+ * blocks it stays at a few MiB per thread; packing B again for each block costs about 1 % of its
+ * multiply-adds. */
+#define BLAS_ROWS 1024
+
+/* Rows i0..i1-1 of the product in single-threaded OpenBLAS calls: the threads are the loops' own,
  * so that one pool of threads does all the work (two pools on the same cores would take turns
  * spinning while the other works). */
 static void blas_rows(const Product *p, int i0, int i1)
 {
-    cblas_sgemm(CblasRowMajor, p->transposed_a ? CblasTrans : CblasNoTrans, p->transposed_b ? CblasTrans : CblasNoTrans,
-                i1 - i0, p->N, p->K, 1.0f, p->A + (size_t)i0 * p->a_row, p->transposed_a ? p->M : p->K, p->B,
-                p->transposed_b ? p->K : p->N, p->accumulate ? 1.0f : 0.0f, p->C + (size_t)i0 * p->N, p->N);
+    const int block = p->transposed_a ? i1 - i0 : BLAS_ROWS;
+    for (int i = i0; i < i1; i += block) {
+        const int rows = i1 - i < block ? i1 - i : block;
+        cblas_sgemm(CblasRowMajor, p->transposed_a ? CblasTrans : CblasNoTrans,
+                    p->transposed_b ? CblasTrans : CblasNoTrans, rows, p->N, p->K, 1.0f, p->A + (size_t)i * p->a_row,
+                    p->transposed_a ? p->M : p->K, p->B, p->transposed_b ? p->K : p->N, p->accumulate ? 1.0f : 0.0f,
+                    p->C + (size_t)i * p->N, p->N);
+    }
 }
 
 const char *matmul_backend(void)
