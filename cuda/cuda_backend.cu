@@ -269,8 +269,26 @@ static size_t bucket_ints(int max_T, int max_B, int V)
     return (size_t)max_T * max_B + 2 * ((size_t)V + 1) + (size_t)max_chunks(max_T, max_B, V);
 }
 
+/* Every activation buffer starts on a 256-byte boundary, as cudaMalloc's own allocations do, so that
+ * the kernels' 16-byte vector loads of a row find it aligned whatever the sizes before it (a buffer of
+ * T B E floats with E odd would otherwise leave the next one misaligned). */
+#define ALIGN_FLOATS 64
+static size_t aligned(size_t floats)
+{
+    return (floats + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+/* The next buffer of `floats` from the activations' allocation. */
+static float *take(float **a, size_t floats)
+{
+    float *buffer = *a;
+    *a += aligned(floats);
+    return buffer;
+}
+
 /* The activation buffers for batches of up to max_T x max_B, in the order cuda_setup lays them out: the
- * one place that sizes them, for cuda_setup and for the memory estimate alike. */
+ * one place that sizes them, for cuda_setup and for the memory estimate alike. Each is counted in whole
+ * aligned pieces (aligned()), a per-layer buffer per layer; a buffer a cell does not use has size 0. */
 enum { CUDA_BUFFERS = 18 };
 static void cuda_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size_t sizes[CUDA_BUFFERS])
 {
@@ -281,24 +299,24 @@ static void cuda_buffer_sizes(const ModelConfig *cfg, int max_T, int max_B, size
     const int folds = V <= T * B || V * GH <= SAMPLE_FOLD_FLOATS;
     const int lstm = cfg->cell == CELL_LSTM, gru = cfg->cell == CELL_GRU;
     const size_t s[CUDA_BUFFERS] = {
-        T * B * E,                                      /* emb_out */
-        L * (T + 1) * B * H,                            /* h */
-        T * B * V,                                      /* logits */
-        T * B * H,                                      /* dh */
-        L * T * B * GH,                                 /* da */
-        T * B * W,                                      /* du */
-        T * B,                                          /* row_loss */
-        S * L * B * H,                                  /* carry */
-        S * L * H + V,                                  /* sample_h (and c), sample_logits */
-        folds ? V * GH : 0,                             /* vocab_rows */
-        L * GH * H,                                     /* w_hh_t */
-        (size_t)max_chunks(max_T, max_B, (int)V) * WG, /* token_partial */
-        L * T * B * H,                                  /* dropped */
-        G > 1 ? L * T * B * GH : 0,                     /* act */
-        lstm ? L * (T + 1) * B * H : 0,                 /* c */
-        gru ? L * T * B * H : 0,                        /* hn */
-        gru ? L * T * B * GH : 0,                       /* drec */
-        G > 1 ? T * B * H : 0,                          /* dstate */
+        aligned(T * B * E),                                     /* emb_out */
+        L * aligned((T + 1) * B * H),                           /* h */
+        aligned(T * B * V),                                     /* logits */
+        aligned(T * B * H),                                     /* dh */
+        L * aligned(T * B * GH),                                /* da */
+        aligned(T * B * W),                                     /* du */
+        aligned(T * B),                                         /* row_loss */
+        aligned(S * L * B * H),                                 /* carry */
+        aligned(S * L * H) + aligned(V),                        /* sample_h (and c), sample_logits */
+        folds ? aligned(V * GH) : 0,                            /* vocab_rows */
+        aligned(L * GH * H),                                    /* w_hh_t */
+        aligned((size_t)max_chunks(max_T, max_B, (int)V) * WG), /* token_partial */
+        L * aligned(T * B * H),                                 /* dropped */
+        G > 1 ? L * aligned(T * B * GH) : 0,                    /* act */
+        lstm ? L * aligned((T + 1) * B * H) : 0,                /* c */
+        gru ? L * aligned(T * B * H) : 0,                       /* hn */
+        gru ? L * aligned(T * B * GH) : 0,                      /* drec */
+        G > 1 ? aligned(T * B * H) : 0,                         /* dstate */
     };
     memcpy(sizes, s, sizeof s);
 }
@@ -379,33 +397,36 @@ static int cuda_setup(CudaModel *c, Err *e)
     CUDA_TRY(cudaMemsetAsync(c->weights, 0, 4 * P * sizeof(float), c->stream));
     CUDA_TRY(cudaMemsetAsync(c->acts, 0, total * sizeof(float), c->stream));
     float *a = c->acts;
-    c->emb_out = a, a += sizes[0];
+    c->emb_out = take(&a, T * B * (size_t)c->cfg.embed);
     for (size_t l = 0; l < L; l++)
-        c->h[l] = a, a += (T + 1) * B * H;
-    c->logits = a, a += sizes[2];
-    c->dh = a, a += sizes[3];
+        c->h[l] = take(&a, (T + 1) * B * H);
+    c->logits = take(&a, T * B * V);
+    c->dh = take(&a, T * B * H);
     for (size_t l = 0; l < L; l++)
-        c->da[l] = a, a += T * B * GH;
-    c->du = a, a += sizes[5];
-    c->row_loss = a, a += sizes[6];
-    c->carry = a, a += sizes[7];
-    c->sample_h = a, a += S * L * H;
-    c->sample_logits = a, a += V;
-    c->vocab_rows = sizes[9] ? a : NULL, a += sizes[9];
-    c->w_hh_t = a, a += sizes[10];
-    c->token_partial = a, a += sizes[11];
+        c->da[l] = take(&a, T * B * GH);
+    c->du = take(&a, sizes[5]);
+    c->row_loss = take(&a, T * B);
+    c->carry = take(&a, sizes[7]);
+    c->sample_h = take(&a, S * L * H);
+    c->sample_logits = take(&a, V);
+    c->vocab_rows = sizes[9] ? take(&a, sizes[9]) : NULL;
+    c->w_hh_t = take(&a, sizes[10]);
+    c->token_partial = take(&a, sizes[11]);
     for (size_t l = 0; l < L; l++) {
-        c->dropped[l] = a, a += T * B * H;
+        c->dropped[l] = take(&a, T * B * H);
         if (sizes[13])
-            c->act[l] = a, a += T * B * GH;
+            c->act[l] = take(&a, T * B * GH);
         if (sizes[14])
-            c->c[l] = a, a += (T + 1) * B * H;
+            c->c[l] = take(&a, (T + 1) * B * H);
         if (sizes[15])
-            c->hn[l] = a, a += T * B * H;
+            c->hn[l] = take(&a, T * B * H);
         if (sizes[16])
-            c->drec[l] = a, a += T * B * GH;
+            c->drec[l] = take(&a, T * B * GH);
     }
-    c->dstate = sizes[17] ? a : NULL;
+    c->dstate = sizes[17] ? take(&a, sizes[17]) : NULL;
+    if ((size_t)(a - c->acts) != total)
+        return err_set(e, "internal error: the activation buffers take %zu floats, %zu were allocated",
+                       (size_t)(a - c->acts), total);
     const kernels::SampleModel m = sample_model(c);
     CUDA_TRY(kernels::sample_prepare(&m));
     CUDA_TRY(cudaStreamSynchronize(c->stream));

@@ -490,8 +490,8 @@ __host__ __device__ inline int shared_stride(int width)
 
 /* Copies `rows` rows of H values from src (row-major, H apart; NULL: zeros) to dst (ld apart), zeros
  * past H (to K) and past B: with 16-byte loads and stores when the rows are 16-byte aligned (H a
- * multiple of 4 and src itself aligned: the activation buffers lie one after another in one allocation,
- * so that one after a buffer of T B E floats, E odd, is not). The state was written by other blocks in
+ * multiple of 4 and src itself aligned, as the backend's buffers are, each starting on 256 bytes; a
+ * caller's pointer into one is checked all the same). The state was written by other blocks in
  * this launch: plain loads, not the read-only path (__ldg), which is not coherent with writes made during
  * the kernel. */
 __device__ void stage_rows(float *dst, int ld, const float *src, int r0, int rows, int B, int H)

@@ -424,9 +424,10 @@ Test(parity, gated_persistent_kernel_every_tile_height)
     check_every_tile_height(CELL_LSTM, 0);
 }
 
-/* H a multiple of 4 stages rows with 16-byte loads, but only from 16-byte aligned rows: behind the
- * embedding's T B E = 105 floats (E odd) the first layer's h is not, and a 16-byte load from it would
- * fault on a GPU (the sanitizer build reports it as a misaligned load). The LSTM's da (G H = 64) too. */
+/* H a multiple of 4 stages rows with 16-byte loads. With the buffers packed one after another, the
+ * embedding's T B E = 105 floats (E odd) put the first layer's h off 16 bytes, and a 16-byte load from
+ * it would fault on a GPU (the sanitizer build reports it as a misaligned load); the LSTM's da (G H = 64)
+ * too. Every buffer now starts on 256 bytes, and the staging checks each row's pointer as well. */
 Test(parity, persistent_kernel_stages_rows_that_are_not_16_byte_aligned)
 {
     const Variant v = {"persistent", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_PERSISTENT}};
