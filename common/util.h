@@ -5,6 +5,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* `floats` rounded up to whole units of `unit` floats; and the next buffer of `floats` cut from *a in
+ * such units, *a moved past it. Both backends lay out their activations this way, so that every
+ * buffer in one allocation starts on an aligned boundary. */
+static inline size_t floats_rounded(size_t floats, size_t unit)
+{
+    return (floats + unit - 1) / unit * unit;
+}
+
+static inline float *take_floats(float **a, size_t floats, size_t unit)
+{
+    float *buffer = *a;
+    *a += floats_rounded(floats, unit);
+    return buffer;
+}
+
 /* Functions that can fail return -1 (or NULL) and describe the failure here; only main prints. */
 typedef struct {
     char msg[512];

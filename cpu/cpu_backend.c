@@ -53,14 +53,12 @@ typedef struct {
 #define LINE_FLOATS 16
 static size_t lines(size_t floats)
 {
-    return (floats + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
+    return floats_rounded(floats, LINE_FLOATS);
 }
 
 static float *take(float **a, size_t floats)
 {
-    float *buffer = *a;
-    *a += lines(floats);
-    return buffer;
+    return take_floats(a, floats, LINE_FLOATS);
 }
 
 /* The activation buffers for batches of up to max_T x max_B, in the order cpu_create lays them out: the

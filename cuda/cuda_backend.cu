@@ -275,15 +275,13 @@ static size_t bucket_ints(int max_T, int max_B, int V)
 #define ALIGN_FLOATS 64
 static size_t aligned(size_t floats)
 {
-    return (floats + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+    return floats_rounded(floats, ALIGN_FLOATS);
 }
 
 /* The next buffer of `floats` from the activations' allocation. */
 static float *take(float **a, size_t floats)
 {
-    float *buffer = *a;
-    *a += aligned(floats);
-    return buffer;
+    return take_floats(a, floats, ALIGN_FLOATS);
 }
 
 /* The activation buffers for batches of up to max_T x max_B, in the order cuda_setup lays them out: the
