@@ -28,13 +28,16 @@ static void teardown(void)
     remove_tree(dir);
 }
 
-/* A run long enough to be interrupted; extra options are appended. */
-#define LONG_RUN(...)                                                                                                  \
+/* A run long enough to be interrupted, of the shape the options give; extra options are appended. */
+#define ENDLESS_RUN(...)                                                                                               \
     (char *[])                                                                                                         \
     {                                                                                                                  \
-        "--device", "cpu", "train", "--data", "text.txt", "--hidden", "16", "--layers", "1", "--seq-len", "16",        \
-            "--batch", "4", "--steps", "100000000", "--eval-every", "0", "--out", "m.ckpt", __VA_ARGS__, NULL          \
+        "--device", "cpu", "train", "--data", "text.txt", "--steps", "100000000", "--eval-every", "0", "--out",        \
+            "m.ckpt", __VA_ARGS__, NULL                                                                                \
     }
+/* The same with a tiny model, whose steps take about a millisecond. */
+#define LONG_RUN(...)                                                                                                  \
+    ENDLESS_RUN("--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch", "4", __VA_ARGS__)
 
 static char *path_in_dir(const char *name)
 {
@@ -114,10 +117,11 @@ Test(faults, second_sigint_exits_at_once_and_keeps_a_whole_checkpoint, .init = s
     Child c;
     /* A checkpoint every step, so that the second signal may well land in the middle of a write; steps
      * long enough (a tenth of a second or more) that the run is still in one when the second arrives. */
-    char *args[] = {"--device", "cpu",  "train",       "--data", "text.txt", "--hidden", "384", "--seq-len",
-                    "128",      "--batch", "64",        "--threads", "1",     "--steps", "100000000",
-                    "--eval-every", "0", "--save-every", "1", "--out", "m.ckpt", NULL};
-    cr_assert_eq(start_charrnn(&c, dir, args, 0), 0);
+    cr_assert_eq(start_charrnn(&c, dir,
+                               ENDLESS_RUN("--hidden", "384", "--seq-len", "128", "--batch", "64", "--threads", "1",
+                                           "--save-every", "1"),
+                               0),
+                 0);
     cr_assert(wait_for_stderr(&c, "step "), "%s", c.err);
     for (int tries = 0; access(path_in_dir("m.ckpt"), F_OK) != 0 && tries < 1000; tries++)
         usleep(10000); /* until the first checkpoint exists: that is the one that must stay whole */
