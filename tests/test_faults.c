@@ -36,8 +36,7 @@ static void teardown(void)
             "m.ckpt", __VA_ARGS__, NULL                                                                                \
     }
 /* The same with a tiny model, whose steps take about a millisecond. */
-#define LONG_RUN(...)                                                                                                  \
-    ENDLESS_RUN("--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch", "4", __VA_ARGS__)
+#define LONG_RUN(...) ENDLESS_RUN("--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch", "4", __VA_ARGS__)
 
 static char *path_in_dir(const char *name)
 {
