@@ -428,7 +428,7 @@ Test(parity, gated_persistent_kernel_every_tile_height)
  * embedding's T B E = 105 floats (E odd) put the first layer's h off 16 bytes, and a 16-byte load from
  * it would fault on a GPU (the sanitizer build reports it as a misaligned load); the LSTM's da (G H = 64)
  * too. Every buffer now starts on 256 bytes, and the staging checks each row's pointer as well. */
-Test(parity, persistent_kernel_stages_rows_that_are_not_16_byte_aligned)
+Test(parity, persistent_kernel_behind_an_embedding_of_odd_width)
 {
     const Variant v = {"persistent", {.graphs = GRAPHS_OFF, .recurrence = RECURRENCE_PERSISTENT}};
     const CellKind cells[] = {CELL_RNN, CELL_LSTM};
